@@ -1,0 +1,36 @@
+# Local development and CI entry points. See DESIGN.md section 7.
+#   make servers        make sure PostgreSQL + RabbitMQ are reachable, write .local/env
+#   make run            run all built services against them (Ctrl-C stops)
+#   make test           servers, then the whole workspace test suite
+#   make lint           rustfmt check + clippy with warnings denied
+#   make stop-servers   stop the private instances started by `make servers`
+# LOCAL_SERVERS=auto|private (default auto) chooses configured vs private servers.
+
+SHELL := /bin/bash
+.SHELLFLAGS := -euo pipefail -c
+.DEFAULT_GOAL := test
+
+LOCAL_SERVERS ?= auto
+export LOCAL_SERVERS
+
+ifdef CI
+export CARGO_TERM_COLOR := never
+endif
+
+.PHONY: servers run test lint stop-servers
+
+servers:
+	bash scripts/servers.sh
+
+run:
+	bash scripts/run.sh
+
+test: servers
+	. .local/env && cargo test --workspace --all-targets
+
+lint:
+	cargo fmt --all -- --check
+	cargo clippy --workspace --all-targets -- -D warnings
+
+stop-servers:
+	bash scripts/servers.sh stop

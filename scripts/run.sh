@@ -1,0 +1,161 @@
+#!/usr/bin/env bash
+# Runs every built service locally against the servers picked by
+# scripts/servers.sh. Stays in the foreground; Ctrl-C / SIGTERM stops all.
+#
+# Inputs (environment): those of scripts/servers.sh (DATABASE_URL, AMQP_URL,
+# LOCAL_SERVERS), plus
+#   RUN_SKIP_BUILD=1   do not run `cargo build --bins` first
+#   CARGO_TARGET_DIR   where the binaries are (default: target)
+#   RUN_STOP_TIMEOUT   seconds to wait after SIGTERM before SIGKILL (15)
+set -euo pipefail
+
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+cd "$ROOT"
+
+# In start order; the ops port is 9101 + the position in this list, so a
+# service keeps its port when others are missing.
+SERVICES=(enrollment collection benefits card-issuance notification)
+OPS_PORT_BASE=9101
+DB_NAME=insurance
+STOP_TIMEOUT="${RUN_STOP_TIMEOUT:-15}"
+
+log() { printf '[run] %s\n' "$*" >&2; }
+die() {
+	printf '[run] ERROR: %s\n' "$*" >&2
+	exit 1
+}
+
+# with_database <url> <name>: the same URL with another database name.
+with_database() {
+	local url=$1 db=$2 scheme rest query=""
+	if [[ $url == *\?* ]]; then
+		query="?${url#*\?}"
+		url=${url%%\?*}
+	fi
+	scheme=${url%%://*}
+	rest=${url#*://}
+	rest=${rest%%/*}
+	printf '%s://%s/%s%s\n' "$scheme" "$rest" "$db" "$query"
+}
+
+# Prefixes each line read from stdin with the service name.
+prefix_lines() {
+	local name=$1 line
+	while IFS= read -r line || [[ -n $line ]]; do
+		printf '%-14s| %s\n' "$name" "$line"
+	done
+}
+
+bash scripts/servers.sh
+# shellcheck source=/dev/null
+. .local/env
+
+command -v psql >/dev/null 2>&1 || die "psql not found (apt-get install -y postgresql-client)"
+exists=$(psql "$DATABASE_URL" -Atqc "select 1 from pg_database where datname = '$DB_NAME'")
+if [[ $exists != 1 ]]; then
+	log "creating database $DB_NAME"
+	# Tolerate a concurrent creator; re-check afterwards.
+	psql "$DATABASE_URL" -qc "create database $DB_NAME" >/dev/null 2>&1 || true
+	exists=$(psql "$DATABASE_URL" -Atqc "select 1 from pg_database where datname = '$DB_NAME'")
+	[[ $exists == 1 ]] || die "could not create database $DB_NAME"
+fi
+INSURANCE_DB_URL=$(with_database "$DATABASE_URL" "$DB_NAME")
+
+if [[ ${RUN_SKIP_BUILD:-0} != 1 ]]; then
+	log "cargo build --bins"
+	cargo build --bins
+fi
+BIN_DIR="${CARGO_TARGET_DIR:-target}/debug"
+
+PIDS=()
+NAMES=()
+STOPPING=0
+
+stop_all() {
+	local sig=${1:-TERM} pid deadline
+	((STOPPING)) && return 0
+	STOPPING=1
+	trap '' INT TERM
+	log "stopping services (SIG$sig)"
+	for pid in "${PIDS[@]}"; do
+		kill -TERM "$pid" 2>/dev/null || true
+	done
+	deadline=$((SECONDS + STOP_TIMEOUT))
+	while any_alive && ((SECONDS < deadline)); do
+		sleep 0.2
+	done
+	for pid in "${PIDS[@]}"; do
+		if kill -0 "$pid" 2>/dev/null; then
+			log "pid $pid did not stop within ${STOP_TIMEOUT}s; sending SIGKILL"
+			kill -KILL "$pid" 2>/dev/null || true
+		fi
+	done
+	wait 2>/dev/null || true
+	log "all services stopped"
+	exit 0
+}
+
+any_alive() {
+	local pid
+	for pid in "${PIDS[@]}"; do
+		kill -0 "$pid" 2>/dev/null && return 0
+	done
+	return 1
+}
+
+trap 'stop_all INT' INT
+trap 'stop_all TERM' TERM
+trap 'stop_all HUP' HUP
+
+for i in "${!SERVICES[@]}"; do
+	name=${SERVICES[$i]}
+	bin="$BIN_DIR/$name"
+	if [[ ! -x $bin ]]; then
+		log "skipping $name (no $bin yet)"
+		continue
+	fi
+	port=$((OPS_PORT_BASE + i))
+	log "starting $name (ops port $port)"
+	APP__DATABASE__URL="$INSURANCE_DB_URL" \
+		APP__BROKER__URL="$AMQP_URL" \
+		APP__OPS__PORT="$port" \
+		APP_ENVIRONMENT=local \
+		"$bin" > >(prefix_lines "$name") 2>&1 &
+	PIDS+=("$!")
+	NAMES+=("$name")
+done
+
+((${#PIDS[@]} > 0)) || die "no service binaries found in $BIN_DIR (looked for: ${SERVICES[*]})"
+
+cat >&2 <<EOF
+[run] running: ${NAMES[*]}
+[run] database: $INSURANCE_DB_URL
+[run] broker:   $(sed -E 's#(://[^:/@]*):[^@/]*@#\1:***@#' <<<"$AMQP_URL")
+[run] send a first command from another terminal:
+        . .local/env && target/debug/insurancectl send medical enrollment get-person --body '{"id_number":"11010519491231002X"}'
+[run] Ctrl-C stops everything.
+EOF
+
+# Foreground: report services that exit on their own, until a signal.
+declare -A REPORTED=()
+while true; do
+	alive=0
+	for j in "${!PIDS[@]}"; do
+		pid=${PIDS[$j]}
+		if kill -0 "$pid" 2>/dev/null; then
+			alive=$((alive + 1))
+		elif [[ -z ${REPORTED[$pid]:-} ]]; then
+			REPORTED[$pid]=1
+			rc=0
+			wait "$pid" || rc=$?
+			log "${NAMES[$j]} exited (status $rc)"
+		fi
+	done
+	if ((alive == 0)); then
+		log "all services exited"
+		exit 1
+	fi
+	# Interruptible pause: traps run as soon as a signal arrives.
+	sleep 1 &
+	wait $! || true
+done

@@ -1,0 +1,144 @@
+//! One supervised AMQP connection per process component. Every broker await is bounded by
+//! a timeout; a broken connection is replaced on the next use, with backoff by the caller.
+
+use lapin::{Channel, Connection, ConnectionProperties};
+use serde::Deserialize;
+use std::future::Future;
+use std::sync::Arc;
+use std::time::Duration;
+use thiserror::Error;
+use tokio::sync::Mutex;
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct BrokerConfig {
+    /// `amqp://user:pass@host:port/vhost` (or `amqps://`).
+    pub url: String,
+    /// Prepended to every exchange and queue name.
+    #[serde(default)]
+    pub prefix: String,
+    /// Upper bound on any single broker operation.
+    #[serde(default = "default_timeout_ms")]
+    pub timeout_ms: u64,
+}
+
+fn default_timeout_ms() -> u64 {
+    10_000
+}
+
+impl BrokerConfig {
+    pub fn timeout(&self) -> Duration {
+        Duration::from_millis(self.timeout_ms)
+    }
+}
+
+#[derive(Debug, Error)]
+pub enum BrokerError {
+    #[error("broker operation '{0}' timed out after {1:?}")]
+    Timeout(&'static str, Duration),
+    #[error("broker operation '{op}' failed")]
+    Amqp {
+        op: &'static str,
+        #[source]
+        source: lapin::Error,
+    },
+    #[error("message was returned by the broker as unroutable: {0}")]
+    Returned(String),
+    #[error("message was negatively acknowledged by the broker")]
+    Nacked,
+}
+
+/// Runs a broker operation under the configured timeout, naming it in the error.
+pub async fn bounded<T>(
+    op: &'static str,
+    timeout: Duration,
+    fut: impl Future<Output = lapin::Result<T>>,
+) -> Result<T, BrokerError> {
+    match tokio::time::timeout(timeout, fut).await {
+        Err(_) => Err(BrokerError::Timeout(op, timeout)),
+        Ok(Err(source)) => Err(BrokerError::Amqp { op, source }),
+        Ok(Ok(v)) => Ok(v),
+    }
+}
+
+/// A lazily (re)connected AMQP connection shared by the parts of one service.
+#[derive(Clone)]
+pub struct Broker {
+    config: Arc<BrokerConfig>,
+    app_id: Arc<str>,
+    conn: Arc<Mutex<Option<Connection>>>,
+}
+
+impl Broker {
+    pub fn new(config: BrokerConfig, app_id: &str) -> Self {
+        Broker {
+            config: Arc::new(config),
+            app_id: app_id.into(),
+            conn: Arc::new(Mutex::new(None)),
+        }
+    }
+
+    pub fn config(&self) -> &BrokerConfig {
+        &self.config
+    }
+
+    pub fn app_id(&self) -> &str {
+        &self.app_id
+    }
+
+    pub fn timeout(&self) -> Duration {
+        self.config.timeout()
+    }
+
+    /// Opens a channel, connecting first if there is no healthy connection.
+    pub async fn channel(&self) -> Result<Channel, BrokerError> {
+        let mut guard = self.conn.lock().await;
+        if let Some(conn) = guard.as_ref()
+            && conn.status().connected()
+        {
+            match bounded("channel.open", self.timeout(), conn.create_channel()).await {
+                Ok(ch) => return Ok(ch),
+                Err(e) => tracing::warn!(error = %e, "opening a channel failed; reconnecting"),
+            }
+        }
+        let props = ConnectionProperties::default()
+            .with_connection_name(format!("{}@{}", self.app_id, std::process::id()).into());
+        let conn = bounded(
+            "connect",
+            self.timeout(),
+            Connection::connect(&self.config.url, props),
+        )
+        .await?;
+        let ch = bounded("channel.open", self.timeout(), conn.create_channel()).await?;
+        *guard = Some(conn);
+        Ok(ch)
+    }
+
+    /// True when the shared connection is open (used by `/readyz`).
+    pub async fn is_connected(&self) -> bool {
+        self.conn
+            .lock()
+            .await
+            .as_ref()
+            .is_some_and(|c| c.status().connected())
+    }
+
+    /// Closes the connection (graceful shutdown).
+    pub async fn close(&self) {
+        if let Some(conn) = self.conn.lock().await.take() {
+            let _ = bounded(
+                "connection.close",
+                self.timeout(),
+                conn.close(200, "shutdown".into()),
+            )
+            .await;
+        }
+    }
+}
+
+/// Exponential backoff with jitter for supervision loops: 100 ms doubling up to `max`.
+pub fn backoff(attempt: u32, max: Duration) -> Duration {
+    let base = Duration::from_millis(100).saturating_mul(1u32 << attempt.min(10));
+    let capped = base.min(max);
+    let jitter = rand::random_range(0..=capped.as_millis() as u64 / 4);
+    capped + Duration::from_millis(jitter)
+}
