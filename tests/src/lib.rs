@@ -1,1 +1,357 @@
+//! Test harness shared by every service's tests and the end-to-end tests.
+//!
+//! Each [`TestEnv`] has its own Postgres schemas (`t_<id>_<service>`) and its own broker name
+//! prefix (`t<id>.`), so tests run in parallel against the same real servers, and it removes
+//! both when dropped, even after a failed assertion. Servers come from `DATABASE_URL` and
+//! `AMQP_URL` (what `make test` exports), defaulting to the local ones.
 
+use contracts::ids::{CreditCode, IdNumber};
+use contracts::{Line, Reply};
+use futures_util::StreamExt;
+use lapin::options::{BasicAckOptions, BasicConsumeOptions, QueueBindOptions, QueueDeclareOptions};
+use lapin::types::FieldTable;
+use messaging::broker::BrokerConfig;
+use messaging::client::{Command, CommandClient};
+use messaging::runtime::{MessagingSettings, ServiceSettings};
+use messaging::{Broker, Names};
+use platform::db::DatabaseSettings;
+use platform::ops::OpsSettings;
+use std::future::Future;
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+use uuid::Uuid;
+
+pub fn database_url() -> String {
+    std::env::var("DATABASE_URL").unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".into())
+}
+
+pub fn amqp_url() -> String {
+    std::env::var("AMQP_URL").unwrap_or_else(|_| "amqp://guest:guest@127.0.0.1:5672/%2f".into())
+}
+
+/// How long tests wait for anything by default.
+pub const WAIT: Duration = Duration::from_secs(20);
+
+pub struct TestEnv {
+    pub id: String,
+    schemas: Mutex<Vec<String>>,
+    queues: Mutex<Vec<String>>,
+}
+
+impl Default for TestEnv {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl TestEnv {
+    pub fn new() -> Self {
+        platform::telemetry::init_for_tests();
+        let id = Uuid::now_v7().simple().to_string();
+        // The random tail of a v7 id; the leading time bits are the same for parallel tests.
+        let id = id[id.len() - 10..].to_owned();
+        TestEnv {
+            id,
+            schemas: Mutex::default(),
+            queues: Mutex::default(),
+        }
+    }
+
+    pub fn prefix(&self) -> String {
+        format!("t{}.", self.id)
+    }
+
+    pub fn names(&self) -> Names {
+        Names::new(self.prefix())
+    }
+
+    pub fn schema(&self, service: &str) -> String {
+        format!("t_{}_{}", self.id, service.replace('-', "_"))
+    }
+
+    pub fn broker_config(&self) -> BrokerConfig {
+        BrokerConfig {
+            url: amqp_url(),
+            prefix: self.prefix(),
+            timeout_ms: 10_000,
+        }
+    }
+
+    /// Settings for `service`: its own schema, this env's prefix, an ephemeral ops port,
+    /// short retry delays.
+    pub fn service_settings(&self, service: &str) -> ServiceSettings {
+        let schema = self.schema(service);
+        self.schemas.lock().expect("lock").push(schema.clone());
+        ServiceSettings {
+            database: DatabaseSettings {
+                url: database_url(),
+                schema,
+                pool_size: 8,
+            },
+            broker: self.broker_config(),
+            ops: OpsSettings {
+                host: "127.0.0.1".into(),
+                port: 0,
+            },
+            telemetry: Default::default(),
+            messaging: MessagingSettings {
+                retry_delay_ms: 300,
+                outbox_poll_ms: 200,
+                drain_deadline_ms: 10_000,
+                ..Default::default()
+            },
+        }
+    }
+
+    /// Registers queues for teardown (a service's owned queues).
+    pub fn track_queues(&self, queues: impl IntoIterator<Item = String>) {
+        self.queues.lock().expect("lock").extend(queues);
+    }
+
+    pub async fn client(&self) -> CommandClient {
+        CommandClient::connect(self.broker_config(), "test-client")
+            .await
+            .expect("client connects")
+    }
+
+    /// A pool on `service`'s schema, for assertions on its tables.
+    pub async fn pool(&self, service: &str) -> deadpool_postgres::Pool {
+        let settings = DatabaseSettings {
+            url: database_url(),
+            schema: self.schema(service),
+            pool_size: 2,
+        };
+        platform::db::connect(&settings).await.expect("test pool")
+    }
+
+    pub fn broker(&self) -> Broker {
+        Broker::new(self.broker_config(), "test")
+    }
+
+    /// Subscribes to events matching `binding` (e.g. `medical.enrollment.*`, `#`).
+    pub async fn tap(&self, binding: &str) -> EventTap {
+        let names = self.names();
+        let broker = self.broker();
+        let ch = broker.channel().await.expect("tap channel");
+        let opts = QueueDeclareOptions {
+            exclusive: true,
+            auto_delete: true,
+            ..Default::default()
+        };
+        let q = ch
+            .queue_declare("".into(), opts, FieldTable::default())
+            .await
+            .expect("tap queue");
+        ch.queue_bind(
+            q.name().clone(),
+            names.events_exchange().as_str().into(),
+            binding.into(),
+            QueueBindOptions::default(),
+            FieldTable::default(),
+        )
+        .await
+        .expect("tap binding (declare the topology first)");
+        let consumer = ch
+            .basic_consume(
+                q.name().clone(),
+                "".into(),
+                BasicConsumeOptions::default(),
+                FieldTable::default(),
+            )
+            .await
+            .expect("tap consumer");
+        EventTap {
+            _broker: broker,
+            _ch: ch,
+            consumer,
+        }
+    }
+}
+
+impl Drop for TestEnv {
+    fn drop(&mut self) {
+        let schemas = std::mem::take(&mut *self.schemas.lock().expect("lock"));
+        let mut queues = std::mem::take(&mut *self.queues.lock().expect("lock"));
+        let names = self.names();
+        queues.push(names.events_archive());
+        let exchanges = vec![
+            names.commands_exchange(),
+            names.events_exchange(),
+            names.control_exchange(),
+        ];
+        let broker_config = self.broker_config();
+        // Teardown runs on its own runtime so it also works while a test is unwinding.
+        let handle = std::thread::spawn(move || {
+            let rt = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .expect("runtime");
+            rt.block_on(async move {
+                if let Ok((client, conn)) =
+                    tokio_postgres::connect(&database_url(), tokio_postgres::NoTls).await
+                {
+                    let driver = tokio::spawn(conn);
+                    for s in &schemas {
+                        let _ = client
+                            .batch_execute(&format!("drop schema if exists {s} cascade"))
+                            .await;
+                    }
+                    drop(client);
+                    let _ = driver.await;
+                }
+                let broker = Broker::new(broker_config, "test-teardown");
+                if let Ok(ch) = broker.channel().await {
+                    let _ =
+                        messaging::topology::delete(&ch, &queues, &exchanges, Duration::from_secs(10)).await;
+                }
+                broker.close().await;
+            });
+        });
+        let _ = handle.join();
+    }
+}
+
+/// Receives the events of one binding.
+pub struct EventTap {
+    _broker: Broker,
+    _ch: lapin::Channel,
+    consumer: lapin::Consumer,
+}
+
+#[derive(Debug, Clone)]
+pub struct Event {
+    pub routing_key: String,
+    pub message_id: String,
+    pub message_type: String,
+    pub correlation_id: Option<String>,
+    pub headers: std::collections::BTreeMap<String, String>,
+    pub body: serde_json::Value,
+}
+
+impl EventTap {
+    /// The next event, or `None` after `wait`.
+    pub async fn next(&mut self, wait: Duration) -> Option<Event> {
+        let d = tokio::time::timeout(wait, self.consumer.next())
+            .await
+            .ok()??
+            .ok()?;
+        let _ = d.acker.ack(BasicAckOptions::default()).await;
+        Some(Event {
+            routing_key: d.routing_key.to_string(),
+            message_id: d
+                .properties
+                .message_id()
+                .as_ref()
+                .map(|s| s.to_string())
+                .unwrap_or_default(),
+            message_type: d
+                .properties
+                .kind()
+                .as_ref()
+                .map(|s| s.to_string())
+                .unwrap_or_default(),
+            correlation_id: d.properties.correlation_id().as_ref().map(|s| s.to_string()),
+            headers: messaging::envelope::headers_of(&d.properties),
+            body: serde_json::from_slice(&d.data).unwrap_or(serde_json::Value::Null),
+        })
+    }
+
+    /// Collects events until `n` have arrived or `wait` has passed.
+    pub async fn collect(&mut self, n: usize, wait: Duration) -> Vec<Event> {
+        let deadline = Instant::now() + wait;
+        let mut out = Vec::new();
+        while out.len() < n {
+            let left = deadline.saturating_duration_since(Instant::now());
+            match self.next(left).await {
+                Some(e) => out.push(e),
+                None => break,
+            }
+        }
+        out
+    }
+
+    /// Waits for the first event with `routing_key`, skipping others.
+    pub async fn expect(&mut self, routing_key: &str) -> Event {
+        let deadline = Instant::now() + WAIT;
+        loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            match self.next(left).await {
+                Some(e) if e.routing_key == routing_key => return e,
+                Some(_) => continue,
+                None => panic!("no {routing_key} event within {WAIT:?}"),
+            }
+        }
+    }
+}
+
+/// Polls `check` until it returns `Some`, or panics after `wait` naming `what`.
+pub async fn wait_for<T, F, Fut>(what: &str, wait: Duration, mut check: F) -> T
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = Option<T>>,
+{
+    let deadline = Instant::now() + wait;
+    loop {
+        if let Some(v) = check().await {
+            return v;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "timed out after {wait:?} waiting for {what}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+/// Sends a command and waits for its reply.
+pub async fn send(
+    client: &CommandClient,
+    line: Line,
+    service: &str,
+    name: &str,
+    body: serde_json::Value,
+) -> Reply {
+    client
+        .send(&Command::new(line, service, name, &body), WAIT)
+        .await
+        .expect("a reply")
+}
+
+/// A valid resident ID number, distinct for every `n` below 36 million (region 420102,
+/// Wuhan Jiang'an district; birth dates from 1960).
+pub fn id_number(n: u32) -> String {
+    let birth =
+        chrono::NaiveDate::from_ymd_opt(1960, 1, 1).expect("date") + chrono::Days::new(u64::from(n / 1000));
+    let body = format!("420102{}{:03}", birth.format("%Y%m%d"), n % 1000);
+    "0123456789X"
+        .chars()
+        .map(|c| format!("{body}{c}"))
+        .find(|candidate| IdNumber::parse(candidate).is_ok())
+        .expect("one check character fits")
+}
+
+/// A valid unified social credit code, distinct for every `n` (`91` company, region 420100).
+pub fn credit_code(n: u32) -> String {
+    let body = format!("91420100{:09}", n);
+    "0123456789ABCDEFGHJKLMNPQRTUWXY"
+        .chars()
+        .map(|c| format!("{body}{c}"))
+        .find(|candidate| CreditCode::parse(candidate).is_ok())
+        .expect("one check character fits")
+}
+
+/// A valid mobile number, distinct for every `n`.
+pub fn phone(n: u32) -> String {
+    format!("139{:08}", n % 100_000_000)
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn generated_identifiers_are_valid_and_distinct() {
+        let ids: std::collections::HashSet<String> = (0..3000).map(super::id_number).collect();
+        assert_eq!(ids.len(), 3000);
+        let codes: std::collections::HashSet<String> = (0..500).map(super::credit_code).collect();
+        assert_eq!(codes.len(), 500);
+    }
+}

@@ -19,6 +19,7 @@ pub mod lines;
 pub mod names;
 pub mod outbox;
 pub mod parking;
+pub mod runtime;
 pub mod topology;
 pub mod trace;
 

@@ -92,6 +92,7 @@ impl ServiceTopology {
         }
         let control = names.control_queue(&self.service);
         out.push(Names::parking(&control));
+        out.push(Names::retry(&control));
         out.push(control);
         out
     }

@@ -4,4 +4,5 @@
 pub mod config;
 pub mod db;
 pub mod ops;
+pub mod shutdown;
 pub mod telemetry;

@@ -1,0 +1,48 @@
+//! Spawns the enrollment service in process against the test environment.
+#![allow(dead_code)]
+
+use messaging::LineSwitches;
+use testkit::TestEnv;
+use tokio_util::sync::CancellationToken;
+
+pub const REGION: &str = "420100";
+
+pub struct Running {
+    pub shutdown: CancellationToken,
+    pub task: tokio::task::JoinHandle<anyhow::Result<()>>,
+    pub switches: LineSwitches,
+    pub ops: std::net::SocketAddr,
+}
+
+impl Running {
+    /// Graceful stop: waits for in-flight work and the relay flush.
+    pub async fn stop(self) {
+        self.shutdown.cancel();
+        self.task
+            .await
+            .expect("service task")
+            .expect("service ran cleanly");
+    }
+}
+
+pub fn settings(env: &TestEnv) -> enrollment::Settings {
+    enrollment::Settings {
+        service: env.service_settings("enrollment"),
+        region: REGION.into(),
+    }
+}
+
+pub async fn spawn(env: &TestEnv) -> Running {
+    let app = enrollment::build(settings(env)).await.expect("enrollment builds");
+    env.track_queues(app.topology().owned_queues(app.names()));
+    let switches = app.switches();
+    let ops = app.ops_addr();
+    let shutdown = CancellationToken::new();
+    let task = tokio::spawn(app.run_until_stopped(shutdown.clone()));
+    Running {
+        shutdown,
+        task,
+        switches,
+        ops,
+    }
+}
