@@ -120,6 +120,8 @@ pub struct ConsumerSettings {
     pub in_process_attempts: u32,
     /// Trips through the delayed retry queue before a message is parked.
     pub max_retries: u32,
+    /// How long a transiently failing message waits in the retry queue.
+    pub retry_delay: Duration,
     /// How long in-flight messages may take to finish at shutdown or pause.
     pub drain_deadline: Duration,
 }
@@ -130,6 +132,7 @@ impl Default for ConsumerSettings {
             prefetch: 16,
             in_process_attempts: 3,
             max_retries: 5,
+            retry_delay: Duration::from_secs(5),
             drain_deadline: Duration::from_secs(20),
         }
     }
@@ -546,7 +549,16 @@ async fn settle<H: Handler>(
             } else {
                 forward.insert(h::RETRY_COUNT.into(), (retries + 1).to_string());
                 tracing::warn!(retries = retries + 1, %reason, "sending to the delayed retry queue");
-                republish(ctx, ch, &Names::retry(&queue.name), delivery, forward).await?;
+                let expiration = ctx.settings.retry_delay.as_millis().to_string();
+                republish(
+                    ctx,
+                    ch,
+                    &Names::retry(&queue.name),
+                    delivery,
+                    forward,
+                    Some(&expiration),
+                )
+                .await?;
             }
         }
         Outcome::Park { reason, code, reply } => {
@@ -574,7 +586,7 @@ async fn park<H: Handler>(
     headers.insert(h::PARKED_CODE.into(), code.as_str().into());
     tracing::warn!(%reason, %code, "parking message");
     metrics::counter!("messages_parked_total", "queue" => queue.name.clone()).increment(1);
-    republish(ctx, ch, &Names::parking(&queue.name), delivery, headers).await
+    republish(ctx, ch, &Names::parking(&queue.name), delivery, headers, None).await
 }
 
 /// Publishes a copy of `delivery` straight to `target` queue (default exchange) and waits
@@ -585,12 +597,16 @@ async fn republish<H: Handler>(
     target: &str,
     delivery: &Delivery,
     headers: std::collections::BTreeMap<String, String>,
+    expiration: Option<&str>,
 ) -> Result<(), BrokerError> {
-    let props = delivery
+    let mut props = delivery
         .properties
         .clone()
         .with_headers(field_table(&headers))
         .with_delivery_mode(2);
+    if let Some(ms) = expiration {
+        props = props.with_expiration(ms.into());
+    }
     let opts = BasicPublishOptions {
         mandatory: true,
         ..Default::default()

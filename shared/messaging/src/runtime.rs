@@ -50,7 +50,7 @@ impl Default for MessagingSettings {
             max_retries: c.max_retries,
             drain_deadline_ms: c.drain_deadline.as_millis() as u64,
             delivery_limit: q.delivery_limit,
-            retry_delay_ms: q.retry_delay.as_millis() as u64,
+            retry_delay_ms: c.retry_delay.as_millis() as u64,
             archive_max_age: q.archive_max_age,
             outbox_batch_size: r.batch_size,
             outbox_poll_ms: r.poll_interval.as_millis() as u64,
@@ -64,6 +64,7 @@ impl MessagingSettings {
             prefetch: self.prefetch.max(1),
             in_process_attempts: self.in_process_attempts.max(1),
             max_retries: self.max_retries,
+            retry_delay: Duration::from_millis(self.retry_delay_ms),
             drain_deadline: Duration::from_millis(self.drain_deadline_ms),
         }
     }
@@ -71,7 +72,6 @@ impl MessagingSettings {
     pub fn queues(&self) -> QueueSettings {
         QueueSettings {
             delivery_limit: self.delivery_limit,
-            retry_delay: Duration::from_millis(self.retry_delay_ms),
             archive_max_age: self.archive_max_age.clone(),
         }
     }

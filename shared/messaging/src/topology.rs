@@ -27,8 +27,6 @@ pub struct QueueSettings {
     /// Deliveries after which a quorum queue dead-letters a message to its parking lot
     /// (RabbitMQ 3.10 has no default: without it a crash loop never ends).
     pub delivery_limit: i64,
-    /// How long a transiently failing message waits in the retry queue.
-    pub retry_delay: Duration,
     /// Retention of the events archive stream (RabbitMQ duration, e.g. `7D`).
     pub archive_max_age: String,
 }
@@ -37,7 +35,6 @@ impl Default for QueueSettings {
     fn default() -> Self {
         QueueSettings {
             delivery_limit: 20,
-            retry_delay: Duration::from_secs(5),
             archive_max_age: "7D".into(),
         }
     }
@@ -218,12 +215,9 @@ pub async fn declare_work_queue(
     .await?;
 
     let mut rargs = FieldTable::default();
-    // Classic queue with a fixed TTL: messages wait `retry_delay`, then are dead-lettered
-    // through the default exchange back to the work queue.
-    rargs.insert(
-        "x-message-ttl".into(),
-        AMQPValue::LongLongInt(settings.retry_delay.as_millis() as i64),
-    );
+    // Classic queue without consumers: each message carries its own `expiration` (the
+    // configured retry delay, so changing it never makes a redeclaration fail), then is
+    // dead-lettered through the default exchange back to the work queue.
     rargs.insert("x-dead-letter-exchange".into(), s(""));
     rargs.insert("x-dead-letter-routing-key".into(), s(queue));
     bounded(
