@@ -206,7 +206,10 @@ impl CommandClient {
                 ))
                 .into());
             }
-            Confirmation::Nack(_) => return Err(BrokerError::Nacked.into()),
+            Confirmation::Nack(_) => {
+                self.pending.lock().expect("pending lock").remove(&correlation);
+                return Err(BrokerError::Nacked.into());
+            }
         }
         match tokio::time::timeout(wait, rx).await {
             Ok(Ok(Ok(reply))) => Ok(reply),

@@ -36,7 +36,11 @@ fn describe(d: &lapin::message::BasicGetMessage) -> ParkedMessage {
         message_id: d.delivery.properties.message_id().as_ref().map(|s| s.to_string()),
         message_type: d.delivery.properties.kind().as_ref().map(|s| s.to_string()),
         routing_key: headers.get(ORIGINAL_ROUTING_KEY).cloned(),
-        parked_from: headers.get(h::PARKED_FROM).cloned(),
+        // Parked by the consumer loop, or dead-lettered by the queue's delivery limit.
+        parked_from: headers
+            .get(h::PARKED_FROM)
+            .or_else(|| headers.get("x-first-death-queue"))
+            .cloned(),
         reason: headers.get(h::PARKED_REASON).cloned(),
         code: headers.get(h::PARKED_CODE).cloned(),
         parked_at: headers.get(h::PARKED_AT).cloned(),
@@ -133,15 +137,21 @@ pub async fn replay(
             continue;
         };
         let mut headers = info.headers.clone();
-        for k in [
+        // The replayed message starts afresh: no parking marks, no dead-letter history.
+        let parking_marks = [
             h::PARKED_REASON,
             h::PARKED_FROM,
             h::PARKED_AT,
             h::PARKED_CODE,
             h::RETRY_COUNT,
-        ] {
-            headers.remove(k);
-        }
+        ];
+        headers.retain(|k, _| {
+            !parking_marks.contains(&k.as_str())
+                && k != "x-death"
+                && k != "x-delivery-count"
+                && !k.starts_with("x-first-death-")
+                && !k.starts_with("x-last-death-")
+        });
         let props = m.delivery.properties.clone().with_headers(field_table(&headers));
         let opts = BasicPublishOptions {
             mandatory: true,

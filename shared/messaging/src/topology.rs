@@ -247,28 +247,32 @@ pub async fn declare_work_queue(
     Ok(())
 }
 
-/// Deletes queues and exchanges (test teardown, operator clean-up).
+/// Deletes queues and exchanges (test teardown, operator clean-up). Goes on past a failure
+/// so that one missing queue does not leave the rest behind; returns the first error.
 pub async fn delete(
     ch: &Channel,
     queues: &[String],
     exchanges: &[String],
     timeout: Duration,
 ) -> Result<(), BrokerError> {
+    let mut first = None;
     for q in queues {
-        bounded(
+        let r = bounded(
             "queue.delete",
             timeout,
             ch.queue_delete(q.as_str().into(), QueueDeleteOptions::default()),
         )
-        .await?;
+        .await;
+        first = first.or(r.err());
     }
     for e in exchanges {
-        bounded(
+        let r = bounded(
             "exchange.delete",
             timeout,
             ch.exchange_delete(e.as_str().into(), ExchangeDeleteOptions::default()),
         )
-        .await?;
+        .await;
+        first = first.or(r.err());
     }
-    Ok(())
+    first.map_or(Ok(()), Err)
 }

@@ -1,0 +1,364 @@
+//! The command line, as clap sees it. Everything here is pure parsing; `run` does the work.
+
+use clap::{ArgGroup, Args, Parser, Subcommand, ValueEnum};
+use std::path::PathBuf;
+use uuid::Uuid;
+
+pub const DEFAULT_AMQP_URL: &str = "amqp://guest:guest@127.0.0.1:5672/%2f";
+
+/// Back-office and operator client for the insurance services: send commands and read their
+/// replies, inspect and replay parking lots, watch queue depths.
+///
+/// Exit codes: 0 done (a command was answered `ok` or `deferred`); 2 the service answered
+/// `rejected` or `suspended`; 1 anything else (bad arguments, invalid JSON, no reply, broker
+/// unreachable, unroutable command, unknown queue).
+#[derive(Debug, Parser)]
+#[command(name = "insurancectl", version, max_term_width = 110)]
+pub struct Cli {
+    /// Broker URL (`amqp://user:pass@host:port/vhost` or `amqps://`).
+    #[arg(
+        long,
+        env = "AMQP_URL",
+        default_value = DEFAULT_AMQP_URL,
+        hide_env_values = true,
+        global = true
+    )]
+    pub amqp_url: String,
+
+    /// Prefix of every exchange and queue name (empty in production; `t…` in tests).
+    #[arg(long, env = "INSURANCE_PREFIX", default_value = "", global = true)]
+    pub prefix: String,
+
+    /// Machine-readable output (JSON on stdout).
+    #[arg(long, global = true)]
+    pub json: bool,
+
+    /// Seconds to wait for a reply, and upper bound on any single broker operation.
+    #[arg(
+        long,
+        value_name = "SECS",
+        default_value_t = 30,
+        value_parser = clap::value_parser!(u64).range(1..=86_400),
+        global = true
+    )]
+    pub timeout: u64,
+
+    #[command(subcommand)]
+    pub command: Cmd,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Cmd {
+    /// Send any command to `insurance.commands` and wait for its reply.
+    Send(SendArgs),
+    /// List, show and replay messages in a parking lot.
+    #[command(subcommand)]
+    Parked(ParkedCmd),
+    /// Look at queues.
+    #[command(subcommand)]
+    Queues(QueuesCmd),
+}
+
+/// Where the body of a command comes from: at most one of `--body`, `--file`, `-`; `{}` when
+/// none is given.
+#[derive(Debug, Args)]
+#[command(group(ArgGroup::new("body_source").args(["body", "file", "stdin"])))]
+pub struct SendArgs {
+    /// Business line: the first part of the routing key.
+    #[arg(value_enum)]
+    pub line: LineArg,
+
+    /// Service that owns the command, e.g. `enrollment`.
+    #[arg(value_parser = routing_word)]
+    pub service: String,
+
+    /// Command name, e.g. `enroll-person`.
+    #[arg(value_parser = routing_word)]
+    pub command: String,
+
+    /// The body as JSON text.
+    #[arg(long, value_name = "JSON")]
+    pub body: Option<String>,
+
+    /// Read the body from a file.
+    #[arg(long, value_name = "PATH")]
+    pub file: Option<PathBuf>,
+
+    /// `-` reads the body from standard input.
+    #[arg(value_name = "-", value_parser = ["-"])]
+    pub stdin: Option<String>,
+
+    /// Send the body bytes as they are, without checking that they are JSON (to reproduce
+    /// a malformed message).
+    #[arg(long)]
+    pub raw: bool,
+
+    /// Idempotency key; repeat a command's id to get its stored reply again. Default: a new
+    /// UUID v7.
+    #[arg(long, value_name = "UUID")]
+    pub message_id: Option<Uuid>,
+
+    /// Channel the request arrived through (`x-channel` header).
+    #[arg(long, value_enum, default_value_t = ChannelArg::Counter)]
+    pub channel: ChannelArg,
+
+    /// The person acting (`x-operator` header).
+    #[arg(long, value_name = "NAME", env = "INSURANCE_OPERATOR")]
+    pub operator: Option<String>,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ParkedCmd {
+    /// Table of the parked messages of a queue (left in place).
+    List {
+        /// Queue whose parking lot to read, without prefix (`enrollment.medical.commands`),
+        /// or the parking lot's full name.
+        queue: String,
+        /// Show at most this many messages.
+        #[arg(long, value_name = "N", default_value_t = 50, value_parser = clap::value_parser!(u32).range(1..))]
+        limit: u32,
+    },
+    /// Every header and the body of one parked message (left in place).
+    Show {
+        /// Queue whose parking lot to read (as for `list`).
+        queue: String,
+        /// The parked message's `message_id`.
+        message_id: String,
+    },
+    /// Put parked messages back on the queue they were parked from (same message id, so the
+    /// services' inboxes still deduplicate).
+    Replay(ReplayArgs),
+}
+
+#[derive(Debug, Args)]
+#[command(
+    group(ArgGroup::new("which").required(true).args(["message_id", "all"])),
+    override_usage = "insurancectl parked replay <QUEUE> <MESSAGE_ID | --all>"
+)]
+pub struct ReplayArgs {
+    /// Queue whose parking lot to replay (as for `list`).
+    pub queue: String,
+    /// Replay only the message(s) with this `message_id`.
+    pub message_id: Option<String>,
+    /// Replay every parked message of the queue.
+    #[arg(long)]
+    pub all: bool,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum QueuesCmd {
+    /// Number of ready messages in each queue (names without prefix, or full names).
+    Depth {
+        #[arg(required = true, value_name = "QUEUE")]
+        queues: Vec<String>,
+    },
+}
+
+/// One word of a routing key: a dot or a topic wildcard would address something else.
+fn routing_word(s: &str) -> Result<String, String> {
+    if s.is_empty() || s.contains(['.', '*', '#']) || s.chars().any(char::is_whitespace) {
+        Err(format!(
+            "'{s}' is not a single routing-key word (no dots, wildcards or spaces)"
+        ))
+    } else {
+        Ok(s.to_owned())
+    }
+}
+
+/// The lines of `contracts::Line`, as clap values (so `--help` lists them).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum LineArg {
+    Medical,
+    Social,
+    Common,
+}
+
+impl From<LineArg> for contracts::Line {
+    fn from(l: LineArg) -> Self {
+        match l {
+            LineArg::Medical => contracts::Line::Medical,
+            LineArg::Social => contracts::Line::Social,
+            LineArg::Common => contracts::Line::Common,
+        }
+    }
+}
+
+/// The channels of `contracts::Channel`, as clap values.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum ChannelArg {
+    Online,
+    Mobile,
+    Kiosk,
+    Counter,
+    Bank,
+    Tax,
+    Institution,
+    DataSharing,
+}
+
+impl From<ChannelArg> for contracts::Channel {
+    fn from(c: ChannelArg) -> Self {
+        use contracts::Channel as C;
+        match c {
+            ChannelArg::Online => C::Online,
+            ChannelArg::Mobile => C::Mobile,
+            ChannelArg::Kiosk => C::Kiosk,
+            ChannelArg::Counter => C::Counter,
+            ChannelArg::Bank => C::Bank,
+            ChannelArg::Tax => C::Tax,
+            ChannelArg::Institution => C::Institution,
+            ChannelArg::DataSharing => C::DataSharing,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::CommandFactory;
+
+    fn parse(args: &[&str]) -> Result<Cli, clap::Error> {
+        Cli::try_parse_from(std::iter::once("insurancectl").chain(args.iter().copied()))
+    }
+
+    #[test]
+    fn the_command_line_is_well_formed() {
+        Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn send_parses_with_defaults() {
+        let cli = parse(&["send", "medical", "enrollment", "enroll-person", "--body", "{}"]).unwrap();
+        let url = std::env::var("AMQP_URL").unwrap_or_else(|_| DEFAULT_AMQP_URL.into());
+        assert_eq!(cli.amqp_url, url);
+        assert_eq!(cli.timeout, 30);
+        assert!(!cli.json);
+        let Cmd::Send(s) = cli.command else {
+            panic!("not send")
+        };
+        assert_eq!(s.line, LineArg::Medical);
+        assert_eq!(s.service, "enrollment");
+        assert_eq!(s.command, "enroll-person");
+        assert_eq!(s.body.as_deref(), Some("{}"));
+        assert_eq!(s.channel, ChannelArg::Counter);
+        assert!(s.message_id.is_none() && !s.raw && s.stdin.is_none());
+    }
+
+    #[test]
+    fn send_takes_every_option_and_global_flags_after_the_subcommand() {
+        let id = "0192f0c1-7c3a-7d2e-8f00-0123456789ab";
+        let cli = parse(&[
+            "--prefix",
+            "t1.",
+            "send",
+            "social",
+            "collection",
+            "record-payment",
+            "-",
+            "--message-id",
+            id,
+            "--channel",
+            "data-sharing",
+            "--operator",
+            "wang.li",
+            "--raw",
+            "--json",
+            "--timeout",
+            "5",
+        ])
+        .unwrap();
+        assert_eq!(cli.prefix, "t1.");
+        assert!(cli.json);
+        assert_eq!(cli.timeout, 5);
+        let Cmd::Send(s) = cli.command else {
+            panic!("not send")
+        };
+        assert_eq!(s.stdin.as_deref(), Some("-"));
+        assert_eq!(s.message_id.unwrap().to_string(), id);
+        assert_eq!(s.channel, ChannelArg::DataSharing);
+        assert_eq!(s.operator.as_deref(), Some("wang.li"));
+        assert!(s.raw);
+    }
+
+    #[test]
+    fn send_refuses_bad_values_and_two_body_sources() {
+        for bad in [
+            &["send", "dental", "enrollment", "x"][..],
+            &["send", "medical", "enrollment", "x", "--channel", "fax"],
+            &["send", "medical", "enrollment", "x", "--message-id", "not-a-uuid"],
+            &[
+                "send",
+                "medical",
+                "enrollment",
+                "x",
+                "--body",
+                "{}",
+                "--file",
+                "b.json",
+            ],
+            &["send", "medical", "enrollment", "x", "--body", "{}", "-"],
+            &["send", "medical", "enrollment", "x", "body.json"],
+            &["send", "medical", "enrollment.x", "y"],
+            &["send", "medical", "enrollment", "#"],
+            &["send", "medical", "enrollment", ""],
+            &["--timeout", "0", "queues", "depth", "q"],
+            &["queues", "depth"],
+            &["parked", "list", "q", "--limit", "0"],
+        ] {
+            assert!(parse(bad).is_err(), "accepted {bad:?}");
+        }
+    }
+
+    #[test]
+    fn replay_needs_an_id_or_all_but_not_both() {
+        let err = parse(&["parked", "replay", "enrollment.medical.commands"]).unwrap_err();
+        assert_eq!(err.kind(), clap::error::ErrorKind::MissingRequiredArgument);
+        assert!(parse(&["parked", "replay", "q", "id-1", "--all"]).is_err());
+
+        let cli = parse(&["parked", "replay", "q", "--all"]).unwrap();
+        assert!(matches!(
+            cli.command,
+            Cmd::Parked(ParkedCmd::Replay(ReplayArgs {
+                all: true,
+                message_id: None,
+                ..
+            }))
+        ));
+        let cli = parse(&["parked", "replay", "q", "id-1"]).unwrap();
+        let Cmd::Parked(ParkedCmd::Replay(r)) = cli.command else {
+            panic!("not replay")
+        };
+        assert_eq!(
+            (r.queue.as_str(), r.message_id.as_deref(), r.all),
+            ("q", Some("id-1"), false)
+        );
+    }
+
+    #[test]
+    fn parked_list_has_a_default_limit() {
+        let cli = parse(&["parked", "list", "enrollment.medical.commands"]).unwrap();
+        assert!(matches!(
+            cli.command,
+            Cmd::Parked(ParkedCmd::List { limit: 50, .. })
+        ));
+        let cli = parse(&["parked", "list", "q", "--limit", "3", "--json"]).unwrap();
+        assert!(cli.json);
+        assert!(matches!(
+            cli.command,
+            Cmd::Parked(ParkedCmd::List { limit: 3, .. })
+        ));
+    }
+
+    #[test]
+    fn clap_values_match_the_wire_names_of_the_contracts() {
+        for v in LineArg::value_variants() {
+            let name = v.to_possible_value().unwrap().get_name().to_owned();
+            assert_eq!(contracts::Line::from(*v).as_str(), name);
+        }
+        for v in ChannelArg::value_variants() {
+            let name = v.to_possible_value().unwrap().get_name().to_owned();
+            assert_eq!(contracts::Channel::from(*v).as_str(), name);
+        }
+        assert_eq!(LineArg::value_variants().len(), contracts::Line::ALL.len());
+    }
+}
