@@ -41,6 +41,9 @@ with_database() {
 # Prefixes each line read from stdin with the service name.
 prefix_lines() {
 	local name=$1 line
+	# Outlive Ctrl-C: keep printing until the service's output closes, so its shutdown
+	# lines are not lost.
+	trap '' INT TERM
 	while IFS= read -r line || [[ -n $line ]]; do
 		printf '%-14s| %s\n' "$name" "$line"
 	done
@@ -138,6 +141,7 @@ EOF
 
 # Foreground: report services that exit on their own, until a signal.
 declare -A REPORTED=()
+FAILED=0
 while true; do
 	alive=0
 	for j in "${!PIDS[@]}"; do
@@ -149,11 +153,13 @@ while true; do
 			rc=0
 			wait "$pid" || rc=$?
 			log "${NAMES[$j]} exited (status $rc)"
+			((rc == 0)) || FAILED=1
 		fi
 	done
 	if ((alive == 0)); then
+		# Services exit 0 only when told to stop (a terminal's Ctrl-C reaches them too).
 		log "all services exited"
-		exit 1
+		exit "$FAILED"
 	fi
 	# Interruptible pause: traps run as soon as a signal arrives.
 	sleep 1 &
