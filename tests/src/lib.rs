@@ -345,6 +345,63 @@ pub fn phone(n: u32) -> String {
     format!("139{:08}", n % 100_000_000)
 }
 
+/// A TCP proxy in front of a real server whose connections a test can cut, to prove that
+/// services survive a broker or database outage and resume by themselves.
+pub struct CuttableProxy {
+    pub port: u16,
+    live: std::sync::Arc<Mutex<Vec<tokio::task::AbortHandle>>>,
+    acceptor: tokio::task::JoinHandle<()>,
+}
+
+impl CuttableProxy {
+    /// Proxies `url`'s `host:port`; returns the proxy and `url` rewritten to go through it.
+    pub async fn in_front_of(url: &str) -> (CuttableProxy, String) {
+        let (scheme, rest) = url.split_once("://").expect("a URL with a scheme");
+        let (userinfo, hostpath) = rest.rsplit_once('@').map_or(("", rest), |(u, h)| (u, h));
+        let (authority, path) = hostpath.split_once('/').map_or((hostpath, ""), |(a, p)| (a, p));
+        let target = authority.to_owned();
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("proxy binds");
+        let port = listener.local_addr().expect("address").port();
+        let live: std::sync::Arc<Mutex<Vec<tokio::task::AbortHandle>>> = Default::default();
+        let tracked = live.clone();
+        let acceptor = tokio::spawn(async move {
+            while let Ok((mut inbound, _)) = listener.accept().await {
+                let target = target.clone();
+                let task = tokio::spawn(async move {
+                    if let Ok(mut outbound) = tokio::net::TcpStream::connect(&target).await {
+                        let _ = tokio::io::copy_bidirectional(&mut inbound, &mut outbound).await;
+                    }
+                });
+                tracked.lock().expect("lock").push(task.abort_handle());
+            }
+        });
+        let at = if userinfo.is_empty() {
+            String::new()
+        } else {
+            format!("{userinfo}@")
+        };
+        let proxied = format!("{scheme}://{at}127.0.0.1:{port}/{path}");
+        (CuttableProxy { port, live, acceptor }, proxied)
+    }
+
+    /// Drops every open connection (new ones are accepted again).
+    pub fn cut(&self) -> usize {
+        let handles = std::mem::take(&mut *self.live.lock().expect("lock"));
+        let n = handles.iter().filter(|h| !h.is_finished()).count();
+        handles.iter().for_each(tokio::task::AbortHandle::abort);
+        n
+    }
+}
+
+impl Drop for CuttableProxy {
+    fn drop(&mut self) {
+        self.cut();
+        self.acceptor.abort();
+    }
+}
+
 #[cfg(test)]
 mod tests {
     #[test]

@@ -274,3 +274,54 @@ async fn a_service_killed_mid_stream_loses_and_duplicates_nothing() {
         0
     );
 }
+
+/// Cuts every connection of the service to RabbitMQ and to Postgres in the middle of a
+/// stream; it reconnects by itself and every command takes effect exactly once.
+#[tokio::test]
+async fn broker_and_database_outages_are_survived_without_loss() {
+    let env = TestEnv::new();
+    let mut settings = common::settings(&env);
+    let (broker_proxy, amqp) = testkit::CuttableProxy::in_front_of(&settings.service.broker.url).await;
+    let (db_proxy, db_url) = testkit::CuttableProxy::in_front_of(&settings.service.database.url).await;
+    settings.service.broker.url = amqp;
+    settings.service.database.url = db_url;
+    let app = enrollment::build(settings)
+        .await
+        .expect("builds through the proxies");
+    env.track_queues(app.topology().owned_queues(app.names()));
+    let shutdown = tokio_util::sync::CancellationToken::new();
+    let task = tokio::spawn(app.run_until_stopped(shutdown.clone()));
+
+    let client = env.client().await;
+    const N: u32 = 200;
+    for n in 0..N {
+        client.publish(&enroll(8000 + n, Line::Social)).await.unwrap();
+    }
+    let db = env.pool("enrollment").await.get().await.unwrap();
+    wait_for("some commands processed", WAIT, || async {
+        (count(&db, "select count(*) from inbox").await >= 30).then_some(())
+    })
+    .await;
+    let cut = broker_proxy.cut() + db_proxy.cut();
+    assert!(cut >= 2, "the service had live connections to cut ({cut})");
+    assert!(
+        count(&db, "select count(*) from inbox").await < i64::from(N),
+        "cut landed mid-stream"
+    );
+
+    wait_for(
+        "every command processed after the outage",
+        Duration::from_secs(90),
+        || async { (count(&db, "select count(*) from inbox").await == i64::from(N)).then_some(()) },
+    )
+    .await;
+    wait_for("outbox drained after the outage", WAIT, || async {
+        (count(&db, "select count(*) from outbox where published_at is null").await == 0).then_some(())
+    })
+    .await;
+    assert_eq!(count(&db, "select count(*) from persons").await, i64::from(N));
+    assert_eq!(count(&db, "select count(*) from history").await, i64::from(N));
+    assert_eq!(count(&db, "select count(*) from outbox").await, i64::from(N));
+    shutdown.cancel();
+    task.await.unwrap().unwrap();
+}

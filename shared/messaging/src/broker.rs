@@ -100,8 +100,9 @@ impl Broker {
                 Err(e) => tracing::warn!(error = %e, "opening a channel failed; reconnecting"),
             }
         }
-        let props = ConnectionProperties::default()
-            .with_connection_name(format!("{}@{}", self.app_id, std::process::id()).into());
+        // Named so operators (and outage tests) can find it: `<prefix><app>@<pid>`.
+        let name = format!("{}{}@{}", self.config.prefix, self.app_id, std::process::id());
+        let props = ConnectionProperties::default().with_connection_name(name.into());
         let conn = bounded(
             "connect",
             self.timeout(),

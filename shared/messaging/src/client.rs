@@ -151,7 +151,7 @@ impl CommandClient {
         if let Some(op) = &cmd.operator {
             headers.insert(h::OPERATOR.to_owned(), op.clone());
         }
-        crate::trace::inject_current(&mut headers);
+        crate::trace::inject_or_start(&mut headers);
         let message_type = format!("{}.{}.v1", cmd.service, cmd.name);
         let props = properties(
             message_id,

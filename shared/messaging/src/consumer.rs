@@ -331,8 +331,15 @@ async fn process<H: Handler>(ctx: &Ctx<H>, ch: &Channel, queue: &ConsumedQueue, 
         };
         tracing::Span::current().record("outcome", label);
         let settled = settle(ctx, ch, queue, &delivery, &headers, outcome).await;
+        let timeout = ctx.broker.timeout();
         match settled {
-            Ok(()) => match delivery.acker.ack(BasicAckOptions::default()).await {
+            Ok(()) => match bounded(
+                "basic.ack",
+                timeout,
+                delivery.acker.ack(BasicAckOptions::default()),
+            )
+            .await
+            {
                 Ok(true) => {}
                 Ok(false) => {
                     tracing::warn!("ack was not delivered; the message will be redelivered and deduplicated")
@@ -343,13 +350,11 @@ async fn process<H: Handler>(ctx: &Ctx<H>, ch: &Channel, queue: &ConsumedQueue, 
             },
             Err(e) => {
                 tracing::warn!(error = %e, "could not settle the message; returning it to the queue");
-                let _ = delivery
-                    .acker
-                    .nack(BasicNackOptions {
-                        requeue: true,
-                        ..Default::default()
-                    })
-                    .await;
+                let requeue = BasicNackOptions {
+                    requeue: true,
+                    ..Default::default()
+                };
+                let _ = bounded("basic.nack", timeout, delivery.acker.nack(requeue)).await;
             }
         }
         metrics::counter!("messages_consumed_total", "queue" => queue.name.clone(), "outcome" => label)

@@ -45,7 +45,10 @@ impl Outgoing {
     ) -> Self {
         let message_id = Uuid::now_v7();
         let mut headers = BTreeMap::new();
-        crate::trace::inject_current(&mut headers);
+        match cause {
+            Some(c) => crate::trace::continue_from(&mut headers, &c.headers),
+            None => crate::trace::inject_or_start(&mut headers),
+        }
         if let Some(c) = cause {
             if let Some(ch) = c.channel {
                 headers.insert(h::CHANNEL.into(), ch.as_str().into());

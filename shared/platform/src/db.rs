@@ -28,6 +28,8 @@ impl DatabaseSettings {
             .parse()
             .context("database.url is not a valid Postgres URL")?;
         cfg.options(format!("-c search_path={}", self.schema));
+        // Shows in pg_stat_activity which schema (service) a connection serves.
+        cfg.application_name(&self.schema);
         cfg.connect_timeout(Duration::from_secs(5));
         Ok(cfg)
     }
