@@ -270,6 +270,15 @@ impl EventTap {
         out
     }
 
+    /// Collects `n` events with `routing_key` (skipping others), or panics after [`WAIT`].
+    pub async fn expect_n(&mut self, routing_key: &str, n: usize) -> Vec<Event> {
+        let mut out = Vec::with_capacity(n);
+        while out.len() < n {
+            out.push(self.expect(routing_key).await);
+        }
+        out
+    }
+
     /// Waits for the first event with `routing_key`, skipping others.
     pub async fn expect(&mut self, routing_key: &str) -> Event {
         let deadline = Instant::now() + WAIT;

@@ -41,6 +41,7 @@ impl EnrollmentHandler {
         Ok(Handled {
             result: Some(serde_json::to_value(result).expect("results serialise")),
             outgoing,
+            ..Default::default()
         })
     }
 }
@@ -486,6 +487,7 @@ impl EnrollmentHandler {
             return Ok(Handled {
                 result: Some(result),
                 outgoing: vec![],
+                ..Default::default()
             });
         }
         store::update_contact(tx, person.person_id, &new_name, &new_phone, new_bank.as_deref()).await?;
@@ -523,6 +525,7 @@ impl EnrollmentHandler {
         Ok(Handled {
             result: Some(result),
             outgoing,
+            ..Default::default()
         })
     }
 
@@ -719,6 +722,8 @@ impl EnrollmentHandler {
             from_region: from,
             effective_month: month,
             line: msg.line,
+            category: Some(category.as_str().to_owned()),
+            employer_credit_code: employer.clone(),
         };
         let views: Vec<c::EnrollmentView> = store::enrollments(tx, person.person_id)
             .await?

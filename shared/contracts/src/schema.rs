@@ -2,6 +2,7 @@
 //! the `schemas_do_not_drift` test fails when they differ from what the types generate.
 //! Regenerate with `UPDATE_SCHEMAS=1 cargo test -p contracts schemas_do_not_drift`.
 
+use crate::collection::{commands as cc, events as ce};
 use crate::enrollment::{commands as c, events as e};
 use schemars::{JsonSchema, schema_for};
 use std::collections::BTreeMap;
@@ -38,6 +39,33 @@ pub fn all() -> BTreeMap<String, serde_json::Value> {
     entry::<e::ContactChanged>(&mut out, "enrollment.contact-changed.v1");
     entry::<e::TransferredOut>(&mut out, "enrollment.transferred-out.v1");
     entry::<e::TransferredIn>(&mut out, "enrollment.transferred-in.v1");
+    entry::<cc::SetPolicy>(&mut out, "collection.set-policy.command");
+    entry::<cc::GetPolicy>(&mut out, "collection.get-policy.command");
+    entry::<cc::DeclareWages>(&mut out, "collection.declare-wages.command");
+    entry::<cc::DeclareWagesResult>(&mut out, "collection.declare-wages.result");
+    entry::<cc::AssessMonth>(&mut out, "collection.assess-month.command");
+    entry::<cc::AssessMonthResult>(&mut out, "collection.assess-month.result");
+    entry::<cc::RecordPayment>(&mut out, "collection.record-payment.command");
+    entry::<cc::AssessmentStatus>(&mut out, "collection.record-payment.result");
+    entry::<cc::DetectArrears>(&mut out, "collection.detect-arrears.command");
+    entry::<cc::DetectArrearsResult>(&mut out, "collection.detect-arrears.result");
+    entry::<cc::StartBatchDebit>(&mut out, "collection.start-batch-debit.command");
+    entry::<cc::BatchDebitResult>(&mut out, "collection.start-batch-debit.result");
+    entry::<cc::RecordDebitResults>(&mut out, "collection.record-debit-results.command");
+    entry::<cc::DebitResultsSummary>(&mut out, "collection.record-debit-results.result");
+    entry::<cc::EmployerStatement>(&mut out, "collection.employer-statement.command");
+    entry::<cc::ContributionHistory>(&mut out, "collection.contribution-history.command");
+    entry::<cc::ListArrears>(&mut out, "collection.list-arrears.command");
+    entry::<ce::PolicyChanged>(&mut out, "collection.policy-changed.v1");
+    entry::<ce::BaseDetermined>(&mut out, "collection.base-determined.v1");
+    entry::<ce::ContributionAssessed>(&mut out, "collection.contribution-assessed.v1");
+    entry::<ce::PaymentRecorded>(&mut out, "collection.payment-recorded.v1");
+    entry::<ce::ContributionSettled>(&mut out, "collection.contribution-settled.v1");
+    entry::<ce::OverpaymentDetected>(&mut out, "collection.overpayment-detected.v1");
+    entry::<ce::ArrearsDetected>(&mut out, "collection.arrears-detected.v1");
+    entry::<ce::ArrearsCleared>(&mut out, "collection.arrears-cleared.v1");
+    entry::<ce::BatchDebitRequested>(&mut out, "collection.batch-debit-requested.v1");
+    entry::<ce::DebitFailed>(&mut out, "collection.debit-failed.v1");
     out
 }
 

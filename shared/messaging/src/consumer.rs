@@ -62,6 +62,9 @@ impl Incoming {
 pub struct Handled {
     pub result: Option<serde_json::Value>,
     pub outgoing: Vec<Outgoing>,
+    /// Set by handlers that wrote outbox rows themselves (set-based SQL), so the relay is
+    /// woken at commit as it is for `outgoing`.
+    pub wrote_outbox: bool,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -483,6 +486,9 @@ async fn run_handler<H: Handler>(
         Ok(handled) => {
             savepoint.commit().await?;
             outbox::enqueue(&tx, &ctx.notify, &handled.outgoing).await?;
+            if handled.wrote_outbox {
+                outbox::notify(&tx, &ctx.notify).await?;
+            }
             (msg.kind == MessageKind::Command)
                 .then(|| Reply::ok(handled.result.unwrap_or(serde_json::Value::Null)))
         }

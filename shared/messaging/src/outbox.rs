@@ -106,7 +106,12 @@ pub async fn enqueue(
         )
         .await?;
     }
-    tx.execute("select pg_notify($1, '')", &[&notify]).await?;
+    self::notify(tx, notify).await
+}
+
+/// Wakes the relay when the current transaction commits.
+pub async fn notify(tx: &impl GenericClient, channel: &str) -> Result<(), tokio_postgres::Error> {
+    tx.execute("select pg_notify($1, '')", &[&channel]).await?;
     Ok(())
 }
 

@@ -116,5 +116,10 @@ pub struct TransferredIn {
     pub from_region: String,
     pub effective_month: String,
     pub line: Line,
+    /// Added after v1 shipped (serde default): the category the person was accepted as.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub category: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub employer_credit_code: Option<String>,
 }
 event!(TransferredIn, "transferred-in");

@@ -1,0 +1,244 @@
+//! Monthly assessment (核定) as set-based SQL: a few statements whatever the number of
+//! persons. The rules are the same as `domain::assessment` (one item per person, insurance
+//! type and share, each rounded half up to the fen: Postgres `round(numeric, 2)` rounds half
+//! away from zero); `tests/assessment.rs` checks that SQL and Rust agree.
+//!
+//! A run computes what is due now, compares it with every item already assessed for the month
+//! and writes only the differences: a repeat writes nothing, a late enrollment or a wage
+//! change writes adjustment items (补差) and publishes an `adjustment`, nothing is rewritten.
+
+use chrono::NaiveDate;
+use contracts::Line;
+use deadpool_postgres::Transaction;
+use messaging::{Envelope, Names};
+use rust_decimal::Decimal;
+use uuid::Uuid;
+
+/// What to assess: `line` for `month` (first day) under `region`'s rules; assessments
+/// created by the run get the employers' or the persons' deadline.
+pub struct Run<'a> {
+    pub region: &'a str,
+    pub line: Line,
+    pub month: NaiveDate,
+    pub employer_deadline: NaiveDate,
+    pub person_deadline: NaiveDate,
+}
+
+pub struct RunOutcome {
+    pub run_id: Uuid,
+    pub payers: i64,
+    pub items: i64,
+    pub total_change: Decimal,
+    pub skipped: i64,
+}
+
+/// Runs the assessment `what`. Writes the `contribution-assessed` events into the outbox in the same
+/// transaction.
+pub async fn run(
+    tx: &Transaction<'_>,
+    names: &Names,
+    what: &Run<'_>,
+    cause: &Envelope,
+) -> Result<RunOutcome, tokio_postgres::Error> {
+    let Run {
+        region,
+        line,
+        month,
+        employer_deadline,
+        person_deadline,
+    } = *what;
+    let run_id = Uuid::now_v7();
+    let line_s = line.as_str();
+    // 1. What is due now, item by item.
+    tx.batch_execute("drop table if exists pg_temp.expected; drop table if exists pg_temp.delta")
+        .await?;
+    tx.execute(
+        "create temp table expected on commit drop as
+         with rule as (
+             select distinct on (insurance_type) *
+             from policy_rules
+             where region = $1 and line = $2 and superseded_by is null
+               and effective_from <= $3 and (effective_to is null or effective_to >= $3)
+             order by insurance_type, effective_from desc
+         ),
+         cov as (
+             select c.person_id, c.insurance_type, c.category, c.employer_credit_code
+             from coverage c
+             where c.line = $2 and c.from_month <= $3 and (c.to_month is null or c.to_month >= $3)
+         )
+         select case when cov.category = 'employee' then 'employer' else 'person' end as payer_kind,
+                case when cov.category = 'employee' then cov.employer_credit_code else cov.person_id::text end as payer_id,
+                cov.person_id, cov.insurance_type, s.share, s.base, s.rate, s.amount
+         from cov
+         join rule r on r.insurance_type = cov.insurance_type
+         left join bases b on b.person_id = cov.person_id and b.insurance_type = cov.insurance_type
+                          and b.year = extract(year from $3::date)::int
+         cross join lateral (
+             select coalesce(b.base, case when cov.category in ('flexible', 'resident', 'retiree') then r.standard_base end) as base
+         ) eb
+         cross join lateral (
+             select 'employer' as share, eb.base, r.employer_rate as rate, round(eb.base * r.employer_rate, 2) as amount
+              where cov.category = 'employee' and eb.base is not null and r.employer_rate > 0
+             union all
+             select 'employee', eb.base, r.employee_rate, round(eb.base * r.employee_rate, 2)
+              where cov.category = 'employee' and eb.base is not null and r.employee_rate > 0
+             union all
+             select 'person', eb.base, r.flexible_rate, round(eb.base * r.flexible_rate, 2)
+              where (cov.category in ('flexible', 'resident') or (cov.category = 'retiree' and r.retiree_pays_rate))
+                and r.flexible_rate > 0
+             union all
+             select 'person', 0.00, 0, r.retiree_monthly_premium
+              where cov.category = 'retiree' and not r.retiree_pays_rate and r.retiree_monthly_premium > 0
+         ) s",
+        &[&region, &line_s, &month],
+    )
+    .await?;
+    // Covered persons that produced no item: an employee without a declared base, or an
+    // insurance type without a policy rule for the month.
+    let skipped: i64 = tx
+        .query_one(
+            "select count(distinct c.person_id) from coverage c
+             where c.line = $1 and c.from_month <= $2 and (c.to_month is null or c.to_month >= $2)
+               and not exists (select 1 from pg_temp.expected e where e.person_id = c.person_id
+                               and e.insurance_type = c.insurance_type)",
+            &[&line_s, &month],
+        )
+        .await?
+        .get(0);
+
+    // 2. The differences from what was assessed before for this month.
+    tx.execute(
+        "create temp table delta on commit drop as
+         with before as (
+             select a.payer_kind, a.payer_id, i.person_id, i.insurance_type, i.share,
+                    sum(i.amount) as amount
+             from assessment_items i join assessments a using (assessment_id)
+             where a.line = $1 and a.month = $2
+             group by 1, 2, 3, 4, 5
+         )
+         select coalesce(e.payer_kind, b.payer_kind) as payer_kind,
+                coalesce(e.payer_id, b.payer_id) as payer_id,
+                coalesce(e.person_id, b.person_id) as person_id,
+                coalesce(e.insurance_type, b.insurance_type) as insurance_type,
+                coalesce(e.share, b.share) as share,
+                e.base, coalesce(e.rate, 0) as rate,
+                coalesce(e.amount, 0) - coalesce(b.amount, 0) as amount
+         from pg_temp.expected e
+         full join before b on b.payer_kind = e.payer_kind and b.payer_id = e.payer_id
+              and b.person_id = e.person_id and b.insurance_type = e.insurance_type and b.share = e.share
+         where coalesce(e.amount, 0) <> coalesce(b.amount, 0)",
+        &[&line_s, &month],
+    )
+    .await?;
+    let items: i64 = tx
+        .query_one("select count(*) from pg_temp.delta", &[])
+        .await?
+        .get(0);
+    if items == 0 {
+        tx.execute(
+            "insert into assessment_runs (run_id, line, month, message_id, payers, items, total_change, skipped)
+             values ($1, $2, $3, $4, 0, 0, 0, $5)",
+            &[&run_id, &line_s, &month, &cause.message_id, &(skipped as i32)],
+        )
+        .await?;
+        return Ok(RunOutcome {
+            run_id,
+            payers: 0,
+            items: 0,
+            total_change: Decimal::ZERO,
+            skipped,
+        });
+    }
+
+    // 3. Assessments for payers seen for the first time this month.
+    tx.execute(
+        "insert into assessments (assessment_id, line, payer_kind, payer_id, month, deadline, created_run)
+         select uuid_v7(), $1, payer_kind, payer_id, $2,
+                case when payer_kind = 'employer' then $3::date else $5::date end, $4
+         from (select distinct payer_kind, payer_id from pg_temp.delta) p
+         on conflict (line, payer_kind, payer_id, month) do nothing",
+        &[&line_s, &month, &employer_deadline, &run_id, &person_deadline],
+    )
+    .await?;
+    let total_change: Decimal = tx
+        .query_one("select coalesce(sum(amount), 0) from pg_temp.delta", &[])
+        .await?
+        .get(0);
+    let payers: i64 = tx
+        .query_one(
+            "select count(*) from (select distinct payer_kind, payer_id from pg_temp.delta) p",
+            &[],
+        )
+        .await?
+        .get(0);
+    tx.execute(
+        "insert into assessment_runs (run_id, line, month, message_id, payers, items, total_change, skipped)
+         values ($1, $2, $3, $4, $5, $6, $7, $8)",
+        &[
+            &run_id,
+            &line_s,
+            &month,
+            &cause.message_id,
+            &(payers as i32),
+            &(items as i32),
+            &total_change,
+            &(skipped as i32),
+        ],
+    )
+    .await?;
+
+    // 4. The difference items, then the new amounts due.
+    tx.execute(
+        "insert into assessment_items (assessment_id, run_id, person_id, insurance_type, share, base, rate, amount)
+         select a.assessment_id, $3, d.person_id, d.insurance_type, d.share, d.base, d.rate, d.amount
+         from pg_temp.delta d
+         join assessments a on a.line = $1 and a.month = $2 and a.payer_kind = d.payer_kind and a.payer_id = d.payer_id",
+        &[&line_s, &month, &run_id],
+    )
+    .await?;
+    tx.execute(
+        "update assessments a set due = a.due + d.amount, updated_at = now()
+         from (select payer_kind, payer_id, sum(amount) as amount from pg_temp.delta group by 1, 2) d
+         where a.line = $1 and a.month = $2 and a.payer_kind = d.payer_kind and a.payer_id = d.payer_id",
+        &[&line_s, &month],
+    )
+    .await?;
+
+    // 5. One event per payer whose amount changed, written straight into the outbox.
+    let mut headers = std::collections::BTreeMap::new();
+    messaging::trace::continue_from(&mut headers, &cause.headers);
+    if let Some(ch) = cause.channel {
+        headers.insert(contracts::headers::CHANNEL.to_owned(), ch.as_str().to_owned());
+    }
+    let headers = serde_json::to_value(headers).unwrap_or_default();
+    let routing_key = format!("{line}.collection.contribution-assessed");
+    tx.execute(
+        "insert into outbox (message_id, exchange, routing_key, message_type, correlation_id, headers, body)
+         select uuid_v7(), $1, $2, 'collection.contribution-assessed.v1', $3, $4,
+                jsonb_build_object(
+                    'assessment_id', a.assessment_id, 'run_id', $5::uuid,
+                    'kind', case when a.created_run = $5::uuid then 'initial' else 'adjustment' end,
+                    'payer_kind', a.payer_kind, 'payer_id', a.payer_id, 'month', to_char(a.month, 'YYYY-MM'),
+                    'lines', l.lines, 'amount', to_char(l.amount, 'FM999999999990.00'),
+                    'total_due', to_char(a.due, 'FM999999999990.00'), 'deadline', a.deadline, 'line', $6::text)
+         from (select payer_kind, payer_id, sum(amount) as amount,
+                      jsonb_agg(jsonb_build_object('insurance_type', insurance_type, 'share', share,
+                                'persons', persons, 'amount', to_char(amount, 'FM999999999990.00'))
+                                order by insurance_type, share) as lines
+               from (select payer_kind, payer_id, insurance_type, share,
+                            count(distinct person_id) as persons, sum(amount) as amount
+                     from pg_temp.delta group by 1, 2, 3, 4) per_line
+               group by 1, 2) l
+         join assessments a on a.line = $6 and a.month = $7 and a.payer_kind = l.payer_kind and a.payer_id = l.payer_id
+         order by a.payer_kind, a.payer_id",
+        &[&names.events_exchange(), &routing_key, &cause.correlation(), &headers, &run_id, &line_s, &month],
+    )
+    .await?;
+    Ok(RunOutcome {
+        run_id,
+        payers,
+        items,
+        total_change,
+        skipped,
+    })
+}

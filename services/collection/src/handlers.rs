@@ -1,0 +1,807 @@
+//! Collection's handlers: enrollment events feed the projection; commands are decoded,
+//! validated into domain values, applied, and answered.
+
+use crate::domain::assessment::Category;
+use crate::domain::base::{BaseInput, WageEvidence, determine_base};
+use crate::domain::deadline::{FreezeWindow, deadline};
+use crate::domain::money::Money;
+use crate::domain::policy::{PolicyRule, PolicyTable};
+use crate::payments::{self, fen};
+use crate::{assess, projection, rules};
+use async_trait::async_trait;
+use contracts::collection::commands as c;
+use contracts::collection::events as ev;
+use contracts::ids::{CreditCode, IdNumber, YearMonth};
+use contracts::{ErrorBody, ErrorCode, InsuranceType, Line, MessageKind};
+use deadpool_postgres::Transaction;
+use messaging::{Handled, Handler, HandlerError, Incoming, Names, Outgoing};
+use rust_decimal::Decimal;
+use serde_json::json;
+use uuid::Uuid;
+
+pub struct CollectionHandler {
+    pub names: Names,
+    pub region: String,
+    /// Freeze windows that extend deadlines (supplied by the freeze machinery; empty now).
+    pub freezes: Vec<FreezeWindow>,
+}
+
+type HResult = Result<Handled, HandlerError>;
+
+fn reject(code: ErrorCode, field: &str, message: impl Into<String>) -> HandlerError {
+    HandlerError::Rejected(ErrorBody::new(code, message).with_field(field))
+}
+
+fn invalid(field: &str, message: impl Into<String>) -> HandlerError {
+    reject(ErrorCode::InvalidField, field, message)
+}
+
+fn not_found(field: &str, message: impl Into<String>) -> HandlerError {
+    reject(ErrorCode::NotFound, field, message)
+}
+
+fn conflict(field: &str, message: impl Into<String>) -> HandlerError {
+    reject(ErrorCode::Conflict, field, message)
+}
+
+fn ym(field: &str, s: &str) -> Result<YearMonth, HandlerError> {
+    YearMonth::parse(s).map_err(|e| invalid(field, e.to_string()))
+}
+
+fn money(field: &str, s: &str) -> Result<Decimal, HandlerError> {
+    Money::parse(s)
+        .map(Money::amount)
+        .map_err(|e| invalid(field, e.to_string()))
+}
+
+fn ok<T: serde::Serialize>(result: &T, outgoing: Vec<Outgoing>) -> HResult {
+    Ok(Handled {
+        result: Some(serde_json::to_value(result).expect("results serialise")),
+        outgoing,
+        ..Default::default()
+    })
+}
+
+fn category(s: &str) -> Category {
+    match s {
+        "employee" => Category::Employee,
+        "retiree" => Category::Retiree,
+        "resident" => Category::Resident,
+        _ => Category::Flexible,
+    }
+}
+
+fn snake<T: serde::Serialize>(v: &T) -> String {
+    serde_json::to_value(v)
+        .ok()
+        .and_then(|v| v.as_str().map(str::to_owned))
+        .unwrap_or_default()
+}
+
+impl CollectionHandler {
+    fn event<E: ev::CollectionEvent>(&self, line: Line, e: &E, cause: &Incoming) -> Outgoing {
+        let body = serde_json::to_value(e).expect("events serialise");
+        Outgoing::event(
+            &self.names,
+            line,
+            contracts::collection::SERVICE,
+            E::NAME,
+            E::VERSION,
+            body,
+            Some(&cause.envelope),
+        )
+    }
+}
+
+#[async_trait]
+impl Handler for CollectionHandler {
+    async fn handle(&self, tx: &Transaction<'_>, msg: &Incoming) -> HResult {
+        if msg.kind == MessageKind::Event {
+            return projection::apply(tx, msg).await;
+        }
+        match msg.name.as_str() {
+            "set-policy" => self.set_policy(tx, msg).await,
+            "get-policy" => self.get_policy(tx, msg).await,
+            "declare-wages" => self.declare_wages(tx, msg).await,
+            "assess-month" => self.assess_month(tx, msg).await,
+            "record-payment" => self.record_payment(tx, msg).await,
+            "detect-arrears" => self.detect_arrears(tx, msg).await,
+            "start-batch-debit" => self.start_batch_debit(tx, msg).await,
+            "record-debit-results" => self.record_debit_results(tx, msg).await,
+            "employer-statement" => self.employer_statement(tx, msg).await,
+            "contribution-history" => self.contribution_history(tx, msg).await,
+            "list-arrears" => self.list_arrears(tx, msg).await,
+            other => Err(HandlerError::Rejected(ErrorBody::new(
+                ErrorCode::UnknownCommand,
+                format!(
+                    "collection has no command '{other}'; it has set-policy, get-policy, declare-wages, \
+                     assess-month, record-payment, detect-arrears, start-batch-debit, record-debit-results, \
+                     employer-statement, contribution-history, list-arrears"
+                ),
+            ))),
+        }
+    }
+}
+
+impl CollectionHandler {
+    async fn set_policy(&self, tx: &Transaction<'_>, msg: &Incoming) -> HResult {
+        let cmd: c::SetPolicy = msg.decode()?;
+        let t: InsuranceType = cmd
+            .insurance_type
+            .parse()
+            .map_err(|e: String| invalid("insurance_type", e))?;
+        if t.line() != msg.line {
+            return Err(invalid(
+                "insurance_type",
+                format!("{t} belongs to the {} line", t.line()),
+            ));
+        }
+        if cmd.reason.trim().is_empty() {
+            return Err(invalid("reason", "a reason is required for every policy change"));
+        }
+        // Through the domain type: every figure is checked there.
+        let mut raw = serde_json::to_value(&cmd).expect("serialises");
+        if let Some(o) = raw.as_object_mut() {
+            o.remove("reason");
+            o.retain(|_, v| !v.is_null());
+        }
+        let rule: PolicyRule = serde_json::from_value(raw).map_err(|e| invalid("policy", e.to_string()))?;
+        let mut others: Vec<(i64, PolicyRule)> = rules::current(tx, &cmd.region, Some(msg.line))
+            .await?
+            .into_iter()
+            .filter(|(_, r)| r.insurance_type == t)
+            .collect();
+        // A rule for the same start month is replaced; an open-ended older rule is closed the
+        // month before the new one starts (as a new version of it).
+        let replaced: Vec<i64> = others
+            .iter()
+            .filter(|(_, r)| r.effective_from == rule.effective_from)
+            .map(|(id, _)| *id)
+            .collect();
+        others.retain(|(id, _)| !replaced.contains(id));
+        let mut closing = Vec::new();
+        for (id, r) in &mut others {
+            if r.effective_to.is_none() && r.effective_from < rule.effective_from {
+                r.effective_to = rule.effective_from.prev();
+                closing.push((*id, r.clone()));
+            }
+        }
+        let mut all: Vec<PolicyRule> = others.iter().map(|(_, r)| r.clone()).collect();
+        all.push(rule.clone());
+        PolicyTable::new(all).map_err(|e| match e {
+            crate::domain::policy::PolicyError::Overlap { .. } => conflict("effective_from", e.to_string()),
+            other => invalid("policy", other.to_string()),
+        })?;
+        for (old, r) in &closing {
+            let new_id =
+                rules::insert(tx, r, "closed by a newer rule", Some(msg.envelope.message_id)).await?;
+            tx.execute(
+                "update policy_rules set superseded_by = $2 where rule_id = $1",
+                &[old, &new_id],
+            )
+            .await?;
+        }
+        let version = rules::insert(tx, &rule, cmd.reason.trim(), Some(msg.envelope.message_id)).await?;
+        for old in replaced {
+            tx.execute(
+                "update policy_rules set superseded_by = $2 where rule_id = $1",
+                &[&old, &version],
+            )
+            .await?;
+        }
+        let event = ev::PolicyChanged {
+            region: cmd.region.clone(),
+            insurance_type: t,
+            effective_from: rule.effective_from.to_string(),
+            version,
+            reason: cmd.reason.trim().to_owned(),
+            line: msg.line,
+        };
+        ok(
+            &json!({"version": version}),
+            vec![self.event(msg.line, &event, msg)],
+        )
+    }
+
+    async fn get_policy(&self, tx: &Transaction<'_>, msg: &Incoming) -> HResult {
+        let cmd: c::GetPolicy = msg.decode()?;
+        let t: InsuranceType = cmd
+            .insurance_type
+            .parse()
+            .map_err(|e: String| invalid("insurance_type", e))?;
+        let month = ym("month", &cmd.month)?;
+        let found = rules::current(tx, &cmd.region, None)
+            .await?
+            .into_iter()
+            .find(|(_, r)| r.insurance_type == t && r.contains(month))
+            .ok_or_else(|| {
+                not_found(
+                    "month",
+                    format!("no {t} rule for region {} in {month}", cmd.region),
+                )
+            })?;
+        ok(&json!({"version": found.0, "rule": found.1}), vec![])
+    }
+
+    async fn declare_wages(&self, tx: &Transaction<'_>, msg: &Incoming) -> HResult {
+        let cmd: c::DeclareWages = msg.decode()?;
+        if !(1990..=2200).contains(&cmd.year) {
+            return Err(invalid(
+                "year",
+                format!("{} is not a contribution year", cmd.year),
+            ));
+        }
+        if cmd.wages.is_empty() {
+            return Err(invalid("wages", "at least one declaration is required"));
+        }
+        let employer = cmd
+            .employer_credit_code
+            .as_deref()
+            .map(|c| {
+                CreditCode::parse(c).map_err(|e| {
+                    reject(
+                        ErrorCode::InvalidCreditCode,
+                        "employer_credit_code",
+                        e.to_string(),
+                    )
+                })
+            })
+            .transpose()?;
+        let policy = rules::current(tx, &self.region, Some(msg.line)).await?;
+        let year_start = YearMonth::new(cmd.year, 1).map_err(|e| invalid("year", e.to_string()))?;
+        let year_end = YearMonth::new(cmd.year, 12).map_err(|e| invalid("year", e.to_string()))?;
+        let mut views = Vec::new();
+        let mut outgoing = Vec::new();
+        for (i, w) in cmd.wages.iter().enumerate() {
+            let field = format!("wages[{i}].id_number");
+            let id = IdNumber::parse(&w.id_number)
+                .map_err(|e| reject(ErrorCode::InvalidIdNumber, &field, e.to_string()))?;
+            let amount = |name: &str, v: &Option<String>| -> Result<Option<Decimal>, HandlerError> {
+                v.as_deref()
+                    .map(|s| money(&format!("wages[{i}].{name}"), s))
+                    .transpose()
+            };
+            let evidence = WageEvidence {
+                previous_year_average: amount("previous_year_average", &w.previous_year_average)?,
+                current_year_average: amount("current_year_average", &w.current_year_average)?,
+                current_month: amount("current_month", &w.current_month)?,
+            };
+            let chosen = amount("chosen_base", &w.chosen_base)?;
+            // The person's coverage on this line in that year: which types, which category.
+            let rows = tx
+                .query(
+                    "select p.person_id, c.insurance_type, c.category, c.employer_credit_code
+                     from persons p join coverage c using (person_id)
+                     where p.id_number = $1 and c.line = $2
+                       and c.from_month <= $4 and (c.to_month is null or c.to_month >= $3)
+                     order by c.insurance_type, c.from_month desc",
+                    &[
+                        &id.as_str(),
+                        &msg.line.as_str(),
+                        &year_start.first_day(),
+                        &year_end.first_day(),
+                    ],
+                )
+                .await?;
+            if rows.is_empty() {
+                return Err(not_found(
+                    &field,
+                    format!("{id} has no {} line coverage in {}", msg.line, cmd.year),
+                ));
+            }
+            let person_id: Uuid = rows[0].get(0);
+            if let Some(code) = &employer {
+                let employs = rows
+                    .iter()
+                    .any(|r| r.get::<_, Option<String>>(3).as_deref() == Some(code.as_str()));
+                if !employs {
+                    return Err(invalid(
+                        &field,
+                        format!("{id} is not covered through employer {code} in {}", cmd.year),
+                    ));
+                }
+            }
+            tx.execute(
+                "insert into wage_declarations (person_id, year, employer_credit_code, previous_year_average,
+                     current_year_average, current_month, chosen_base, message_id)
+                 values ($1, $2, $3, $4, $5, $6, $7, $8)",
+                &[
+                    &person_id,
+                    &cmd.year,
+                    &employer.as_ref().map(|c| c.as_str()),
+                    &evidence.previous_year_average,
+                    &evidence.current_year_average,
+                    &evidence.current_month,
+                    &chosen,
+                    &msg.envelope.message_id,
+                ],
+            )
+            .await?;
+            let mut determined = Vec::new();
+            let mut seen = std::collections::HashSet::new();
+            for r in &rows {
+                let t: InsuranceType = match r.get::<_, String>(1).parse() {
+                    Ok(t) => t,
+                    Err(_) => continue,
+                };
+                if !seen.insert(t) {
+                    continue;
+                }
+                let cat = category(&r.get::<_, String>(2));
+                let input = match cat {
+                    Category::Employee => BaseInput::Employee(evidence),
+                    Category::Flexible => BaseInput::Flexible {
+                        chosen_base: chosen.map(Money::round_fen),
+                    },
+                    Category::Retiree => BaseInput::Retiree,
+                    Category::Resident => BaseInput::Resident,
+                };
+                let Some((_, rule)) = policy
+                    .iter()
+                    .filter(|(_, p)| p.insurance_type == t && p.effective_from <= year_end)
+                    .filter(|(_, p)| p.effective_to.is_none_or(|to| to >= year_start))
+                    .max_by_key(|(_, p)| p.effective_from)
+                else {
+                    return Err(not_found(
+                        &field,
+                        format!("no {t} policy rule for region {} in {}", self.region, cmd.year),
+                    ));
+                };
+                let d = determine_base(&input, rule)
+                    .map_err(|e| invalid(&format!("wages[{i}]"), e.to_string()))?;
+                let (source, clamp) = (snake(&d.source), snake(&d.clamped));
+                tx.execute(
+                    "insert into bases (person_id, insurance_type, year, base, source, clamp)
+                     values ($1, $2, $3, $4, $5, $6)
+                     on conflict (person_id, insurance_type, year) do update
+                     set base = excluded.base, source = excluded.source, clamp = excluded.clamp, determined_at = now()",
+                    &[&person_id, &t.as_str(), &cmd.year, &d.base.amount(), &source, &clamp],
+                )
+                .await?;
+                determined.push(ev::DeterminedBase {
+                    insurance_type: t,
+                    base: d.base.to_string(),
+                    source: source.clone(),
+                    clamp: clamp.clone(),
+                });
+                views.push(c::BaseView {
+                    id_number: id.as_str().to_owned(),
+                    insurance_type: t,
+                    year: cmd.year,
+                    base: d.base.to_string(),
+                    source,
+                    clamp,
+                });
+            }
+            let event = ev::BaseDetermined {
+                person_id: person_id.to_string(),
+                id_number: id.as_str().to_owned(),
+                year: cmd.year,
+                bases: determined,
+                line: msg.line,
+            };
+            outgoing.push(self.event(msg.line, &event, msg));
+        }
+        ok(&c::DeclareWagesResult { bases: views }, outgoing)
+    }
+
+    /// The deadline for employers and for persons paying alone, for `month` on `line`: the
+    /// earliest among the line's rules, so nobody's deadline is later than its rule says.
+    async fn deadlines(
+        &self,
+        tx: &Transaction<'_>,
+        line: Line,
+        month: YearMonth,
+    ) -> Result<Option<(chrono::NaiveDate, chrono::NaiveDate)>, HandlerError> {
+        let policy = rules::current(tx, &self.region, Some(line)).await?;
+        let calendar = rules::calendar(tx).await?;
+        let in_force: Vec<&PolicyRule> = policy
+            .iter()
+            .map(|(_, r)| r)
+            .filter(|r| r.contains(month))
+            .collect();
+        let due = |cat: Category| {
+            in_force
+                .iter()
+                .map(|r| deadline(month, r.deadline_for(cat), &calendar, &self.freezes))
+                .min()
+        };
+        Ok(due(Category::Employee).zip(due(Category::Flexible)))
+    }
+
+    async fn assess_month(&self, tx: &Transaction<'_>, msg: &Incoming) -> HResult {
+        let cmd: c::AssessMonth = msg.decode()?;
+        let month = ym("month", &cmd.month)?;
+        let (employer_deadline, person_deadline) =
+            self.deadlines(tx, msg.line, month).await?.ok_or_else(|| {
+                not_found(
+                    "month",
+                    format!("no {} line policy in force for {month}", msg.line),
+                )
+            })?;
+        let run = assess::Run {
+            region: &self.region,
+            line: msg.line,
+            month: month.first_day(),
+            employer_deadline,
+            person_deadline,
+        };
+        let outcome = assess::run(tx, &self.names, &run, &msg.envelope).await?;
+        tracing::info!(%month, line = %msg.line, payers = outcome.payers, items = outcome.items, "month assessed");
+        let result = c::AssessMonthResult {
+            run_id: outcome.run_id.to_string(),
+            month: month.to_string(),
+            payers_assessed: outcome.payers,
+            items_written: outcome.items,
+            total_change: fen(outcome.total_change),
+            skipped: outcome.skipped,
+        };
+        Ok(Handled {
+            result: Some(serde_json::to_value(result).expect("serialises")),
+            outgoing: vec![],
+            wrote_outbox: outcome.payers > 0,
+        })
+    }
+
+    async fn record_payment(&self, tx: &Transaction<'_>, msg: &Incoming) -> HResult {
+        let cmd: c::RecordPayment = msg.decode()?;
+        let id: Uuid = cmd
+            .assessment_id
+            .parse()
+            .map_err(|_| invalid("assessment_id", "not an assessment id (UUID)"))?;
+        let amount = money("amount", &cmd.amount)?;
+        if amount <= Decimal::ZERO {
+            return Err(invalid("amount", "a payment is more than 0.00"));
+        }
+        let receipt = cmd.tax_receipt_no.trim();
+        if receipt.is_empty() || receipt.len() > 64 {
+            return Err(invalid(
+                "tax_receipt_no",
+                "a tax receipt number of 1 to 64 characters is required",
+            ));
+        }
+        let mut a = payments::lock(tx, id)
+            .await?
+            .filter(|a| a.line == msg.line)
+            .ok_or_else(|| not_found("assessment_id", format!("no {} line assessment {id}", msg.line)))?;
+        // The same receipt again (a resend with a new message id) is answered, not recorded twice.
+        if let Some(row) = tx
+            .query_opt(
+                "select assessment_id, amount from payments where receipt_no = $1",
+                &[&receipt],
+            )
+            .await?
+        {
+            let (prior, prior_amount): (Uuid, Decimal) = (row.get(0), row.get(1));
+            if prior == id && prior_amount == amount {
+                return ok(&a.status(), vec![]);
+            }
+            return Err(conflict(
+                "tax_receipt_no",
+                format!("receipt {receipt} was already recorded for another payment"),
+            ));
+        }
+        let in_debit = tx
+            .query_opt(
+                "select b.batch_id from debit_items i join debit_batches b using (batch_id)
+                 where i.assessment_id = $1 and b.closed_at is null",
+                &[&id],
+            )
+            .await?;
+        if let Some(row) = in_debit {
+            let batch: Uuid = row.get(0);
+            return Err(conflict(
+                "assessment_id",
+                format!(
+                    "the assessment is in bank batch debit {batch}; no other payment until the bank reports"
+                ),
+            ));
+        }
+        let payment = payments::Payment {
+            amount,
+            paid_at: cmd.paid_at,
+            receipt_no: receipt,
+            channel: "tax",
+        };
+        let events = payments::apply(tx, &self.names, &mut a, &payment, &msg.envelope).await?;
+        ok(&a.status(), events)
+    }
+
+    async fn detect_arrears(&self, tx: &Transaction<'_>, msg: &Incoming) -> HResult {
+        let cmd: c::DetectArrears = msg.decode()?;
+        let as_of = cmd.as_of.unwrap_or_else(crate::today);
+        let mut headers = std::collections::BTreeMap::new();
+        messaging::trace::continue_from(&mut headers, &msg.envelope.headers);
+        let headers = serde_json::to_value(headers).unwrap_or_default();
+        let key = format!("{}.collection.arrears-detected", msg.line);
+        // Set-based: flag every open assessment past its deadline and write one event each.
+        let n = tx
+            .execute(
+                "with flagged as (
+                     update assessments set in_arrears = true, updated_at = now()
+                     where line = $1 and not in_arrears and paid < due and deadline < $2
+                     returning assessment_id, payer_kind, payer_id, month, due - paid as outstanding, deadline
+                 )
+                 insert into outbox (message_id, exchange, routing_key, message_type, correlation_id, headers, body)
+                 select uuid_v7(), $3, $4, 'collection.arrears-detected.v1', $5, $6,
+                        jsonb_build_object('assessment_id', f.assessment_id, 'payer_kind', f.payer_kind,
+                            'payer_id', f.payer_id, 'month', to_char(f.month, 'YYYY-MM'),
+                            'outstanding', to_char(f.outstanding, 'FM999999999990.00'), 'deadline', f.deadline,
+                            'persons', coalesce((select jsonb_agg(distinct i.person_id::text)
+                                                 from assessment_items i where i.assessment_id = f.assessment_id), '[]'::jsonb),
+                            'line', $1::text)
+                 from flagged f order by f.month, f.payer_kind, f.payer_id",
+                &[&msg.line.as_str(), &as_of, &self.names.events_exchange(), &key, &msg.envelope.correlation(), &headers],
+            )
+            .await?;
+        tracing::info!(line = %msg.line, %as_of, newly = n, "arrears detected");
+        Ok(Handled {
+            result: Some(
+                serde_json::to_value(c::DetectArrearsResult {
+                    newly_in_arrears: n as i64,
+                })
+                .expect("serialises"),
+            ),
+            outgoing: vec![],
+            wrote_outbox: n > 0,
+        })
+    }
+
+    async fn start_batch_debit(&self, tx: &Transaction<'_>, msg: &Incoming) -> HResult {
+        let cmd: c::StartBatchDebit = msg.decode()?;
+        let month = ym("month", &cmd.month)?;
+        let batch = Uuid::now_v7();
+        // Flexible workers' open assessments of the month not already in an open batch.
+        let rows = tx
+            .query(
+                "select a.assessment_id, a.payer_id, a.due - a.paid
+                 from assessments a join persons p on p.person_id::text = a.payer_id
+                 where a.line = $1 and a.month = $2 and a.payer_kind = 'person' and p.category = 'flexible'
+                   and a.paid < a.due
+                   and not exists (select 1 from debit_items i join debit_batches b using (batch_id)
+                                   where i.assessment_id = a.assessment_id and b.closed_at is null)
+                 order by a.payer_id",
+                &[&msg.line.as_str(), &month.first_day()],
+            )
+            .await?;
+        let items: Vec<ev::DebitItem> = rows
+            .iter()
+            .map(|r| ev::DebitItem {
+                assessment_id: r.get::<_, Uuid>(0).to_string(),
+                person_id: r.get(1),
+                amount: fen(r.get(2)),
+            })
+            .collect();
+        let total: Decimal = rows.iter().map(|r| r.get::<_, Decimal>(2)).sum();
+        let result = c::BatchDebitResult {
+            batch_id: batch.to_string(),
+            item_count: items.len() as i64,
+            total: fen(total),
+        };
+        if items.is_empty() {
+            return ok(&result, vec![]);
+        }
+        tx.execute(
+            "insert into debit_batches (batch_id, line, month, item_count, total) values ($1, $2, $3, $4, $5)",
+            &[&batch, &msg.line.as_str(), &month.first_day(), &(items.len() as i32), &total],
+        )
+        .await?;
+        for r in &rows {
+            tx.execute(
+                "insert into debit_items (batch_id, assessment_id, person_id, amount) values ($1, $2, $3, $4)",
+                &[&batch, &r.get::<_, Uuid>(0), &r.get::<_, String>(1), &r.get::<_, Decimal>(2)],
+            )
+            .await?;
+        }
+        let event = ev::BatchDebitRequested {
+            batch_id: batch.to_string(),
+            month: month.to_string(),
+            item_count: items.len() as i64,
+            total: fen(total),
+            items,
+            line: msg.line,
+        };
+        ok(&result, vec![self.event(msg.line, &event, msg)])
+    }
+
+    async fn record_debit_results(&self, tx: &Transaction<'_>, msg: &Incoming) -> HResult {
+        let cmd: c::RecordDebitResults = msg.decode()?;
+        let batch: Uuid = cmd
+            .batch_id
+            .parse()
+            .map_err(|_| invalid("batch_id", "not a batch id (UUID)"))?;
+        let closed = tx
+            .query_opt("select closed_at is not null from debit_batches where batch_id = $1 and line = $2 for update", &[
+                &batch,
+                &msg.line.as_str(),
+            ])
+            .await?
+            .ok_or_else(|| not_found("batch_id", format!("no {} line debit batch {batch}", msg.line)))?
+            .get::<_, bool>(0);
+        if closed {
+            return Err(conflict(
+                "batch_id",
+                "the results of this batch were already recorded",
+            ));
+        }
+        // The window closes first, so the payments below are not refused by it.
+        tx.execute(
+            "update debit_batches set closed_at = now() where batch_id = $1",
+            &[&batch],
+        )
+        .await?;
+        let (mut debited, mut failed) = (0, 0);
+        let mut outgoing = Vec::new();
+        for (i, r) in cmd.results.iter().enumerate() {
+            let field = format!("results[{i}].assessment_id");
+            let id: Uuid = r
+                .assessment_id
+                .parse()
+                .map_err(|_| invalid(&field, "not an assessment id (UUID)"))?;
+            let item = tx
+                .query_opt(
+                    "select amount, person_id from debit_items where batch_id = $1 and assessment_id = $2",
+                    &[&batch, &id],
+                )
+                .await?
+                .ok_or_else(|| invalid(&field, "not an item of this batch"))?;
+            let (amount, person): (Decimal, String) = (item.get(0), item.get(1));
+            if r.ok {
+                let mut a = payments::lock(tx, id)
+                    .await?
+                    .ok_or_else(|| not_found(&field, "assessment vanished"))?;
+                let receipt = format!("debit:{batch}:{id}");
+                let payment = payments::Payment {
+                    amount,
+                    paid_at: cmd.debited_at,
+                    receipt_no: &receipt,
+                    channel: "bank-debit",
+                };
+                outgoing.extend(payments::apply(tx, &self.names, &mut a, &payment, &msg.envelope).await?);
+                tx.execute(
+                    "update debit_items set result = 'debited' where batch_id = $1 and assessment_id = $2",
+                    &[&batch, &id],
+                )
+                .await?;
+                debited += 1;
+            } else {
+                let reason = r.reason.clone().unwrap_or_else(|| "not given".into());
+                tx.execute(
+                    "update debit_items set result = 'failed', reason = $3 where batch_id = $1 and assessment_id = $2",
+                    &[&batch, &id, &reason],
+                )
+                .await?;
+                let event = ev::DebitFailed {
+                    batch_id: batch.to_string(),
+                    assessment_id: id.to_string(),
+                    person_id: person,
+                    amount: fen(amount),
+                    reason,
+                    line: msg.line,
+                };
+                outgoing.push(self.event(msg.line, &event, msg));
+                failed += 1;
+            }
+        }
+        ok(
+            &c::DebitResultsSummary {
+                batch_id: batch.to_string(),
+                debited,
+                failed,
+            },
+            outgoing,
+        )
+    }
+
+    async fn employer_statement(&self, tx: &Transaction<'_>, msg: &Incoming) -> HResult {
+        let cmd: c::EmployerStatement = msg.decode()?;
+        let code = CreditCode::parse(&cmd.employer_credit_code).map_err(|e| {
+            reject(
+                ErrorCode::InvalidCreditCode,
+                "employer_credit_code",
+                e.to_string(),
+            )
+        })?;
+        let month = ym("month", &cmd.month)?;
+        let id: Uuid = tx
+            .query_opt(
+                "select assessment_id from assessments
+                 where line = $1 and payer_kind = 'employer' and payer_id = $2 and month = $3",
+                &[&msg.line.as_str(), &code.as_str(), &month.first_day()],
+            )
+            .await?
+            .ok_or_else(|| {
+                not_found(
+                    "employer_credit_code",
+                    format!("no {} assessment of {code} for {month}", msg.line),
+                )
+            })?
+            .get(0);
+        let a = payments::lock(tx, id)
+            .await?
+            .ok_or_else(|| not_found("employer_credit_code", "gone"))?;
+        let rows = tx
+            .query(
+                "select p.id_number, i.insurance_type, i.share, max(i.base)::text, sum(i.amount)
+                 from assessment_items i join persons p using (person_id)
+                 where i.assessment_id = $1 group by 1, 2, 3 having sum(i.amount) <> 0 order by 1, 2, 3",
+                &[&id],
+            )
+            .await?;
+        let lines: Vec<serde_json::Value> = rows
+            .iter()
+            .map(|r| {
+                json!({"id_number": r.get::<_, String>(0), "insurance_type": r.get::<_, String>(1),
+                       "share": r.get::<_, String>(2), "base": r.get::<_, Option<String>>(3),
+                       "amount": fen(r.get(4))})
+            })
+            .collect();
+        ok(&json!({"assessment": a.status(), "lines": lines}), vec![])
+    }
+
+    async fn contribution_history(&self, tx: &Transaction<'_>, msg: &Incoming) -> HResult {
+        let cmd: c::ContributionHistory = msg.decode()?;
+        let id = IdNumber::parse(&cmd.id_number)
+            .map_err(|e| reject(ErrorCode::InvalidIdNumber, "id_number", e.to_string()))?;
+        let person: Uuid = tx
+            .query_opt(
+                "select person_id from persons where id_number = $1",
+                &[&id.as_str()],
+            )
+            .await?
+            .ok_or_else(|| not_found("id_number", format!("no contribution record for {id}")))?
+            .get(0);
+        let rows = tx
+            .query(
+                "select to_char(a.month, 'YYYY-MM'), i.insurance_type, a.payer_kind, a.payer_id,
+                        sum(i.amount) filter (where i.share = 'employer'),
+                        sum(i.amount) filter (where i.share in ('employee', 'person')),
+                        a.paid >= a.due, a.in_arrears
+                 from assessment_items i join assessments a using (assessment_id)
+                 where i.person_id = $1 and a.line = $2
+                 group by a.month, i.insurance_type, a.payer_kind, a.payer_id, a.paid, a.due, a.in_arrears
+                 order by a.month, i.insurance_type",
+                &[&person, &msg.line.as_str()],
+            )
+            .await?;
+        let months: Vec<serde_json::Value> = rows
+            .iter()
+            .map(|r| {
+                json!({"month": r.get::<_, String>(0), "insurance_type": r.get::<_, String>(1),
+                       "payer_kind": r.get::<_, String>(2), "payer_id": r.get::<_, String>(3),
+                       "employer_share": r.get::<_, Option<Decimal>>(4).map(fen),
+                       "own_share": r.get::<_, Option<Decimal>>(5).map(fen),
+                       "paid": r.get::<_, bool>(6), "in_arrears": r.get::<_, bool>(7)})
+            })
+            .collect();
+        ok(
+            &json!({"person_id": person.to_string(), "months": months}),
+            vec![],
+        )
+    }
+
+    async fn list_arrears(&self, tx: &Transaction<'_>, msg: &Incoming) -> HResult {
+        let cmd: c::ListArrears = msg.decode()?;
+        let month = cmd
+            .month
+            .as_deref()
+            .map(|m| ym("month", m))
+            .transpose()?
+            .map(YearMonth::first_day);
+        let rows = tx
+            .query(
+                "select assessment_id from assessments
+                 where line = $1 and in_arrears and ($2::date is null or month = $2)
+                 order by month, payer_kind, payer_id limit 1000",
+                &[&msg.line.as_str(), &month],
+            )
+            .await?;
+        let mut out = Vec::new();
+        for r in rows {
+            if let Some(a) = payments::lock(tx, r.get(0)).await? {
+                out.push(a.status());
+            }
+        }
+        ok(&json!({"arrears": out}), vec![])
+    }
+}

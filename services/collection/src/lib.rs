@@ -1,0 +1,79 @@
+//! The collection service (征收): policy tables, contribution bases, monthly assessment,
+//! payments reported by the tax authority, bank batch debit, arrears and back-payment.
+//!
+//! - `domain`: the rules without I/O (money, policy, bases, assessment, calendar, deadlines).
+//! - `projection`: who is covered by what, built from enrollment events.
+//! - `assess`: the monthly assessment as set-based SQL.
+//! - `payments`, `rules`: storage helpers; `handlers`: one function per command.
+//! - `schedule`: sends the monthly assessment and the daily arrears check on time.
+
+pub mod assess;
+pub mod domain;
+pub mod handlers;
+pub mod payments;
+pub mod projection;
+pub mod rules;
+pub mod schedule;
+
+use contracts::Line;
+use messaging::runtime::{ServiceRuntime, ServiceSettings, ServiceSpec};
+use serde::Deserialize;
+use std::path::PathBuf;
+
+mod embedded {
+    refinery::embed_migrations!("migrations");
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct Settings {
+    #[serde(flatten)]
+    pub service: ServiceSettings,
+    /// This agency's 6-digit region code: whose policy rules apply.
+    pub region: String,
+    #[serde(default)]
+    pub schedule: schedule::ScheduleSettings,
+}
+
+impl Settings {
+    pub fn load() -> anyhow::Result<Self> {
+        let dir = std::env::var_os("APP_CONFIG_DIR")
+            .map(PathBuf::from)
+            .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("configuration"));
+        let s: Settings = platform::config::load(&dir)?;
+        domain::policy::RegionCode::parse(&s.region)
+            .map_err(|e| anyhow::anyhow!("configuration field 'region': {e}"))?;
+        Ok(s)
+    }
+}
+
+pub type Application = ServiceRuntime<handlers::CollectionHandler>;
+
+/// Today in China Standard Time (UTC+8, no daylight saving): the day deadlines are judged by.
+pub fn today() -> chrono::NaiveDate {
+    let cst = chrono::FixedOffset::east_opt(8 * 3600).expect("a valid offset");
+    chrono::Utc::now().with_timezone(&cst).date_naive()
+}
+
+/// Builds the service: schema, migrations, policy seed on first start, topology, ops port.
+pub async fn build(settings: Settings) -> anyhow::Result<Application> {
+    let names = messaging::Names::new(settings.service.broker.prefix.clone());
+    let mut migrations = embedded::migrations::runner();
+    migrations.set_migration_table_name("collection_schema_history");
+    let spec = ServiceSpec {
+        service: contracts::collection::SERVICE,
+        command_lines: vec![Line::Medical, Line::Social],
+        event_bindings: Line::BUSINESS
+            .iter()
+            .map(|&l| (l, projection::bindings(l)))
+            .collect(),
+        handler: handlers::CollectionHandler {
+            names,
+            region: settings.region.clone(),
+            freezes: vec![],
+        },
+        migrations,
+    };
+    let app = ServiceRuntime::build(settings.service, spec).await?;
+    rules::seed(&app.pool()).await?;
+    Ok(app)
+}

@@ -1,0 +1,226 @@
+//! Commands, routing key `<line>.collection.<name>`, and their `ok` results.
+
+use crate::line::InsuranceType;
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+
+/// When a month's contributions are due (DOMAIN.md §4 calendar).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(tag = "kind", rename_all = "snake_case", deny_unknown_fields)]
+pub enum DeadlineRuleDto {
+    /// Wuhan: finish before the last `n` working days of the collection month.
+    LastWorkingDays { n: u32 },
+    /// Day `day` of the collection month (Jinan before the change: the 15th).
+    DayOfFollowingMonth { day: u32 },
+    /// End of the collection month (Jinan after the change).
+    EndOfFollowingMonth {},
+    /// Bank batch debit starts on day `day` (Wuhan flexible workers: the 20th).
+    DebitDay { day: u32 },
+}
+
+/// `set-policy`: a new version of one policy rule (region × insurance type × period).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct SetPolicy {
+    pub region: String,
+    pub insurance_type: String,
+    pub effective_from: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub effective_to: Option<String>,
+    pub standard_base: String,
+    pub floor: String,
+    pub cap: String,
+    pub employer_rate: String,
+    pub employee_rate: String,
+    pub flexible_rate: String,
+    #[serde(default = "zero")]
+    pub retiree_monthly_premium: String,
+    #[serde(default)]
+    pub retiree_pays_rate: bool,
+    pub deadline: DeadlineRuleDto,
+    /// Flexible workers' own deadline where it differs (Wuhan: bank batch debit on the 20th).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub flexible_deadline: Option<DeadlineRuleDto>,
+    pub reason: String,
+}
+
+fn zero() -> String {
+    "0.00".into()
+}
+
+/// `get-policy`: the rule in force for a region, type and month, with its version.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct GetPolicy {
+    pub region: String,
+    pub insurance_type: String,
+    pub month: String,
+}
+
+/// One person's wage evidence (monthly yuan amounts).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct WageDeclaration {
+    pub id_number: String,
+    /// Own previous-year average monthly wage (first choice).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub previous_year_average: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub current_year_average: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub current_month: Option<String>,
+    /// A flexible worker's chosen band, where policy allows one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub chosen_base: Option<String>,
+}
+
+/// `declare-wages`: an employer declares its employees' wages for a contribution year (or a
+/// flexible worker their own); bases are determined for every insurance type of the line.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct DeclareWages {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub employer_credit_code: Option<String>,
+    pub year: i32,
+    pub wages: Vec<WageDeclaration>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+pub struct BaseView {
+    pub id_number: String,
+    pub insurance_type: InsuranceType,
+    pub year: i32,
+    pub base: String,
+    /// `previous-year-average`, `current-year-average`, `current-month`, `standard-base`, `chosen-band`.
+    pub source: String,
+    /// `none`, `raised-to-floor`, `lowered-to-cap`.
+    pub clamp: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+pub struct DeclareWagesResult {
+    pub bases: Vec<BaseView>,
+}
+
+/// `assess-month` (核定): assess every covered person of the line for `month`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct AssessMonth {
+    pub month: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+pub struct AssessMonthResult {
+    pub run_id: String,
+    pub month: String,
+    /// Payers whose amount due changed in this run (new assessments and adjustments).
+    pub payers_assessed: i64,
+    pub items_written: i64,
+    /// The change in the total due for the month made by this run (0.00 for a repeat).
+    pub total_change: String,
+    /// Persons covered in the month but without a base or policy rule (not assessed).
+    pub skipped: i64,
+}
+
+/// `record-payment`: what the tax authority received for an assessment.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RecordPayment {
+    pub assessment_id: String,
+    pub amount: String,
+    pub paid_at: chrono::DateTime<chrono::FixedOffset>,
+    /// The tax receipt number: the idempotency key of the payment itself.
+    pub tax_receipt_no: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+pub struct AssessmentStatus {
+    pub assessment_id: String,
+    pub payer_kind: String,
+    pub payer_id: String,
+    pub month: String,
+    pub due: String,
+    pub paid: String,
+    pub outstanding: String,
+    /// `open`, `partially-paid`, `settled`, `overpaid`.
+    pub status: String,
+    pub deadline: chrono::NaiveDate,
+    pub in_arrears: bool,
+}
+
+/// `detect-arrears`: at the deadline, unpaid months become arrears (also run on a schedule).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct DetectArrears {
+    /// The date to judge deadlines by; today when absent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub as_of: Option<chrono::NaiveDate>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+pub struct DetectArrearsResult {
+    pub newly_in_arrears: i64,
+}
+
+/// `start-batch-debit` (批扣): on the debit day, the outgoing batch for flexible workers'
+/// open assessments of `month`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct StartBatchDebit {
+    pub month: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+pub struct BatchDebitResult {
+    pub batch_id: String,
+    pub item_count: i64,
+    pub total: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct DebitItemResult {
+    pub assessment_id: String,
+    pub ok: bool,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
+}
+
+/// `record-debit-results`: the bank's per-item results for a batch.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RecordDebitResults {
+    pub batch_id: String,
+    pub debited_at: chrono::DateTime<chrono::FixedOffset>,
+    pub results: Vec<DebitItemResult>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+pub struct DebitResultsSummary {
+    pub batch_id: String,
+    pub debited: i64,
+    pub failed: i64,
+}
+
+/// `employer-statement`: an employer's assessment for a month, person by person.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct EmployerStatement {
+    pub employer_credit_code: String,
+    pub month: String,
+}
+
+/// `contribution-history` (缴费信息查询): a person's assessed and paid months.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ContributionHistory {
+    pub id_number: String,
+}
+
+/// `list-arrears`: payers in arrears on the line.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ListArrears {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub month: Option<String>,
+}
