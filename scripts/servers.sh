@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Makes sure PostgreSQL and RabbitMQ are reachable for local runs and tests,
-# then writes .local/env with DATABASE_URL and AMQP_URL.
+# then writes .local/env with DATABASE_URL, AMQP_URL and RABBITMQ_API_URL.
 #
 #   scripts/servers.sh          pick/start servers, write .local/env
 #   scripts/servers.sh stop     stop the private instances this script started
@@ -8,11 +8,16 @@
 # Inputs (environment):
 #   DATABASE_URL   default postgres://postgres@127.0.0.1:5432/postgres
 #   AMQP_URL       default amqp://guest:guest@127.0.0.1:5672/%2f
+#   RABBITMQ_API_URL  management HTTP API of the configured broker, default
+#                  http://127.0.0.1:15672 (operator tooling creates users with it;
+#                  when it does not answer and the broker is local, the
+#                  rabbitmq_management plugin is enabled)
 #   LOCAL_SERVERS  auto (default): use the configured server when reachable,
 #                  otherwise start a private one; private: always private.
 #
 # Private instances live under .local/ (git-ignored): Postgres on
-# 127.0.0.1:55432 (.local/pg), RabbitMQ on 127.0.0.1:55672 (.local/rabbitmq).
+# 127.0.0.1:55432 (.local/pg), RabbitMQ on 127.0.0.1:55672 (.local/rabbitmq)
+# with its management API on http://127.0.0.1:55674.
 set -euo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -21,6 +26,7 @@ ENV_FILE="$LOCAL_DIR/env"
 
 DATABASE_URL="${DATABASE_URL:-postgres://postgres@127.0.0.1:5432/postgres}"
 AMQP_URL="${AMQP_URL:-amqp://guest:guest@127.0.0.1:5672/%2f}"
+RABBITMQ_API_URL="${RABBITMQ_API_URL:-http://127.0.0.1:15672}"
 LOCAL_SERVERS="${LOCAL_SERVERS:-auto}"
 
 # --- private instance layout ------------------------------------------------
@@ -32,6 +38,7 @@ PG_PRIVATE_URL="postgres://postgres@127.0.0.1:${PG_PORT}/postgres"
 
 RMQ_PORT=55672
 RMQ_DIST_PORT=55673
+RMQ_API_PORT=55674
 RMQ_NODE="insurance-private@localhost"
 RMQ_BASE="$LOCAL_DIR/rabbitmq"
 RMQ_HOME="$RMQ_BASE/home"
@@ -43,10 +50,12 @@ RMQ_CONF_FILE="$RMQ_BASE/rabbitmq.conf"
 RMQ_ENV_CONF_FILE="$RMQ_BASE/rabbitmq-env.conf"
 RMQ_SBIN="/usr/lib/rabbitmq/bin"
 RMQ_PRIVATE_URL="amqp://guest:guest@127.0.0.1:${RMQ_PORT}/%2f"
+RMQ_PRIVATE_API_URL="http://127.0.0.1:${RMQ_API_PORT}"
 
 # Deadlines, in seconds.
 PG_START_TIMEOUT=60
 RMQ_START_TIMEOUT=120
+RMQ_API_TIMEOUT=90
 STOP_TIMEOUT=60
 
 # --- helpers ----------------------------------------------------------------
@@ -252,6 +261,111 @@ amqp_reachable() {
 
 rmq_private_answers() { tcp_open 127.0.0.1 "$RMQ_PORT"; }
 
+# --- RabbitMQ management API --------------------------------------------------
+# AMQP cannot create users or set permissions; `insurancectl subscriber` uses the
+# management HTTP API for that, so every broker this script picks should have it.
+
+# Percent-decodes $1 (user names and passwords in URLs).
+url_decode() {
+	local s=${1//\\/\\\\}
+	printf '%b' "${s//%/\\x}"
+}
+
+API_USER=guest
+API_PASSWORD=guest
+# The API credentials: RABBITMQ_API_USER/RABBITMQ_API_PASSWORD when set (as for
+# insurancectl), else the user and password of the AMQP URL $1, else guest/guest.
+set_api_credentials() {
+	local rest userinfo
+	rest=${1#*://}
+	rest=${rest%%[/?#]*}
+	API_USER=guest
+	API_PASSWORD=guest
+	if [[ $rest == *@* ]]; then
+		userinfo=${rest%@*}
+		API_USER=$(url_decode "${userinfo%%:*}")
+		API_PASSWORD=""
+		if [[ $userinfo == *:* ]]; then
+			API_PASSWORD=$(url_decode "${userinfo#*:}")
+		fi
+	fi
+	API_USER=${RABBITMQ_API_USER:-$API_USER}
+	API_PASSWORD=${RABBITMQ_API_PASSWORD:-$API_PASSWORD}
+}
+
+# A value for a double-quoted curl config entry.
+curl_quote() {
+	local s=${1//\\/\\\\}
+	printf '%s' "${s//\"/\\\"}"
+}
+
+# HTTP status of GET $1/api/overview with the API credentials; 000 when nothing
+# answers. The credentials go through stdin, not the command line (ps shows that).
+api_status() {
+	local url=${1%/}
+	have curl || install_packages curl
+	curl -s -o /dev/null -w '%{http_code}' --max-time 5 -K - "$url/api/overview" \
+		<<<"user = \"$(curl_quote "$API_USER"):$(curl_quote "$API_PASSWORD")\"" || true
+}
+
+# The API is there: it answers, whether or not it takes our credentials.
+api_answers() {
+	local code
+	code=$(api_status "$1")
+	[[ $code == 200 || $code == 401 ]]
+}
+
+check_api_login() {
+	local code
+	code=$(api_status "$1")
+	if [[ $code == 200 ]]; then
+		log "rabbitmq: management API answers at $1"
+	else
+		log "rabbitmq: WARNING: management API at $1 answers $code for user '$API_USER' (set RABBITMQ_API_USER/RABBITMQ_API_PASSWORD for insurancectl)"
+	fi
+}
+
+is_local_host() {
+	case "$1" in
+	localhost | ::1 | 127.*) return 0 ;;
+	*) return 1 ;;
+	esac
+}
+
+# For a configured broker this script uses: the API must answer at
+# RABBITMQ_API_URL; if it does not and the broker is on this machine, enable the
+# plugin on the system node (rabbitmq-plugins finds it through the system's
+# rabbitmq-env.conf, e.g. rabbit@localhost; RABBITMQ_NODENAME overrides).
+ensure_configured_api() {
+	local amqp_url=$1 api_url=${2%/} amqp_host amqp_port api_host api_port log_file
+	set_api_credentials "$amqp_url"
+	if api_answers "$api_url"; then
+		check_api_login "$api_url"
+		return 0
+	fi
+	read -r amqp_host amqp_port < <(url_host_port "$amqp_url" 5672)
+	read -r api_host api_port < <(url_host_port "$api_url" 80)
+	if ! is_local_host "$amqp_host" || ! is_local_host "$api_host"; then
+		log "rabbitmq: WARNING: management API $api_url does not answer and the broker is not on this machine; 'insurancectl subscriber' needs it (set RABBITMQ_API_URL)"
+		return 0
+	fi
+	if [[ $amqp_port == "$RMQ_PORT" ]]; then
+		die "rabbitmq: $(redact "$amqp_url") looks like a private instance (port $RMQ_PORT) without a management API at $api_url; run 'scripts/servers.sh stop' in the tree that started it, or set RABBITMQ_API_URL"
+	fi
+	have rabbitmq-plugins || die "rabbitmq: management API $api_url does not answer and rabbitmq-plugins is not installed to enable it"
+	log "rabbitmq: management API $api_url does not answer; enabling rabbitmq_management on the local broker"
+	log_file="$LOCAL_DIR/rabbitmq-plugins.log"
+	if ! as_root timeout 120 rabbitmq-plugins enable rabbitmq_management >"$log_file" 2>&1; then
+		cat "$log_file" >&2
+		die "rabbitmq: could not enable rabbitmq_management on the local broker"
+	fi
+	if ! wait_until "$RMQ_API_TIMEOUT" "management API at $api_url" api_answers "$api_url"; then
+		cat "$log_file" >&2
+		die "rabbitmq: rabbitmq_management is enabled but $api_url does not answer within ${RMQ_API_TIMEOUT}s (is the broker's management.tcp.port $api_port? set RABBITMQ_API_URL)"
+	fi
+	check_api_login "$api_url"
+}
+
 # The private node's environment. Everything points into .local/rabbitmq so
 # the system's /etc/rabbitmq and /var/lib/rabbitmq are neither read nor
 # written (the cookie lands in $HOME, which is why the CLI needs it too).
@@ -304,6 +418,11 @@ pid_gone() { ! kill -0 "$1" 2>/dev/null; }
 start_private_rabbitmq() {
 	if rmq_private_answers; then
 		log "rabbitmq: reusing private instance on 127.0.0.1:$RMQ_PORT (node $RMQ_NODE)"
+		if ! api_answers "$RMQ_PRIVATE_API_URL" &&
+			! grep -qs rabbitmq_management "$RMQ_PLUGINS_FILE"; then
+			die "rabbitmq: the private node was started without the management API (by an older scripts/servers.sh); run 'scripts/servers.sh stop', then this again"
+		fi
+		wait_private_api
 		return 0
 	fi
 	if [[ ! -x "$RMQ_SBIN/rabbitmq-server" ]]; then
@@ -313,11 +432,14 @@ start_private_rabbitmq() {
 
 	mkdir -p "$RMQ_HOME" "$RMQ_MNESIA" "$RMQ_LOGS"
 	: >"$RMQ_ENV_CONF_FILE" # replaces /etc/rabbitmq/rabbitmq-env.conf
-	printf '[].\n' >"$RMQ_PLUGINS_FILE"
+	# The management API: operator tooling creates subscriber users through it.
+	printf '[rabbitmq_management].\n' >"$RMQ_PLUGINS_FILE"
 	cat >"$RMQ_CONF_FILE" <<-EOF
 		# private instance (scripts/servers.sh); replaces /etc/rabbitmq/rabbitmq.conf
 		listeners.tcp.local = 127.0.0.1:$RMQ_PORT
 		loopback_users.guest = true
+		management.tcp.port = $RMQ_API_PORT
+		management.tcp.ip = 127.0.0.1
 	EOF
 
 	if rmq_running; then
@@ -353,6 +475,16 @@ start_private_rabbitmq() {
 	fi
 	wait_until 30 "rabbitmq on 127.0.0.1:$RMQ_PORT" rmq_private_answers ||
 		die "rabbitmq: private node is up but 127.0.0.1:$RMQ_PORT does not answer"
+	wait_private_api
+}
+
+wait_private_api() {
+	set_api_credentials "$RMQ_PRIVATE_URL"
+	if ! wait_until "$RMQ_API_TIMEOUT" "management API at $RMQ_PRIVATE_API_URL" api_answers "$RMQ_PRIVATE_API_URL"; then
+		tail -n 30 "$RMQ_LOGS/startup.log" >&2 || true
+		die "rabbitmq: private node is up but its management API $RMQ_PRIVATE_API_URL does not answer (see $RMQ_LOGS)"
+	fi
+	check_api_login "$RMQ_PRIVATE_API_URL"
 }
 
 stop_private_rabbitmq() {
@@ -377,19 +509,20 @@ stop_private_rabbitmq() {
 
 # --- main -------------------------------------------------------------------
 write_env() {
-	local db_url=$1 amqp_url=$2 tmp
+	local db_url=$1 amqp_url=$2 api_url=$3 tmp
 	mkdir -p "$LOCAL_DIR"
 	tmp=$(mktemp "$LOCAL_DIR/env.XXXXXX")
 	{
 		printf '# written by scripts/servers.sh; source it: . .local/env\n'
 		printf 'export DATABASE_URL=%q\n' "$db_url"
 		printf 'export AMQP_URL=%q\n' "$amqp_url"
+		printf 'export RABBITMQ_API_URL=%q\n' "$api_url"
 	} >"$tmp"
 	mv -f "$tmp" "$ENV_FILE"
 }
 
 cmd_up() {
-	local db_url amqp_url
+	local db_url amqp_url api_url
 	case "$LOCAL_SERVERS" in
 	auto | private) ;;
 	*) die "LOCAL_SERVERS must be 'auto' or 'private' (got '$LOCAL_SERVERS')" ;;
@@ -409,16 +542,19 @@ cmd_up() {
 
 	if [[ $LOCAL_SERVERS == auto ]] && amqp_reachable "$AMQP_URL"; then
 		amqp_url=$AMQP_URL
+		api_url=${RABBITMQ_API_URL%/}
 		log "rabbitmq: using configured server $(redact "$amqp_url")"
+		ensure_configured_api "$amqp_url" "$api_url"
 	else
 		[[ $LOCAL_SERVERS == auto ]] &&
 			log "rabbitmq: $(redact "$AMQP_URL") not reachable; falling back to a private instance"
 		start_private_rabbitmq
 		amqp_url=$RMQ_PRIVATE_URL
-		log "rabbitmq: using private instance $(redact "$amqp_url")"
+		api_url=$RMQ_PRIVATE_API_URL
+		log "rabbitmq: using private instance $(redact "$amqp_url") (management API $api_url)"
 	fi
 
-	write_env "$db_url" "$amqp_url"
+	write_env "$db_url" "$amqp_url" "$api_url"
 	log "wrote $ENV_FILE"
 }
 
@@ -432,6 +568,6 @@ cmd_stop() {
 case "${1:-up}" in
 up | start) cmd_up ;;
 stop) cmd_stop ;;
--h | --help | help) sed -n '2,15p' "${BASH_SOURCE[0]}" ;;
+-h | --help | help) sed -n '2,20p' "${BASH_SOURCE[0]}" ;;
 *) die "unknown command '$1' (use: up | stop)" ;;
 esac

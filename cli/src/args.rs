@@ -1,10 +1,12 @@
 //! The command line, as clap sees it. Everything here is pure parsing; `run` does the work.
 
+use crate::subscriber::{PublishRule, subscriber_name, topic_pattern};
 use clap::{ArgGroup, Args, Parser, Subcommand, ValueEnum};
 use std::path::PathBuf;
 use uuid::Uuid;
 
 pub const DEFAULT_AMQP_URL: &str = "amqp://guest:guest@127.0.0.1:5672/%2f";
+pub use crate::management::DEFAULT_API_URL;
 
 /// Back-office and operator client for the insurance services: send commands and read their
 /// replies, inspect and replay parking lots, watch queue depths.
@@ -57,6 +59,87 @@ pub enum Cmd {
     /// Look at queues.
     #[command(subcommand)]
     Queues(QueuesCmd),
+    /// Provision, show and remove external subscribers (the tax authority): their queue, their
+    /// broker user and its permissions, through the RabbitMQ management API.
+    Subscriber(SubscriberArgs),
+}
+
+const PROVISION_EXAMPLE: &str = r"Example (the tax authority):
+  TAX_MQ_PASSWORD=... insurancectl subscriber provision tax-authority \
+    --bind '*.collection.contribution-assessed' --bind '*.collection.arrears-detected' \
+    --publish 'commands:^(medical|social)\.collection\.record-payment$' --password-env TAX_MQ_PASSWORD";
+
+#[derive(Debug, Args)]
+pub struct SubscriberArgs {
+    #[command(flatten)]
+    pub api: ApiArgs,
+    #[command(subcommand)]
+    pub command: SubscriberCmd,
+}
+
+/// The RabbitMQ management API (AMQP cannot create users or set permissions).
+#[derive(Debug, Clone, Args)]
+pub struct ApiArgs {
+    /// Management API base URL (plain http).
+    #[arg(long, env = "RABBITMQ_API_URL", default_value = DEFAULT_API_URL, global = true)]
+    pub api_url: String,
+
+    /// Management API user (an administrator); default: the user of the AMQP URL.
+    #[arg(long, env = "RABBITMQ_API_USER", global = true)]
+    pub api_user: Option<String>,
+
+    /// Its password; default: the password of the AMQP URL. Prefer the environment variable:
+    /// command lines are visible to other users of the machine.
+    #[arg(long, env = "RABBITMQ_API_PASSWORD", hide_env_values = true, global = true)]
+    pub api_password: Option<String>,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum SubscriberCmd {
+    /// Create or update a subscriber: its queue `subscriber.<name>` bound to the given events,
+    /// its broker user `<prefix><name>` (no tags), and permissions to consume that queue and
+    /// publish only the given routing keys. Safe to run again.
+    #[command(after_help = PROVISION_EXAMPLE)]
+    Provision(ProvisionArgs),
+    /// Queue depth, bindings, user and permissions of a subscriber.
+    Show {
+        #[arg(value_parser = subscriber_name)]
+        name: String,
+    },
+    /// Delete a subscriber's user (closing its connections), permissions and queues.
+    Remove {
+        #[arg(value_parser = subscriber_name)]
+        name: String,
+        /// Delete the queues even when messages are still waiting in them (they are lost).
+        #[arg(long)]
+        force: bool,
+    },
+}
+
+#[derive(Debug, Args)]
+pub struct ProvisionArgs {
+    /// Subscriber name, one word (e.g. `tax-authority`).
+    #[arg(value_parser = subscriber_name)]
+    pub name: String,
+
+    /// Events to receive: a topic pattern on the events exchange (repeat for more). Bindings
+    /// of the queue that are not given here are removed.
+    #[arg(long = "bind", value_name = "PATTERN", required = true, value_parser = topic_pattern)]
+    pub bindings: Vec<String>,
+
+    /// `<exchange>:<regex>`: may publish to that exchange (`commands` or `events`) with
+    /// routing keys matching the regex, anchored as `^…$` (repeat for more). None: read only.
+    #[arg(long = "publish", value_name = "EXCHANGE:REGEX", value_parser = clap::value_parser!(PublishRule))]
+    pub publish: Vec<PublishRule>,
+
+    /// Take the user's password from this environment variable. Without it a new user gets a
+    /// generated password, printed once; an existing user keeps its password.
+    #[arg(long, value_name = "VAR")]
+    pub password_env: Option<String>,
+
+    /// Give an existing user a new generated password (printed once).
+    #[arg(long, conflicts_with = "password_env")]
+    pub rotate_password: bool,
 }
 
 /// Where the body of a command comes from: at most one of `--body`, `--file`, `-`; `{}` when
@@ -347,6 +430,148 @@ mod tests {
             cli.command,
             Cmd::Parked(ParkedCmd::List { limit: 3, .. })
         ));
+    }
+
+    #[test]
+    fn subscriber_provision_takes_bindings_publish_rules_and_a_password_variable() {
+        let cli = parse(&[
+            "--prefix",
+            "t1.",
+            "subscriber",
+            "provision",
+            "tax-authority",
+            "--bind",
+            "*.collection.contribution-assessed",
+            "--bind",
+            "*.collection.arrears-detected",
+            "--publish",
+            r"commands:^(medical|social)\.collection\.record-payment$",
+            "--password-env",
+            "TAX_MQ_PASSWORD",
+            "--api-url",
+            "http://127.0.0.1:55674",
+            "--api-user",
+            "ops",
+        ])
+        .unwrap();
+        assert_eq!(cli.prefix, "t1.");
+        let Cmd::Subscriber(sub) = cli.command else {
+            panic!("not subscriber")
+        };
+        assert_eq!(sub.api.api_url, "http://127.0.0.1:55674");
+        assert_eq!(sub.api.api_user.as_deref(), Some("ops"));
+        let SubscriberCmd::Provision(p) = sub.command else {
+            panic!("not provision")
+        };
+        assert_eq!(p.name, "tax-authority");
+        assert_eq!(
+            p.bindings,
+            [
+                "*.collection.contribution-assessed",
+                "*.collection.arrears-detected"
+            ]
+        );
+        assert_eq!(
+            p.publish,
+            [PublishRule {
+                exchange: crate::subscriber::PublishExchange::Commands,
+                regex: r"^(medical|social)\.collection\.record-payment$".into(),
+            }]
+        );
+        assert_eq!(p.password_env.as_deref(), Some("TAX_MQ_PASSWORD"));
+        assert!(!p.rotate_password);
+    }
+
+    #[test]
+    fn subscriber_api_options_have_defaults_and_go_before_or_after_the_subcommand() {
+        let cli = parse(&["subscriber", "show", "tax-authority"]).unwrap();
+        let Cmd::Subscriber(sub) = cli.command else {
+            panic!("not subscriber")
+        };
+        let url = std::env::var("RABBITMQ_API_URL").unwrap_or_else(|_| DEFAULT_API_URL.into());
+        assert_eq!(sub.api.api_url, url);
+        assert!(matches!(sub.command, SubscriberCmd::Show { ref name } if name == "tax-authority"));
+
+        let cli = parse(&[
+            "subscriber",
+            "--api-url",
+            "http://a:1",
+            "remove",
+            "tax-authority",
+            "--force",
+            "--json",
+        ])
+        .unwrap();
+        assert!(cli.json);
+        let Cmd::Subscriber(sub) = cli.command else {
+            panic!("not subscriber")
+        };
+        assert_eq!(sub.api.api_url, "http://a:1");
+        assert!(matches!(
+            sub.command,
+            SubscriberCmd::Remove { ref name, force: true } if name == "tax-authority"
+        ));
+        let cli = parse(&["subscriber", "remove", "x"]).unwrap();
+        assert!(matches!(
+            cli.command,
+            Cmd::Subscriber(SubscriberArgs {
+                command: SubscriberCmd::Remove { force: false, .. },
+                ..
+            })
+        ));
+    }
+
+    #[test]
+    fn subscriber_commands_refuse_what_would_grant_the_wrong_thing() {
+        let ok = ["subscriber", "provision", "tax-authority", "--bind", "#"];
+        assert!(parse(&ok).is_ok());
+        for bad in [
+            // No binding: a subscriber that receives nothing.
+            &["subscriber", "provision", "tax-authority"][..],
+            &["subscriber", "provision", "tax.authority", "--bind", "#"],
+            &["subscriber", "provision", "tax-authority", "--bind", "a..b"],
+            &[
+                "subscriber",
+                "provision",
+                "tax-authority",
+                "--bind",
+                "#",
+                "--publish",
+                "commands:record-payment",
+            ],
+            &[
+                "subscriber",
+                "provision",
+                "tax-authority",
+                "--bind",
+                "#",
+                "--publish",
+                "control:^all\\.freeze$",
+            ],
+            &[
+                "subscriber",
+                "provision",
+                "tax-authority",
+                "--bind",
+                "#",
+                "--publish",
+                "^a$",
+            ],
+            &[
+                "subscriber",
+                "provision",
+                "tax-authority",
+                "--bind",
+                "#",
+                "--password-env",
+                "V",
+                "--rotate-password",
+            ],
+            &["subscriber", "show"],
+            &["subscriber", "remove", "a b"],
+        ] {
+            assert!(parse(bad).is_err(), "accepted {bad:?}");
+        }
     }
 
     #[test]

@@ -32,11 +32,12 @@ pub async fn run(cli: Cli, stdin: &mut dyn Read) -> anyhow::Result<Report> {
             broker.close().await;
             result
         }
+        Cmd::Subscriber(args) => crate::provisioning::run(&cli, args, config).await,
     }
 }
 
 /// Connects up front so that "broker unreachable" is reported as such, not as a failed get.
-async fn connect(cli: &Cli, config: BrokerConfig) -> anyhow::Result<Broker> {
+pub(crate) async fn connect(cli: &Cli, config: BrokerConfig) -> anyhow::Result<Broker> {
     let broker = Broker::new(config, APP_ID);
     match broker.channel().await {
         Ok(ch) => {

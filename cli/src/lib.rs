@@ -3,14 +3,19 @@
 //! - `send`: any command to `insurance.commands`, and its reply (DESIGN.md §3).
 //! - `parked list | show | replay`: the parking lots of DESIGN.md §4.
 //! - `queues depth`: how many messages wait in queues.
+//! - `subscriber provision | show | remove`: external subscribers' queues, broker users and
+//!   permissions (DESIGN.md §2, §6), through the RabbitMQ management API.
 //!
 //! The binary only parses arguments and prints a [`Report`]; [`run`] does the work and every
 //! text it prints comes from [`render`], so both are tested without a terminal.
 
 pub mod args;
 mod commands;
+pub mod management;
+mod provisioning;
 pub mod queues;
 pub mod render;
+pub mod subscriber;
 
 pub use args::Cli;
 

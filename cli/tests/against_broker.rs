@@ -135,7 +135,12 @@ async fn parked_messages_are_listed_shown_and_replayed_one_by_one() {
         assert_eq!(m["parked_from"], queue.as_str());
         assert_eq!(m["routing_key"], "medical.demo.enroll-person");
     }
-    assert_eq!(depth(&broker, &lot).await, 2);
+    // `list` puts the messages back with basic.nack, which the broker answers with nothing: a
+    // quorum queue may count them again only a moment later.
+    wait_for("both still parked", WAIT, || async {
+        (depth(&broker, &lot).await == 2).then_some(())
+    })
+    .await;
 
     // The table for people, by the parking lot's full name.
     let out = ctl(&env, &["parked", "list", &lot, "--limit", "1"], None).await;
@@ -171,7 +176,10 @@ async fn parked_messages_are_listed_shown_and_replayed_one_by_one() {
         "{}",
         text(&out.stderr)
     );
-    assert_eq!(depth(&broker, &lot).await, 2);
+    wait_for("both still parked", WAIT, || async {
+        (depth(&broker, &lot).await == 2).then_some(())
+    })
+    .await;
 
     // replay one: it goes back to its queue, the other stays parked.
     let out = ctl(&env, &["parked", "replay", "demo.medical.commands", &first], None).await;
@@ -185,7 +193,11 @@ async fn parked_messages_are_listed_shown_and_replayed_one_by_one() {
         (depth(&broker, &queue).await == 1).then_some(())
     })
     .await;
-    assert_eq!(depth(&broker, &lot).await, 1);
+    // The other one was put back with basic.nack: counted again a moment later (see above).
+    wait_for("the other one still parked", WAIT, || async {
+        (depth(&broker, &lot).await == 1).then_some(())
+    })
+    .await;
 
     // queues depth reads both, names without prefix.
     let out = ctl(

@@ -1,0 +1,497 @@
+//! `subscriber provision | show | remove`: the queue over AMQP (as the operator), the user and
+//! its permissions over the management API. What is granted is decided in [`crate::subscriber`].
+
+use crate::args::{Cli, ProvisionArgs, SubscriberArgs, SubscriberCmd};
+use crate::management::{AmqpTarget, Api, amqp_target, api_path};
+use crate::subscriber::{
+    self, Permissions, Plan, Provisioned, QueueState, Shown, TopicPermission, UserChange, generate_password,
+};
+use crate::{EXIT_FAILURE, Report};
+use anyhow::{Context, anyhow, bail};
+use lapin::options::QueueBindOptions;
+use lapin::types::FieldTable;
+use messaging::broker::bounded;
+use messaging::topology::{QueueSettings, declare_shared, declare_work_queue};
+use messaging::{Broker, BrokerConfig, Names};
+use serde_json::{Value, json};
+use std::fmt::Write as _;
+use std::time::Duration;
+
+struct Ctx<'a> {
+    cli: &'a Cli,
+    config: BrokerConfig,
+    api: Api,
+    target: AmqpTarget,
+    names: Names,
+    report: Report,
+}
+
+pub async fn run(cli: &Cli, args: &SubscriberArgs, config: BrokerConfig) -> anyhow::Result<Report> {
+    let target = amqp_target(&cli.amqp_url)?;
+    // An empty variable counts as not given.
+    let given = |v: &Option<String>| v.clone().filter(|s| !s.is_empty());
+    let api_user = given(&args.api.api_user).unwrap_or_else(|| target.user.clone());
+    let api_password = given(&args.api.api_password).unwrap_or_else(|| target.password.clone());
+    let api = Api::new(
+        &args.api.api_url,
+        &api_user,
+        &api_password,
+        Duration::from_secs(cli.timeout),
+    )?;
+    let ctx = Ctx {
+        cli,
+        config,
+        api,
+        target,
+        names: Names::new(cli.prefix.clone()),
+        report: Report::default(),
+    };
+    match &args.command {
+        SubscriberCmd::Provision(a) => provision(ctx, a).await,
+        SubscriberCmd::Show { name } => show(ctx, name).await,
+        SubscriberCmd::Remove { name, force } => remove(ctx, name, *force).await,
+    }
+}
+
+/// Users made through one broker's API for another broker's queue would leave the subscriber
+/// locked out, or let it into the wrong broker.
+fn different_brokers(ctx: &Ctx<'_>, queue: &str) -> anyhow::Error {
+    anyhow!(
+        "queue '{queue}' exists on the broker of --amqp-url ({}:{}) but the management API at {} does \
+         not know it: --api-url and --amqp-url point at different brokers. No user or permission was \
+         changed.",
+        ctx.target.host,
+        ctx.target.port,
+        ctx.api.base()
+    )
+}
+
+fn tags_of(user: &Value) -> Vec<String> {
+    match &user["tags"] {
+        // 3.9+: a list; older: one comma-separated string.
+        Value::Array(a) => a.iter().filter_map(Value::as_str).map(str::to_owned).collect(),
+        Value::String(s) => s
+            .split(',')
+            .map(str::trim)
+            .filter(|t| !t.is_empty())
+            .map(str::to_owned)
+            .collect(),
+        _ => Vec::new(),
+    }
+}
+
+/// A subscriber user has no tags and is not the operator: never turn an administrator (say
+/// `guest`, with an empty prefix) into a subscriber, nor delete it.
+fn refuse_foreign_user(ctx: &Ctx<'_>, user: &str, existing: Option<&Value>) -> anyhow::Result<()> {
+    if user == ctx.api.user() || user == ctx.target.user {
+        bail!("'{user}' is the user this tool is working as; a subscriber needs a user of its own");
+    }
+    if let Some(u) = existing {
+        let tags = tags_of(u);
+        if !tags.is_empty() {
+            bail!(
+                "user '{user}' already exists with tags [{}]: a subscriber user has none, so it is not \
+                 one; nothing was changed (another name, or --prefix?)",
+                tags.join(", ")
+            );
+        }
+    }
+    Ok(())
+}
+
+fn password_from_env(var: &str) -> anyhow::Result<String> {
+    match std::env::var(var) {
+        Ok(v) if !v.is_empty() => Ok(v),
+        Ok(_) => bail!("--password-env {var}: the variable is empty; nothing was changed"),
+        Err(_) => bail!("--password-env {var}: the variable is not set (or not UTF-8); nothing was changed"),
+    }
+}
+
+async fn connect(ctx: &Ctx<'_>) -> anyhow::Result<Broker> {
+    crate::commands::connect(ctx.cli, ctx.config.clone()).await
+}
+
+fn to_json<T: serde::Serialize + ?Sized>(v: &T) -> anyhow::Result<String> {
+    let mut s = serde_json::to_string_pretty(v)?;
+    s.push('\n');
+    Ok(s)
+}
+
+/// Routing keys binding `queue` to `exchange`, as the API lists them.
+async fn bindings_between(ctx: &Ctx<'_>, exchange: &str, queue: &str) -> anyhow::Result<Vec<String>> {
+    let path = api_path(&["bindings", &ctx.target.vhost, "e", exchange, "q", queue]);
+    let list = ctx.api.get(&path).await?.unwrap_or(Value::Null);
+    let mut keys: Vec<String> = list
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|b| b["routing_key"].as_str().map(str::to_owned))
+        .collect();
+    keys.sort();
+    keys.dedup();
+    Ok(keys)
+}
+
+/// Declares the topology as the operator: the shared exchanges if missing, the quorum queue
+/// with its parking lot, and exactly the requested bindings on the events exchange.
+async fn declare_queue(ctx: &Ctx<'_>, plan: &Plan) -> anyhow::Result<(Vec<String>, Vec<String>)> {
+    let broker = connect(ctx).await?;
+    let result = async {
+        let ch = broker.channel().await?;
+        let timeout = broker.timeout();
+        let settings = QueueSettings::default();
+        declare_shared(&ch, &ctx.names, &settings, timeout)
+            .await
+            .context("declaring the shared exchanges")?;
+        declare_work_queue(&ch, &plan.queue, &settings, timeout)
+            .await
+            .with_context(|| {
+                format!(
+                    "declaring queue '{}' (does it exist with other arguments?)",
+                    plan.queue
+                )
+            })?;
+        if ctx
+            .api
+            .get(&api_path(&["queues", &ctx.target.vhost, &plan.queue]))
+            .await?
+            .is_none()
+        {
+            return Err(different_brokers(ctx, &plan.queue));
+        }
+        let existing = bindings_between(ctx, &plan.events_exchange, &plan.queue).await?;
+        let mut added = Vec::new();
+        for key in plan.bindings.iter().filter(|k| !existing.contains(k)) {
+            bounded(
+                "queue.bind",
+                timeout,
+                ch.queue_bind(
+                    plan.queue.as_str().into(),
+                    plan.events_exchange.as_str().into(),
+                    key.as_str().into(),
+                    QueueBindOptions::default(),
+                    FieldTable::default(),
+                ),
+            )
+            .await?;
+            added.push(key.clone());
+        }
+        let mut removed = Vec::new();
+        for key in existing.iter().filter(|k| !plan.bindings.contains(k)) {
+            bounded(
+                "queue.unbind",
+                timeout,
+                ch.queue_unbind(
+                    plan.queue.as_str().into(),
+                    plan.events_exchange.as_str().into(),
+                    key.as_str().into(),
+                    FieldTable::default(),
+                ),
+            )
+            .await?;
+            removed.push(key.clone());
+        }
+        let _ = ch.close(200, "done".into()).await;
+        anyhow::Ok((added, removed))
+    }
+    .await;
+    broker.close().await;
+    result
+}
+
+async fn provision(mut ctx: Ctx<'_>, a: &ProvisionArgs) -> anyhow::Result<Report> {
+    let plan = subscriber::plan(&ctx.names, &a.name, &a.bindings, &a.publish);
+    let vhost = ctx.target.vhost.clone();
+    // Everything that can refuse is checked before anything is changed.
+    let given_password = a.password_env.as_deref().map(password_from_env).transpose()?;
+    let user_path = api_path(&["users", &plan.user]);
+    let existing = ctx.api.get(&user_path).await?;
+    refuse_foreign_user(&ctx, &plan.user, existing.as_ref())?;
+
+    let (bindings_added, bindings_removed) = declare_queue(&ctx, &plan).await?;
+
+    let (password, user_change, generated_password) = match (&existing, given_password) {
+        (None, Some(pw)) => (Some(pw), UserChange::Created, None),
+        (None, None) => {
+            let pw = generate_password();
+            (Some(pw.clone()), UserChange::Created, Some(pw))
+        }
+        (Some(_), Some(pw)) => (Some(pw), UserChange::PasswordSet, None),
+        (Some(_), None) if a.rotate_password => {
+            let pw = generate_password();
+            (Some(pw.clone()), UserChange::PasswordSet, Some(pw))
+        }
+        (Some(_), None) => (None, UserChange::PasswordKept, None),
+    };
+    if let Some(pw) = &password {
+        ctx.api
+            .put(&user_path, &json!({ "password": pw, "tags": "" }))
+            .await
+            .with_context(|| format!("creating or updating user '{}'", plan.user))?;
+    }
+
+    // Topic permissions before vhost permissions: the user never holds write on an exchange
+    // without the routing-key limit already in place.
+    let topic_path = api_path(&["topic-permissions", &vhost, &plan.user]);
+    for t in &plan.topic_permissions {
+        ctx.api
+            .put(&topic_path, &serde_json::to_value(t)?)
+            .await
+            .with_context(|| format!("setting topic permissions on '{}'", t.exchange))?;
+    }
+    ctx.api
+        .put(
+            &api_path(&["permissions", &vhost, &plan.user]),
+            &serde_json::to_value(&plan.permissions)?,
+        )
+        .await
+        .with_context(|| format!("setting permissions of '{}' on vhost '{vhost}'", plan.user))?;
+
+    if existing.is_some() {
+        let _ = writeln!(
+            ctx.report.stderr,
+            "note: channels of {} opened before this change may keep permissions they already used \
+             (RabbitMQ caches checks per channel) until they are reopened",
+            plan.user
+        );
+    }
+    let done = Provisioned {
+        plan,
+        vhost,
+        user_change,
+        bindings_added,
+        bindings_removed,
+        generated_password,
+    };
+    ctx.report.stdout = if ctx.cli.json {
+        to_json(&done)?
+    } else {
+        subscriber::provisioned_text(&done)
+    };
+    Ok(ctx.report)
+}
+
+fn queue_state(q: &Value) -> QueueState {
+    let n = |k: &str| q[k].as_u64().unwrap_or(0);
+    QueueState {
+        messages: n("messages"),
+        ready: n("messages_ready"),
+        unacknowledged: n("messages_unacknowledged"),
+        consumers: n("consumers"),
+        kind: q["type"].as_str().unwrap_or("classic").to_owned(),
+    }
+}
+
+fn permissions_of(p: &Value) -> Permissions {
+    let s = |k: &str| p[k].as_str().unwrap_or_default().to_owned();
+    Permissions {
+        configure: s("configure"),
+        write: s("write"),
+        read: s("read"),
+    }
+}
+
+async fn show(mut ctx: Ctx<'_>, name: &str) -> anyhow::Result<Report> {
+    let vhost = ctx.target.vhost.clone();
+    let [queue, parking, _] = subscriber::queues(&ctx.names, name);
+    let user = subscriber::user_name(&ctx.names, name);
+    let api = &ctx.api;
+
+    let state = api
+        .get(&api_path(&["queues", &vhost, &queue]))
+        .await?
+        .map(|q| queue_state(&q));
+    let parking_messages = api
+        .get(&api_path(&["queues", &vhost, &parking]))
+        .await?
+        .map(|q| queue_state(&q).messages);
+    let mut bindings: Vec<(String, String)> = api
+        .get(&api_path(&["queues", &vhost, &queue, "bindings"]))
+        .await?
+        .unwrap_or(Value::Null)
+        .as_array()
+        .into_iter()
+        .flatten()
+        // The default exchange's implicit binding says nothing.
+        .filter(|b| b["source"].as_str().is_some_and(|s| !s.is_empty()))
+        .map(|b| {
+            (
+                b["source"].as_str().unwrap_or_default().to_owned(),
+                b["routing_key"].as_str().unwrap_or_default().to_owned(),
+            )
+        })
+        .collect();
+    bindings.sort();
+    let user_json = api.get(&api_path(&["users", &user])).await?;
+    let (permissions, topic_permissions) = if user_json.is_some() {
+        let p = api
+            .get(&api_path(&["permissions", &vhost, &user]))
+            .await?
+            .map(|p| permissions_of(&p));
+        let topics = api
+            .get(&api_path(&["topic-permissions", &vhost, &user]))
+            .await?
+            .unwrap_or(Value::Null)
+            .as_array()
+            .into_iter()
+            .flatten()
+            .map(|t| TopicPermission {
+                exchange: t["exchange"].as_str().unwrap_or_default().to_owned(),
+                write: t["write"].as_str().unwrap_or_default().to_owned(),
+                read: t["read"].as_str().unwrap_or_default().to_owned(),
+            })
+            .collect();
+        (p, topics)
+    } else {
+        (None, Vec::new())
+    };
+    if state.is_none() && user_json.is_none() {
+        bail!(
+            "no subscriber '{name}' on vhost '{vhost}': neither queue '{queue}' nor user '{user}' exists \
+             (is --prefix right?)"
+        );
+    }
+    let shown = Shown {
+        name: name.to_owned(),
+        vhost,
+        queue,
+        queue_state: state,
+        parking,
+        parking_messages,
+        bindings,
+        user,
+        user_tags: user_json.as_ref().map(tags_of),
+        permissions,
+        topic_permissions,
+    };
+    if shown.queue_state.is_none() || shown.user_tags.is_none() {
+        ctx.report.code = EXIT_FAILURE;
+        let _ = writeln!(
+            ctx.report.stderr,
+            "error: subscriber '{name}' is incomplete (see 'missing'); run 'subscriber provision' again"
+        );
+    }
+    ctx.report.stdout = if ctx.cli.json {
+        to_json(&shown)?
+    } else {
+        subscriber::shown_text(&shown)
+    };
+    Ok(ctx.report)
+}
+
+async fn remove(mut ctx: Ctx<'_>, name: &str, force: bool) -> anyhow::Result<Report> {
+    let vhost = ctx.target.vhost.clone();
+    let queues = subscriber::queues(&ctx.names, name);
+    let user = subscriber::user_name(&ctx.names, name);
+    let user_path = api_path(&["users", &user]);
+    let existing = ctx.api.get(&user_path).await?;
+    refuse_foreign_user(&ctx, &user, existing.as_ref())?;
+
+    // Messages still waiting would be lost: count them over AMQP, exactly (the API's numbers
+    // are statistics, a few seconds old), and refuse without --force.
+    let broker = connect(&ctx).await?;
+    let mut present = Vec::new();
+    let mut waiting = Vec::new();
+    let checked = async {
+        for q in &queues {
+            let api_state = ctx.api.get(&api_path(&["queues", &vhost, q])).await?;
+            let ready = messaging::parking::depth(&broker, q).await.ok();
+            match (api_state, ready) {
+                (None, None) => {}
+                (None, Some(_)) => return Err(different_brokers(&ctx, q)),
+                (Some(state), ready) => {
+                    let state = queue_state(&state);
+                    let n = state
+                        .messages
+                        .max(ready.map_or(0, u64::from) + state.unacknowledged);
+                    if n > 0 {
+                        waiting.push(format!("{q}: {n}"));
+                    }
+                    present.push(q.clone());
+                }
+            }
+        }
+        anyhow::Ok(())
+    }
+    .await;
+    broker.close().await;
+    checked?;
+    if !waiting.is_empty() && !force {
+        bail!(
+            "messages are still waiting ({}); nothing was removed. --force deletes them with the queues",
+            waiting.join(", ")
+        );
+    }
+
+    // The user first, so that it cannot reconnect; then its open connections; then the queues.
+    let user_deleted = ctx.api.delete(&user_path).await?;
+    let mut closed = 0;
+    let conns = ctx
+        .api
+        .get(&api_path(&["vhosts", &vhost, "connections"]))
+        .await?
+        .unwrap_or(Value::Null);
+    for c in conns.as_array().into_iter().flatten() {
+        if c["user"].as_str() == Some(user.as_str())
+            && let Some(cname) = c["name"].as_str()
+            && ctx.api.delete(&api_path(&["connections", cname])).await?
+        {
+            closed += 1;
+        }
+    }
+    let mut deleted = Vec::new();
+    for q in &present {
+        if ctx.api.delete(&api_path(&["queues", &vhost, q])).await? {
+            deleted.push(q.clone());
+        }
+    }
+
+    if !user_deleted && deleted.is_empty() {
+        let _ = writeln!(
+            ctx.report.stderr,
+            "note: no subscriber '{name}' on vhost '{vhost}' (no user '{user}', no queue): nothing to remove"
+        );
+    }
+    ctx.report.stdout = if ctx.cli.json {
+        to_json(&json!({
+            "name": name,
+            "user": user,
+            "user_deleted": user_deleted,
+            "connections_closed": closed,
+            "queues_deleted": deleted,
+            "messages_deleted": waiting,
+        }))?
+    } else {
+        let mut out = String::new();
+        if user_deleted {
+            let _ = writeln!(
+                out,
+                "deleted user {user} and its permissions (closed {closed} connection(s))"
+            );
+        }
+        for q in &deleted {
+            let _ = writeln!(out, "deleted queue {q}");
+        }
+        if !waiting.is_empty() {
+            let _ = writeln!(out, "discarded messages ({})", waiting.join(", "));
+        }
+        out
+    };
+    Ok(ctx.report)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn tags_are_read_in_both_api_shapes() {
+        assert_eq!(tags_of(&json!({"tags": ["administrator"]})), ["administrator"]);
+        assert_eq!(
+            tags_of(&json!({"tags": "management, monitoring"})),
+            ["management", "monitoring"]
+        );
+        assert!(tags_of(&json!({"tags": []})).is_empty());
+        assert!(tags_of(&json!({"tags": ""})).is_empty());
+    }
+}
