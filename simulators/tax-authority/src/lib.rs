@@ -1,0 +1,249 @@
+//! A stand-in for the tax authority (税务部门), for tests and `make run`.
+//!
+//! It does what the real authority does through the suite's interfaces and nothing more: it
+//! consumes its own subscription queue (`subscriber.tax-authority`, bound to the assessment
+//! events) with its own broker user, and reports what it "collected" with `record-payment`
+//! commands. Which assessments are paid in full, partly, late or not at all is decided by a
+//! hash of the assessment id, so a run is repeatable.
+
+use contracts::Line;
+use contracts::collection::events::ContributionAssessed;
+use futures_util::StreamExt;
+use lapin::options::{BasicAckOptions, BasicConsumeOptions, BasicNackOptions, BasicQosOptions};
+use lapin::types::FieldTable;
+use messaging::Names;
+use messaging::broker::{Broker, BrokerConfig};
+use messaging::client::{Command, CommandClient};
+use rust_decimal::Decimal;
+use std::time::Duration;
+use tokio_util::sync::CancellationToken;
+
+#[derive(Debug, Clone)]
+pub struct SimConfig {
+    /// AMQP URL with the tax authority's own credentials.
+    pub amqp_url: String,
+    pub prefix: String,
+    /// The subscriber name (`subscriber.<name>` queue).
+    pub subscriber: String,
+    /// Shares of assessments paid in full on time, in part, late (in full, after `late_by`);
+    /// the rest is not paid at all. Each between 0 and 1; their sum at most 1.
+    pub full: f64,
+    pub partial: f64,
+    pub late: f64,
+    pub late_by: Duration,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Decision {
+    PayInFull,
+    PayHalf,
+    PayLate,
+    DoNotPay,
+}
+
+/// FNV-1a: a stable, dependency-free hash so that decisions repeat across runs.
+fn fnv(s: &str) -> u64 {
+    s.bytes().fold(0xcbf29ce484222325, |h, b| {
+        (h ^ u64::from(b)).wrapping_mul(0x100000001b3)
+    })
+}
+
+pub fn decide(assessment_id: &str, cfg: &SimConfig) -> Decision {
+    let x = (fnv(assessment_id) % 10_000) as f64 / 10_000.0;
+    if x < cfg.full {
+        Decision::PayInFull
+    } else if x < cfg.full + cfg.partial {
+        Decision::PayHalf
+    } else if x < cfg.full + cfg.partial + cfg.late {
+        Decision::PayLate
+    } else {
+        Decision::DoNotPay
+    }
+}
+
+/// What the simulator did, for tests and logs.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct Stats {
+    pub events: u64,
+    pub paid: u64,
+    pub rejected: u64,
+    pub unpaid: u64,
+}
+
+/// The payment command for an assessment event under `decision`, if any.
+pub fn payment_for(event: &ContributionAssessed, decision: Decision) -> Option<Command> {
+    let amount: Decimal = event.amount.parse().ok()?;
+    // Adjustments that lower what is due are refunds, not payments: nothing to report.
+    if amount <= Decimal::ZERO {
+        return None;
+    }
+    let pay = match decision {
+        Decision::PayInFull | Decision::PayLate => amount,
+        Decision::PayHalf => {
+            (amount / Decimal::TWO).round_dp_with_strategy(2, rust_decimal::RoundingStrategy::ToZero)
+        }
+        Decision::DoNotPay => return None,
+    };
+    let cst = chrono::FixedOffset::east_opt(8 * 3600)?;
+    let body = serde_json::json!({
+        "assessment_id": event.assessment_id,
+        "amount": format!("{pay:.2}"),
+        "paid_at": chrono::Utc::now().with_timezone(&cst).to_rfc3339(),
+        // One receipt per assessment run: a redelivered event reports the same receipt.
+        "tax_receipt_no": format!("SIM{:016X}", fnv(&format!("{}/{}", event.assessment_id, event.run_id))),
+    });
+    let mut cmd = Command::new(event.line, "collection", "record-payment", &body);
+    cmd.channel = Some(contracts::Channel::Tax);
+    cmd.operator = Some("tax-authority-sim".into());
+    Some(cmd)
+}
+
+/// Consumes the subscription until `shutdown`; returns what it did.
+pub async fn run(cfg: SimConfig, shutdown: CancellationToken) -> anyhow::Result<Stats> {
+    let broker_cfg = BrokerConfig {
+        url: cfg.amqp_url.clone(),
+        prefix: cfg.prefix.clone(),
+        timeout_ms: 10_000,
+    };
+    let names = Names::new(cfg.prefix.clone());
+    let broker = Broker::new(broker_cfg.clone(), "tax-authority-sim");
+    let client = CommandClient::connect(broker_cfg, "tax-authority-sim").await?;
+    let ch = broker.channel().await?;
+    ch.basic_qos(32, BasicQosOptions::default()).await?;
+    let queue = names.subscriber_queue(&cfg.subscriber);
+    let mut consumer = ch
+        .basic_consume(
+            queue.as_str().into(),
+            "tax-authority-sim".into(),
+            BasicConsumeOptions::default(),
+            FieldTable::default(),
+        )
+        .await?;
+    tracing::info!(%queue, "tax authority simulator consuming");
+    let mut stats = Stats::default();
+    loop {
+        let delivery = tokio::select! {
+            _ = shutdown.cancelled() => break,
+            d = consumer.next() => match d {
+                Some(Ok(d)) => d,
+                Some(Err(e)) => return Err(e.into()),
+                None => break,
+            },
+        };
+        stats.events += 1;
+        let event: Option<ContributionAssessed> = serde_json::from_slice(&delivery.data).ok();
+        let Some(event) = event else {
+            // Not an assessment (another bound event type): nothing to pay.
+            delivery.acker.ack(BasicAckOptions::default()).await?;
+            continue;
+        };
+        let decision = decide(&event.assessment_id, &cfg);
+        let Some(cmd) = payment_for(&event, decision) else {
+            stats.unpaid += 1;
+            delivery.acker.ack(BasicAckOptions::default()).await?;
+            continue;
+        };
+        if decision == Decision::PayLate {
+            tokio::select! {
+                _ = tokio::time::sleep(cfg.late_by) => {}
+                _ = shutdown.cancelled() => {
+                    let _ = delivery.acker.nack(BasicNackOptions { requeue: true, ..Default::default() }).await;
+                    break;
+                }
+            }
+        }
+        match client.send(&cmd, Duration::from_secs(30)).await {
+            Ok(reply) if reply.is_ok() => {
+                stats.paid += 1;
+                tracing::info!(assessment = %event.assessment_id, ?decision, line = %event.line, "payment reported");
+            }
+            Ok(reply) => {
+                tracing::warn!(assessment = %event.assessment_id, error = ?reply.error, "payment refused");
+                stats.rejected += 1;
+            }
+            Err(e) => {
+                // Not acked: the event comes back and the same receipt is reported again.
+                tracing::warn!(error = %e, "payment not delivered; the event will be redelivered");
+                let _ = delivery
+                    .acker
+                    .nack(BasicNackOptions {
+                        requeue: true,
+                        ..Default::default()
+                    })
+                    .await;
+                continue;
+            }
+        }
+        delivery.acker.ack(BasicAckOptions::default()).await?;
+    }
+    client.close().await;
+    broker.close().await;
+    Ok(stats)
+}
+
+/// Lines the simulator's payments can go to (for documentation and argument checks).
+pub const LINES: [Line; 2] = Line::BUSINESS;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn cfg(full: f64, partial: f64, late: f64) -> SimConfig {
+        SimConfig {
+            amqp_url: String::new(),
+            prefix: String::new(),
+            subscriber: "tax-authority".into(),
+            full,
+            partial,
+            late,
+            late_by: Duration::ZERO,
+        }
+    }
+
+    #[test]
+    fn decisions_follow_the_configured_shares_and_repeat() {
+        let c = cfg(0.6, 0.2, 0.1);
+        let ids: Vec<String> = (0..5000).map(|i| format!("assessment-{i}")).collect();
+        let count = |d: Decision| ids.iter().filter(|id| decide(id, &c) == d).count() as f64 / 5000.0;
+        assert!((count(Decision::PayInFull) - 0.6).abs() < 0.03);
+        assert!((count(Decision::PayHalf) - 0.2).abs() < 0.03);
+        assert!((count(Decision::PayLate) - 0.1).abs() < 0.03);
+        assert!((count(Decision::DoNotPay) - 0.1).abs() < 0.03);
+        assert_eq!(decide("x", &c), decide("x", &c));
+        assert!(
+            ids.iter()
+                .all(|id| decide(id, &cfg(1.0, 0.0, 0.0)) == Decision::PayInFull)
+        );
+    }
+
+    #[test]
+    fn half_payments_round_down_to_the_fen_and_refunds_are_not_paid() {
+        let event = ContributionAssessed {
+            assessment_id: "a".into(),
+            run_id: "r".into(),
+            kind: "initial".into(),
+            payer_kind: "person".into(),
+            payer_id: "p".into(),
+            month: "2024-03".into(),
+            lines: vec![],
+            amount: "362.77".into(),
+            total_due: "362.77".into(),
+            deadline: "2024-04-20".parse().unwrap(),
+            line: Line::Medical,
+        };
+        let cmd = payment_for(&event, Decision::PayHalf).unwrap();
+        let body: serde_json::Value = serde_json::from_slice(&cmd.body).unwrap();
+        assert_eq!(body["amount"], "181.38");
+        assert!(
+            body["tax_receipt_no"].as_str().unwrap().len() <= 64,
+            "fits the service's limit"
+        );
+        assert_eq!(cmd.routing_key(), "medical.collection.record-payment");
+        assert!(payment_for(&event, Decision::DoNotPay).is_none());
+        let refund = ContributionAssessed {
+            amount: "-10.00".into(),
+            ..event
+        };
+        assert!(payment_for(&refund, Decision::PayInFull).is_none());
+    }
+}
