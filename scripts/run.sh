@@ -130,6 +130,53 @@ done
 
 ((${#PIDS[@]} > 0)) || die "no service binaries found in $BIN_DIR (looked for: ${SERVICES[*]})"
 
+# Waits until every started service answers /readyz (or gives up after a deadline).
+wait_ready() {
+	local deadline=$((SECONDS + 60)) i port
+	for i in "${!SERVICES[@]}"; do
+		[[ -x $BIN_DIR/${SERVICES[$i]} ]] || continue
+		port=$((OPS_PORT_BASE + i))
+		until curl -fs "http://127.0.0.1:$port/readyz" >/dev/null 2>&1; do
+			((SECONDS < deadline)) || return 1
+			sleep 0.5
+		done
+	done
+}
+
+# The tax authority, as an external subscriber: provisioned by the operator tool with its own
+# user (password kept in .local, git-ignored), then played by the simulator.
+start_tax_authority() {
+	local ctl="$BIN_DIR/insurancectl" sim="$BIN_DIR/tax-authority-sim" pwfile="$ROOT/.local/tax-authority.password"
+	[[ -x $ctl && -x $sim && -x $BIN_DIR/collection ]] || return 0
+	[[ -s $pwfile ]] || (umask 077 && head -c 18 /dev/urandom | base64 | tr -d '/+=' >"$pwfile")
+	TAX_MQ_PASSWORD=$(cat "$pwfile")
+	export TAX_MQ_PASSWORD
+	if ! "$ctl" subscriber provision tax-authority \
+		--bind '*.collection.contribution-assessed' \
+		--publish 'commands:^(medical|social)\.collection\.record-payment$' \
+		--password-env TAX_MQ_PASSWORD > >(prefix_lines provisioning) 2>&1; then
+		log "could not provision the tax authority; payments will not flow"
+		return 0
+	fi
+	local hostpart=${AMQP_URL#*://}
+	hostpart=${hostpart#*@}
+	log "starting tax-authority-sim (as broker user tax-authority)"
+	TAX_AUTHORITY_AMQP_URL="amqp://tax-authority:${TAX_MQ_PASSWORD}@${hostpart}" \
+		"$sim" > >(prefix_lines tax-authority) 2>&1 &
+	PIDS+=("$!")
+	NAMES+=("tax-authority-sim")
+}
+
+if wait_ready; then
+	start_tax_authority
+	if [[ ${RUN_DEMO:-1} == 1 && -x $BIN_DIR/insurancectl ]]; then
+		log "playing a day at the agency (scripts/demo.sh; RUN_DEMO=0 skips it)"
+		CTL="$BIN_DIR/insurancectl" bash scripts/demo.sh > >(prefix_lines demo) 2>&1 &
+	fi
+else
+	log "services did not become ready within 60s; not starting the tax authority or the demo"
+fi
+
 cat >&2 <<EOF
 [run] running: ${NAMES[*]}
 [run] database: $INSURANCE_DB_URL

@@ -93,15 +93,19 @@ pub async fn run(
         &[&region, &line_s, &month],
     )
     .await?;
-    // Covered persons that produced no item: an employee without a declared base, or an
-    // insurance type without a policy rule for the month.
+    // Covered persons who could not be assessed: no policy rule for the type in force this
+    // month, or an employee without a declared base. (A retiree owing nothing is not skipped.)
     let skipped: i64 = tx
         .query_one(
             "select count(distinct c.person_id) from coverage c
-             where c.line = $1 and c.from_month <= $2 and (c.to_month is null or c.to_month >= $2)
-               and not exists (select 1 from pg_temp.expected e where e.person_id = c.person_id
-                               and e.insurance_type = c.insurance_type)",
-            &[&line_s, &month],
+             left join bases b on b.person_id = c.person_id and b.insurance_type = c.insurance_type
+                              and b.year = extract(year from $3::date)::int
+             where c.line = $2 and c.from_month <= $3 and (c.to_month is null or c.to_month >= $3)
+               and (not exists (select 1 from policy_rules r
+                                where r.region = $1 and r.insurance_type = c.insurance_type and r.superseded_by is null
+                                  and r.effective_from <= $3 and (r.effective_to is null or r.effective_to >= $3))
+                    or (c.category = 'employee' and b.base is null))",
+            &[&region, &line_s, &month],
         )
         .await?
         .get(0);

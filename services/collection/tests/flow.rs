@@ -105,6 +105,10 @@ async fn enroll_declare_assess_pay_and_fall_into_arrears() {
     assert_eq!(res["payers_assessed"], 3);
     // 400 + 100 + 1451.04 + 362.76 + 362.76 + 7.00
     assert_eq!(res["total_change"], "2683.56");
+    assert_eq!(
+        res["skipped"], 0,
+        "the retiree owes no basic medical contribution but is not skipped"
+    );
     let events = tap.expect_n("medical.collection.contribution-assessed", 3).await;
     let emp = assessed_for(&events, &employer);
     assert_eq!(emp["amount"], "2313.80");

@@ -44,9 +44,7 @@ async fn sql_assessment_equals_the_rust_rules_for_random_bases() {
         (InsuranceType::WorkInjury, &["employee"]),
     ];
     let mut expected: BTreeMap<(Uuid, String, String), Decimal> = BTreeMap::new();
-    let rules = collection::rules::current(&client, "420100", None)
-        .await
-        .unwrap();
+    let rules = collection::rules::current(&client, "420100", None).await.unwrap();
     let month = contracts::ids::YearMonth::parse("2024-03").unwrap();
     let tx = client.transaction().await.unwrap();
     for n in 0..600u32 {

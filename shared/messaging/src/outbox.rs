@@ -200,6 +200,15 @@ impl Relay {
         if let Err(e) = self.drain(&mut channel).await {
             tracing::warn!(error = %e, "final outbox flush failed; the rows stay for the next start");
         }
+        // Closed here, before the runtime closes the connection, so shutdown is quiet.
+        if let Some(ch) = channel.take() {
+            let _ = bounded(
+                "channel.close",
+                self.broker.timeout(),
+                ch.close(200, "relay stopped".into()),
+            )
+            .await;
+        }
         listener.abort();
     }
 
