@@ -504,3 +504,104 @@ async fn bank_batch_debit_holds_other_payments_until_the_bank_reports() {
     assert_eq!(r.error_code(), Some(ErrorCode::Conflict), "a batch reports once");
     app.stop().await;
 }
+
+#[tokio::test]
+async fn a_late_staff_addition_becomes_an_adjustment_of_the_employers_month() {
+    let env = TestEnv::new();
+    let app = common::spawn(&env).await;
+    let client = env.client().await;
+    let mut tap = env.tap("social.collection.contribution-assessed").await;
+    let cdb = env.pool("collection").await.get().await.unwrap();
+    let employer = credit_code(77);
+    let r = send(
+        &client,
+        Line::Social,
+        E,
+        "register-employer",
+        json!({
+        "credit_code": employer, "name": "单位", "contact": {"name": "李", "phone": "13900000001"}}),
+    )
+    .await;
+    assert!(r.is_ok(), "{r:?}");
+    let staff = |ids: Vec<String>| {
+        json!({"employer_credit_code": employer,
+        "persons": ids.iter().map(|id| json!({"id_number": id, "name": "员工", "phone": "13800000000"})).collect::<Vec<_>>(),
+        "insurance_types": ["pension"], "month": "2024-03"})
+    };
+    let (a, b) = (id_number(50), id_number(51));
+    assert!(
+        send(&client, Line::Social, E, "add-staff", staff(vec![a.clone()]))
+            .await
+            .is_ok()
+    );
+    wait_for("projection", WAIT, || async {
+        (count(&cdb, "select count(*) from coverage").await == 1).then_some(())
+    })
+    .await;
+    let wages = |id: &str| {
+        json!({"employer_credit_code": employer, "year": 2024,
+        "wages": [{"id_number": id, "previous_year_average": "5000.00"}]})
+    };
+    assert!(
+        send(&client, Line::Social, C, "declare-wages", wages(&a))
+            .await
+            .is_ok()
+    );
+    let r = send(
+        &client,
+        Line::Social,
+        C,
+        "assess-month",
+        json!({"month": "2024-03"}),
+    )
+    .await;
+    assert_eq!(
+        r.result.as_ref().unwrap()["total_change"],
+        "1200.00",
+        "16% + 8% of 5000: {r:?}"
+    );
+    let first = tap.expect("social.collection.contribution-assessed").await.body;
+    assert_eq!(first["kind"], "initial");
+
+    // A colleague declared late for the same month: the month is re-assessed with a
+    // difference, and the first assessment's items stay as they were.
+    assert!(
+        send(&client, Line::Social, E, "add-staff", staff(vec![b.clone()]))
+            .await
+            .is_ok()
+    );
+    wait_for("projection", WAIT, || async {
+        (count(&cdb, "select count(*) from coverage").await == 2).then_some(())
+    })
+    .await;
+    assert!(
+        send(&client, Line::Social, C, "declare-wages", wages(&b))
+            .await
+            .is_ok()
+    );
+    let r = send(
+        &client,
+        Line::Social,
+        C,
+        "assess-month",
+        json!({"month": "2024-03"}),
+    )
+    .await;
+    assert_eq!(r.result.as_ref().unwrap()["total_change"], "1200.00", "{r:?}");
+    let adj = tap.expect("social.collection.contribution-assessed").await.body;
+    assert_eq!(
+        (adj["kind"].as_str(), adj["assessment_id"].as_str()),
+        (Some("adjustment"), first["assessment_id"].as_str())
+    );
+    assert_eq!(
+        (adj["amount"].as_str(), adj["total_due"].as_str()),
+        (Some("1200.00"), Some("2400.00"))
+    );
+    assert_eq!(
+        adj["lines"][0]["persons"], 1,
+        "only the newcomer's lines are in the adjustment"
+    );
+    let runs = count(&cdb, "select count(distinct run_id) from assessment_items").await;
+    assert_eq!(runs, 2, "the first run's items were not rewritten");
+    app.stop().await;
+}
