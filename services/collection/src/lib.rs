@@ -18,7 +18,6 @@ pub mod schedule;
 use contracts::Line;
 use messaging::runtime::{ServiceRuntime, ServiceSettings, ServiceSpec};
 use serde::Deserialize;
-use std::path::PathBuf;
 
 mod embedded {
     refinery::embed_migrations!("migrations");
@@ -36,10 +35,7 @@ pub struct Settings {
 
 impl Settings {
     pub fn load() -> anyhow::Result<Self> {
-        let dir = std::env::var_os("APP_CONFIG_DIR")
-            .map(PathBuf::from)
-            .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("configuration"));
-        let s: Settings = platform::config::load(&dir)?;
+        let s: Settings = platform::config::load_service(env!("CARGO_MANIFEST_DIR"))?;
         domain::policy::RegionCode::parse(&s.region)
             .map_err(|e| anyhow::anyhow!("configuration field 'region': {e}"))?;
         Ok(s)

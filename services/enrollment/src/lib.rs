@@ -13,7 +13,6 @@ pub mod store;
 use contracts::Line;
 use messaging::runtime::{ServiceRuntime, ServiceSettings, ServiceSpec};
 use serde::Deserialize;
-use std::path::PathBuf;
 
 mod embedded {
     refinery::embed_migrations!("migrations");
@@ -30,10 +29,7 @@ pub struct Settings {
 impl Settings {
     /// Loads `configuration/` of this crate (or `APP_CONFIG_DIR`), then validates.
     pub fn load() -> anyhow::Result<Self> {
-        let dir = std::env::var_os("APP_CONFIG_DIR")
-            .map(PathBuf::from)
-            .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("configuration"));
-        let s: Settings = platform::config::load(&dir)?;
+        let s: Settings = platform::config::load_service(env!("CARGO_MANIFEST_DIR"))?;
         domain::region("region", &s.region)
             .map_err(|e| anyhow::anyhow!("configuration field 'region': {}", e.message))?;
         Ok(s)

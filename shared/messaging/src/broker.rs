@@ -1,7 +1,8 @@
 //! One supervised AMQP connection per process component. Every broker await is bounded by
 //! a timeout; a broken connection is replaced on the next use, with backoff by the caller.
 
-use lapin::{Channel, Connection, ConnectionProperties};
+use lapin::options::BasicPublishOptions;
+use lapin::{BasicProperties, Channel, Confirmation, Connection, ConnectionProperties, PublisherConfirm};
 use serde::Deserialize;
 use std::future::Future;
 use std::sync::Arc;
@@ -58,6 +59,42 @@ pub async fn bounded<T>(
         Ok(Err(source)) => Err(BrokerError::Amqp { op, source }),
         Ok(Ok(v)) => Ok(v),
     }
+}
+
+/// Waits for a publisher confirm: only a plain ack is success; a returned message (mandatory
+/// and unroutable) and a nack are errors.
+pub async fn confirmed(timeout: Duration, confirm: PublisherConfirm) -> Result<(), BrokerError> {
+    match bounded("publisher confirm", timeout, confirm).await? {
+        Confirmation::Ack(None) | Confirmation::NotRequested => Ok(()),
+        Confirmation::Ack(Some(r)) => Err(BrokerError::Returned(format!(
+            "{} {}",
+            r.reply_code, r.reply_text
+        ))),
+        Confirmation::Nack(_) => Err(BrokerError::Nacked),
+    }
+}
+
+/// Publishes on a channel in confirm mode and waits for the broker's confirm.
+pub async fn publish_confirmed(
+    ch: &Channel,
+    timeout: Duration,
+    exchange: &str,
+    routing_key: &str,
+    mandatory: bool,
+    payload: &[u8],
+    props: BasicProperties,
+) -> Result<(), BrokerError> {
+    let opts = BasicPublishOptions {
+        mandatory,
+        ..Default::default()
+    };
+    let confirm = bounded(
+        "basic.publish",
+        timeout,
+        ch.basic_publish(exchange.into(), routing_key.into(), opts, payload, props),
+    )
+    .await?;
+    confirmed(timeout, confirm).await
 }
 
 /// A lazily (re)connected AMQP connection shared by the parts of one service.

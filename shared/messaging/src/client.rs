@@ -1,14 +1,14 @@
 //! Sends commands and waits for their replies, as a back-office system would. Used by the
 //! command-line client and by tests.
 
-use crate::broker::{Broker, BrokerConfig, BrokerError, bounded};
+use crate::broker::{Broker, BrokerConfig, BrokerError, bounded, publish_confirmed};
 use crate::envelope::properties;
 use crate::names::Names;
 use contracts::{Channel as RequestChannel, Line, Reply, headers as h};
 use futures_util::StreamExt;
-use lapin::options::{BasicConsumeOptions, BasicPublishOptions, ConfirmSelectOptions, QueueDeclareOptions};
+use lapin::options::{BasicConsumeOptions, ConfirmSelectOptions, QueueDeclareOptions};
 use lapin::types::FieldTable;
-use lapin::{BasicProperties, Channel, Confirmation};
+use lapin::{BasicProperties, Channel};
 use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -182,34 +182,27 @@ impl CommandClient {
             .lock()
             .expect("pending lock")
             .insert(correlation.clone(), tx);
-        let timeout = self.broker.timeout();
         let exchange = self.names.commands_exchange();
         // mandatory: a command that reaches no queue is reported instead of waiting forever.
-        let opts = BasicPublishOptions {
-            mandatory: true,
-            ..Default::default()
-        };
-        let confirm = bounded(
-            "basic.publish",
-            timeout,
-            self.channel
-                .basic_publish(exchange.as_str().into(), routing_key.into(), opts, body, props),
+        let sent = publish_confirmed(
+            &self.channel,
+            self.broker.timeout(),
+            &exchange,
+            routing_key,
+            true,
+            body,
+            props,
         )
-        .await?;
-        match bounded("publisher confirm", timeout, confirm).await? {
-            Confirmation::Ack(None) | Confirmation::NotRequested => {}
-            Confirmation::Ack(Some(r)) => {
-                self.pending.lock().expect("pending lock").remove(&correlation);
-                return Err(BrokerError::Returned(format!(
-                    "no queue for '{routing_key}' ({} {})",
-                    r.reply_code, r.reply_text
-                ))
-                .into());
+        .await;
+        if let Err(e) = sent {
+            self.pending.lock().expect("pending lock").remove(&correlation);
+            return Err(match e {
+                BrokerError::Returned(why) => {
+                    BrokerError::Returned(format!("no queue for '{routing_key}' ({why})"))
+                }
+                other => other,
             }
-            Confirmation::Nack(_) => {
-                self.pending.lock().expect("pending lock").remove(&correlation);
-                return Err(BrokerError::Nacked.into());
-            }
+            .into());
         }
         match tokio::time::timeout(wait, rx).await {
             Ok(Ok(Ok(reply))) => Ok(reply),
@@ -233,31 +226,19 @@ impl CommandClient {
             self.broker.app_id(),
             BTreeMap::new(),
         );
-        let timeout = self.broker.timeout();
-        let opts = BasicPublishOptions {
-            mandatory: true,
-            ..Default::default()
-        };
         let exchange = self.names.commands_exchange();
-        let c = bounded(
-            "basic.publish",
-            timeout,
-            self.channel.basic_publish(
-                exchange.as_str().into(),
-                cmd.routing_key().as_str().into(),
-                opts,
-                &cmd.body,
-                props,
-            ),
+        let key = cmd.routing_key();
+        publish_confirmed(
+            &self.channel,
+            self.broker.timeout(),
+            &exchange,
+            &key,
+            true,
+            &cmd.body,
+            props,
         )
         .await?;
-        match bounded("publisher confirm", timeout, c).await? {
-            Confirmation::Ack(None) | Confirmation::NotRequested => Ok(message_id),
-            Confirmation::Ack(Some(r)) => {
-                Err(BrokerError::Returned(format!("{} {}", r.reply_code, r.reply_text)).into())
-            }
-            Confirmation::Nack(_) => Err(BrokerError::Nacked.into()),
-        }
+        Ok(message_id)
     }
 
     pub async fn close(self) {

@@ -6,7 +6,7 @@
 //! message with its reason; a transient failure is retried in process, then through the
 //! delayed retry queue, then parked.
 
-use crate::broker::{Broker, BrokerError, backoff, bounded};
+use crate::broker::{Broker, BrokerError, backoff, bounded, publish_confirmed};
 use crate::envelope::{Envelope, field_table, headers_of, properties};
 use crate::inbox;
 use crate::lines::LineSwitches;
@@ -18,13 +18,13 @@ use contracts::envelope::parse_routing_key;
 use contracts::{ErrorBody, ErrorCode, Line, MessageKind, Reply, headers as h};
 use deadpool_postgres::{Pool, Transaction};
 use futures_util::StreamExt;
+use lapin::Channel;
 use lapin::message::Delivery;
 use lapin::options::{
-    BasicAckOptions, BasicCancelOptions, BasicConsumeOptions, BasicNackOptions, BasicPublishOptions,
-    BasicQosOptions, ConfirmSelectOptions,
+    BasicAckOptions, BasicCancelOptions, BasicConsumeOptions, BasicNackOptions, BasicQosOptions,
+    ConfirmSelectOptions,
 };
 use lapin::types::FieldTable;
-use lapin::{Channel, Confirmation};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tokio::task::JoinSet;
@@ -618,31 +618,7 @@ async fn republish<H: Handler>(
     if let Some(ms) = expiration {
         props = props.with_expiration(ms.into());
     }
-    let opts = BasicPublishOptions {
-        mandatory: true,
-        ..Default::default()
-    };
-    confirm(
-        ctx,
-        ch.basic_publish("".into(), target.into(), opts, &delivery.data, props),
-    )
-    .await
-}
-
-async fn confirm<H: Handler>(
-    ctx: &Ctx<H>,
-    publish: impl std::future::Future<Output = lapin::Result<lapin::PublisherConfirm>>,
-) -> Result<(), BrokerError> {
-    let timeout = ctx.broker.timeout();
-    let pc = bounded("basic.publish", timeout, publish).await?;
-    match bounded("publisher confirm", timeout, pc).await? {
-        Confirmation::Ack(None) | Confirmation::NotRequested => Ok(()),
-        Confirmation::Ack(Some(r)) => Err(BrokerError::Returned(format!(
-            "{} {}",
-            r.reply_code, r.reply_text
-        ))),
-        Confirmation::Nack(_) => Err(BrokerError::Nacked),
-    }
+    publish_confirmed(ch, ctx.broker.timeout(), "", target, true, &delivery.data, props).await
 }
 
 /// Replies are not domain messages: they go straight to `reply_to` after the commit. If that
@@ -665,15 +641,5 @@ async fn send_reply<H: Handler>(
         Default::default(),
     );
     // Not mandatory: a requester that went away is not a reason to retry forever.
-    confirm(
-        ctx,
-        ch.basic_publish(
-            "".into(),
-            reply_to.into(),
-            BasicPublishOptions::default(),
-            &body,
-            props,
-        ),
-    )
-    .await
+    publish_confirmed(ch, ctx.broker.timeout(), "", reply_to, false, &body, props).await
 }

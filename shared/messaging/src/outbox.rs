@@ -11,8 +11,8 @@ use crate::names::Names;
 use contracts::{Line, headers as h};
 use deadpool_postgres::{GenericClient, Pool};
 use futures_util::future::join_all;
+use lapin::Channel;
 use lapin::options::{BasicPublishOptions, ConfirmSelectOptions};
-use lapin::{Channel, Confirmation};
 use std::collections::BTreeMap;
 use std::time::Duration;
 use tokio_postgres::AsyncMessage;
@@ -309,19 +309,12 @@ impl Relay {
             pending.push((id, routing_key, confirm));
         }
         let results = join_all(pending.into_iter().map(|(id, key, confirm)| async move {
-            let outcome = match tokio::time::timeout(timeout, confirm).await {
-                Err(_) => Err(BrokerError::Timeout("publisher confirm", timeout)),
-                Ok(Err(source)) => Err(BrokerError::Amqp {
-                    op: "publisher confirm",
-                    source,
-                }),
-                Ok(Ok(Confirmation::Ack(None))) | Ok(Ok(Confirmation::NotRequested)) => Ok(()),
-                Ok(Ok(Confirmation::Ack(Some(ret)))) => Err(BrokerError::Returned(format!(
-                    "{key}: {} {}",
-                    ret.reply_code, ret.reply_text
-                ))),
-                Ok(Ok(Confirmation::Nack(_))) => Err(BrokerError::Nacked),
-            };
+            let outcome = crate::broker::confirmed(timeout, confirm)
+                .await
+                .map_err(|e| match e {
+                    BrokerError::Returned(why) => BrokerError::Returned(format!("{key}: {why}")),
+                    other => other,
+                });
             (id, outcome)
         }))
         .await;

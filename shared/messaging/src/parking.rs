@@ -4,14 +4,12 @@
 //! Replay republishes a parked message to the queue it was parked from, with its original
 //! `message_id` (so the inbox still deduplicates) and routing key, then removes it.
 
-use crate::broker::{Broker, BrokerError, bounded};
+use crate::broker::{Broker, BrokerError, bounded, publish_confirmed};
 use crate::consumer::ORIGINAL_ROUTING_KEY;
 use crate::envelope::{field_table, headers_of};
 use contracts::headers as h;
-use lapin::Confirmation;
 use lapin::options::{
-    BasicAckOptions, BasicGetOptions, BasicNackOptions, BasicPublishOptions, ConfirmSelectOptions,
-    QueueDeclareOptions,
+    BasicAckOptions, BasicGetOptions, BasicNackOptions, ConfirmSelectOptions, QueueDeclareOptions,
 };
 use lapin::types::FieldTable;
 use serde::Serialize;
@@ -153,18 +151,8 @@ pub async fn replay(
                 && !k.starts_with("x-last-death-")
         });
         let props = m.delivery.properties.clone().with_headers(field_table(&headers));
-        let opts = BasicPublishOptions {
-            mandatory: true,
-            ..Default::default()
-        };
-        let c = bounded(
-            "basic.publish",
-            timeout,
-            ch.basic_publish("".into(), target.as_str().into(), opts, &m.delivery.data, props),
-        )
-        .await?;
-        match bounded("publisher confirm", timeout, c).await? {
-            Confirmation::Ack(None) | Confirmation::NotRequested => {
+        match publish_confirmed(&ch, timeout, "", &target, true, &m.delivery.data, props).await {
+            Ok(()) => {
                 bounded(
                     "basic.ack",
                     timeout,
@@ -173,7 +161,10 @@ pub async fn replay(
                 .await?;
                 replayed += 1;
             }
-            _ => keep.push(m.delivery.acker.clone()),
+            Err(e) => {
+                tracing::warn!(error = %e, queue = %target, "replay not confirmed; the message stays parked");
+                keep.push(m.delivery.acker.clone());
+            }
         }
     }
     for acker in keep {

@@ -24,6 +24,15 @@ pub fn load<T: DeserializeOwned>(dir: &Path) -> anyhow::Result<T> {
     settings.try_deserialize().context("configuration is invalid")
 }
 
+/// Loads a service's settings from `APP_CONFIG_DIR`, or else from the `configuration/` folder
+/// next to its `Cargo.toml` (pass `env!("CARGO_MANIFEST_DIR")`), as in a source checkout.
+pub fn load_service<T: DeserializeOwned>(manifest_dir: &str) -> anyhow::Result<T> {
+    let dir = std::env::var_os("APP_CONFIG_DIR")
+        .map(std::path::PathBuf::from)
+        .unwrap_or_else(|| Path::new(manifest_dir).join("configuration"));
+    load(&dir)
+}
+
 /// Names the field that failed validation, for start-up errors.
 #[derive(Debug, thiserror::Error)]
 #[error("configuration field '{field}' is invalid: {reason}")]
