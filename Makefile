@@ -17,7 +17,7 @@ ifdef CI
 export CARGO_TERM_COLOR := never
 endif
 
-.PHONY: servers run test lint stop-servers
+.PHONY: servers run test lint stop-servers bench-collection
 
 servers:
 	bash scripts/servers.sh
@@ -34,3 +34,7 @@ lint:
 
 stop-servers:
 	bash scripts/servers.sh stop
+
+# Benchmark (not part of `test`): a month's assessment of a million persons; appends to BENCHMARKS.md.
+bench-collection: servers
+	. .local/env && cargo run --release -p bench --bin bench-collection -- --out BENCHMARKS.md
