@@ -229,8 +229,10 @@ pub async fn run(
                       jsonb_agg(jsonb_build_object('insurance_type', insurance_type, 'share', share,
                                 'persons', persons, 'amount', to_char(amount, 'FM999999999990.00'))
                                 order by insurance_type, share) as lines
+               -- delta has one row per payer, person, type and share: count(*) counts persons
+               -- without the 2M-row sort a distinct would need.
                from (select payer_kind, payer_id, insurance_type, share,
-                            count(distinct person_id) as persons, sum(amount) as amount
+                            count(*) as persons, sum(amount) as amount
                      from pg_temp.delta group by 1, 2, 3, 4) per_line
                group by 1, 2) l
          join assessments a on a.line = $6 and a.month = $7 and a.payer_kind = l.payer_kind and a.payer_id = l.payer_id
