@@ -586,13 +586,17 @@ impl CollectionHandler {
             &[&batch, &msg.line.as_str(), &month.first_day(), &(items.len() as i32), &total],
         )
         .await?;
-        for r in &rows {
-            tx.execute(
-                "insert into debit_items (batch_id, assessment_id, person_id, amount) values ($1, $2, $3, $4)",
-                &[&batch, &r.get::<_, Uuid>(0), &r.get::<_, String>(1), &r.get::<_, Decimal>(2)],
-            )
-            .await?;
-        }
+        // One statement for the whole batch, not a round trip per item.
+        let ids: Vec<Uuid> = rows.iter().map(|r| r.get(0)).collect();
+        let persons: Vec<String> = rows.iter().map(|r| r.get(1)).collect();
+        let amounts: Vec<Decimal> = rows.iter().map(|r| r.get(2)).collect();
+        tx.execute(
+            "insert into debit_items (batch_id, assessment_id, person_id, amount)
+             select $1, i.assessment_id, i.person_id, i.amount
+             from unnest($2::uuid[], $3::text[], $4::numeric[]) as i(assessment_id, person_id, amount)",
+            &[&batch, &ids, &persons, &amounts],
+        )
+        .await?;
         let event = ev::BatchDebitRequested {
             batch_id: batch.to_string(),
             month: month.to_string(),
@@ -703,23 +707,21 @@ impl CollectionHandler {
             )
         })?;
         let month = ym("month", &cmd.month)?;
-        let id: Uuid = tx
-            .query_opt(
-                "select assessment_id from assessments
-                 where line = $1 and payer_kind = 'employer' and payer_id = $2 and month = $3",
-                &[&msg.line.as_str(), &code.as_str(), &month.first_day()],
+        let a = payments::find(
+            tx,
+            msg.line,
+            "payer_kind = 'employer' and payer_id = $2 and month = $3",
+            &[&code.as_str(), &month.first_day()],
+        )
+        .await?
+        .pop()
+        .ok_or_else(|| {
+            not_found(
+                "employer_credit_code",
+                format!("no {} assessment of {code} for {month}", msg.line),
             )
-            .await?
-            .ok_or_else(|| {
-                not_found(
-                    "employer_credit_code",
-                    format!("no {} assessment of {code} for {month}", msg.line),
-                )
-            })?
-            .get(0);
-        let a = payments::lock(tx, id)
-            .await?
-            .ok_or_else(|| not_found("employer_credit_code", "gone"))?;
+        })?;
+        let id = a.id;
         let rows = tx
             .query(
                 "select p.id_number, i.insurance_type, i.share, max(i.base)::text, sum(i.amount)
@@ -788,20 +790,16 @@ impl CollectionHandler {
             .map(|m| ym("month", m))
             .transpose()?
             .map(YearMonth::first_day);
-        let rows = tx
-            .query(
-                "select assessment_id from assessments
-                 where line = $1 and in_arrears and ($2::date is null or month = $2)
-                 order by month, payer_kind, payer_id limit 1000",
-                &[&msg.line.as_str(), &month],
-            )
-            .await?;
-        let mut out = Vec::new();
-        for r in rows {
-            if let Some(a) = payments::lock(tx, r.get(0)).await? {
-                out.push(a.status());
-            }
-        }
+        let out: Vec<_> = payments::find(
+            tx,
+            msg.line,
+            "in_arrears and ($2::date is null or month = $2)",
+            &[&month],
+        )
+        .await?
+        .iter()
+        .map(payments::Assessment::status)
+        .collect();
         ok(&json!({"arrears": out}), vec![])
     }
 }

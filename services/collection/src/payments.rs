@@ -8,8 +8,10 @@ use messaging::{Envelope, HandlerError, Names, Outgoing};
 use rust_decimal::Decimal;
 use uuid::Uuid;
 
+/// An amount as the wire shows it: yuan with two decimals, by the one rounding rule of
+/// `Money` (half up to the fen).
 pub fn fen(d: Decimal) -> String {
-    format!("{:.2}", d.round_dp(2))
+    crate::domain::money::Money::round_fen(d).to_string()
 }
 
 pub struct Assessment {
@@ -50,15 +52,10 @@ impl Assessment {
     }
 }
 
-pub async fn lock(tx: &Transaction<'_>, id: Uuid) -> Result<Option<Assessment>, HandlerError> {
-    let row = tx
-        .query_opt(
-            "select assessment_id, line, payer_kind, payer_id, month, due, paid, deadline, in_arrears
-             from assessments where assessment_id = $1 for update",
-            &[&id],
-        )
-        .await?;
-    Ok(row.map(|r| Assessment {
+const COLUMNS: &str = "assessment_id, line, payer_kind, payer_id, month, due, paid, deadline, in_arrears";
+
+fn from_row(r: &tokio_postgres::Row) -> Assessment {
+    Assessment {
         id: r.get(0),
         line: r.get::<_, String>(1).parse().unwrap_or(Line::Medical),
         payer_kind: r.get(2),
@@ -68,7 +65,30 @@ pub async fn lock(tx: &Transaction<'_>, id: Uuid) -> Result<Option<Assessment>, 
         paid: r.get(6),
         deadline: r.get(7),
         in_arrears: r.get(8),
-    }))
+    }
+}
+
+/// Loads an assessment and locks it for a change (payments are serialised per assessment).
+pub async fn lock(tx: &Transaction<'_>, id: Uuid) -> Result<Option<Assessment>, HandlerError> {
+    let sql = format!("select {COLUMNS} from assessments where assessment_id = $1 for update");
+    Ok(tx.query_opt(&sql, &[&id]).await?.as_ref().map(from_row))
+}
+
+/// Assessments of `line` matching `filter` (a SQL condition on `$2..`), for reading only.
+pub async fn find(
+    tx: &Transaction<'_>,
+    line: Line,
+    filter: &str,
+    params: &[&(dyn tokio_postgres::types::ToSql + Sync)],
+) -> Result<Vec<Assessment>, HandlerError> {
+    let sql = format!(
+        "select {COLUMNS} from assessments where line = $1 and ({filter})
+         order by month, payer_kind, payer_id limit 1000"
+    );
+    let line = line.as_str();
+    let mut all: Vec<&(dyn tokio_postgres::types::ToSql + Sync)> = vec![&line];
+    all.extend_from_slice(params);
+    Ok(tx.query(&sql, &all).await?.iter().map(from_row).collect())
 }
 
 pub async fn persons_of(tx: &Transaction<'_>, id: Uuid) -> Result<Vec<String>, HandlerError> {

@@ -147,18 +147,9 @@ pub async fn apply(tx: &Transaction<'_>, msg: &Incoming) -> Result<Handled, Hand
                 end(tx, person_id(&p.person_id)?, &ev.insurance_types, from).await?;
             }
         }
-        "enrollment-suspended" => {
-            let e::EnrollmentSuspended(ev) = msg.decode()?;
-            end(
-                tx,
-                person_id(&ev.person_id)?,
-                &ev.insurance_types,
-                month("month", &ev.month)?,
-            )
-            .await?;
-        }
-        "enrollment-terminated" => {
-            let e::EnrollmentTerminated(ev) = msg.decode()?;
+        // Both carry the same body (newtype events serialise as their content).
+        "enrollment-suspended" | "enrollment-terminated" => {
+            let ev: e::EnrollmentStatusChanged = msg.decode()?;
             end(
                 tx,
                 person_id(&ev.person_id)?,

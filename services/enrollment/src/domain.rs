@@ -2,7 +2,7 @@
 //! insurance types each category of person may hold. Every rejection names its field.
 
 use contracts::enrollment::commands as c;
-use contracts::ids::{CreditCode, IdNumber, Phone, YearMonth};
+use contracts::ids::{CreditCode, IdNumber, Phone, RegionCode, YearMonth};
 use contracts::{ErrorBody, ErrorCode, InsuranceType, Line};
 use std::fmt;
 
@@ -115,13 +115,11 @@ pub fn reason(field: &str, s: &str) -> Result<String, Rejection> {
     Ok(t.to_owned())
 }
 
-/// A 6-digit administrative region code (GB/T 2260).
+/// A 6-digit administrative region code (GB/T 2260), checked by the shared type.
 pub fn region(field: &str, s: &str) -> Result<String, Rejection> {
-    if s.len() == 6 && s.bytes().all(|b| b.is_ascii_digit()) {
-        Ok(s.to_owned())
-    } else {
-        Err(invalid(field, format!("region code '{s}' is not 6 digits")))
-    }
+    RegionCode::parse(s)
+        .map(|r| r.as_str().to_owned())
+        .map_err(|e| invalid(field, e.to_string()))
 }
 
 /// A bank account number: 12 to 30 digits.

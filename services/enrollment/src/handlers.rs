@@ -6,7 +6,7 @@ use async_trait::async_trait;
 use contracts::enrollment::SERVICE;
 use contracts::enrollment::commands as c;
 use contracts::enrollment::events::{self as e, EnrollmentEvent};
-use contracts::{ErrorBody, ErrorCode, InsuranceType, Line, MessageKind};
+use contracts::{ErrorBody, ErrorCode, Line, MessageKind};
 use deadpool_postgres::Transaction;
 use messaging::{Handled, Handler, HandlerError, Incoming, Names, Outgoing};
 use uuid::Uuid;
@@ -767,12 +767,4 @@ impl EnrollmentHandler {
         };
         Self::ok(&view, vec![])
     }
-}
-
-/// All insurance types a line administers (for documentation and the CLI).
-pub fn types_of(line: Line) -> Vec<InsuranceType> {
-    InsuranceType::ALL
-        .into_iter()
-        .filter(|t| t.line() == line)
-        .collect()
 }

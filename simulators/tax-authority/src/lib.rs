@@ -6,7 +6,6 @@
 //! commands. Which assessments are paid in full, partly, late or not at all is decided by a
 //! hash of the assessment id, so a run is repeatable.
 
-use contracts::Line;
 use contracts::collection::events::ContributionAssessed;
 use futures_util::StreamExt;
 use lapin::options::{BasicAckOptions, BasicConsumeOptions, BasicNackOptions, BasicQosOptions};
@@ -181,12 +180,10 @@ pub async fn run(cfg: SimConfig, shutdown: CancellationToken) -> anyhow::Result<
     Ok(stats)
 }
 
-/// Lines the simulator's payments can go to (for documentation and argument checks).
-pub const LINES: [Line; 2] = Line::BUSINESS;
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use contracts::Line;
 
     fn cfg(full: f64, partial: f64, late: f64) -> SimConfig {
         SimConfig {

@@ -17,63 +17,7 @@ use super::assessment::Category;
 use super::calendar::Calendar;
 use super::deadline::DeadlineRule;
 
-/// Why a text is not a region code.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub enum RegionCodeError {
-    #[error(
-        "a region code is the 6-digit administrative division code (GB/T 2260), e.g. 420100 \
-         for Wuhan, but {0:?} was given"
-    )]
-    Invalid(String),
-}
-
-/// A 6-digit administrative division code (行政区划代码, GB/T 2260): `420100` Wuhan,
-/// `330100` Hangzhou, `370100` Jinan, `150200` Baotou. The same code as characters 1-6 of a
-/// resident ID number, so a person's region can be compared with a policy row directly.
-///
-/// In YAML write it quoted (`"420100"`): unquoted it is a number.
-#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
-#[serde(try_from = "String", into = "String")]
-pub struct RegionCode(String);
-
-impl RegionCode {
-    /// # Errors
-    ///
-    /// [`RegionCodeError::Invalid`] unless the text (trimmed) is exactly 6 ASCII digits.
-    pub fn parse(input: &str) -> Result<Self, RegionCodeError> {
-        let trimmed = input.trim();
-        if trimmed.len() == 6 && trimmed.bytes().all(|b| b.is_ascii_digit()) {
-            Ok(Self(trimmed.to_owned()))
-        } else {
-            Err(RegionCodeError::Invalid(input.to_owned()))
-        }
-    }
-
-    #[must_use]
-    pub fn as_str(&self) -> &str {
-        &self.0
-    }
-}
-
-impl fmt::Display for RegionCode {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.0)
-    }
-}
-
-impl TryFrom<String> for RegionCode {
-    type Error = RegionCodeError;
-
-    fn try_from(value: String) -> Result<Self, Self::Error> {
-        Self::parse(&value)
-    }
-}
-
-impl From<RegionCode> for String {
-    fn from(value: RegionCode) -> String {
-        value.0
-    }
-}
+pub use contracts::ids::{RegionCode, RegionCodeError};
 
 /// An inclusive range of months; `to: None` is open-ended (in force until a later row
 /// replaces it, which must then close this one).
