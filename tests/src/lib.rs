@@ -95,7 +95,8 @@ impl TestEnv {
             },
             telemetry: Default::default(),
             messaging: MessagingSettings {
-                retry_delay_ms: 300,
+                retry_tiers_ms: vec![300, 600],
+                handler_timeout_ms: 10_000,
                 outbox_poll_ms: 200,
                 drain_deadline_ms: 10_000,
                 ..Default::default()

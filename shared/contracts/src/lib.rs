@@ -9,6 +9,7 @@ pub mod enrollment;
 pub mod envelope;
 pub mod ids;
 pub mod line;
+pub mod ordering;
 pub mod reply;
 pub mod schema;
 

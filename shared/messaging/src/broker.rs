@@ -102,16 +102,31 @@ pub async fn publish_confirmed(
 pub struct Broker {
     config: Arc<BrokerConfig>,
     app_id: Arc<str>,
+    /// What this connection is for (`consume-medical`, `publish-social`, ...): part of its
+    /// name, so operators see which connection a broker alarm blocks.
+    role: Arc<str>,
     conn: Arc<Mutex<Option<Connection>>>,
 }
 
 impl Broker {
     pub fn new(config: BrokerConfig, app_id: &str) -> Self {
+        Self::for_role(config, app_id, "")
+    }
+
+    /// A connection of its own for one role of a service (DESIGN.md §4: publishing and
+    /// consuming on separate connections, per line), named `<prefix><app>[-<role>]@<pid>`.
+    pub fn for_role(config: BrokerConfig, app_id: &str, role: &str) -> Self {
         Broker {
             config: Arc::new(config),
             app_id: app_id.into(),
+            role: role.into(),
             conn: Arc::new(Mutex::new(None)),
         }
+    }
+
+    /// Another connection with the same settings and application id, for `role`.
+    pub fn sibling(&self, role: &str) -> Self {
+        Self::for_role((*self.config).clone(), &self.app_id, role)
     }
 
     pub fn config(&self) -> &BrokerConfig {
@@ -138,7 +153,17 @@ impl Broker {
             }
         }
         // Named so operators (and outage tests) can find it: `<prefix><app>@<pid>`.
-        let name = format!("{}{}@{}", self.config.prefix, self.app_id, std::process::id());
+        let role = if self.role.is_empty() {
+            String::new()
+        } else {
+            format!("-{}", self.role)
+        };
+        let name = format!(
+            "{}{}{role}@{}",
+            self.config.prefix,
+            self.app_id,
+            std::process::id()
+        );
         let props = ConnectionProperties::default().with_connection_name(name.into());
         let conn = bounded(
             "connect",
@@ -151,13 +176,13 @@ impl Broker {
         Ok(ch)
     }
 
-    /// True when the shared connection is open (used by `/readyz`).
+    /// True when the connection is open (used by `/readyz`). Never waits: while a
+    /// (re)connect holds the connection it answers false at once.
     pub async fn is_connected(&self) -> bool {
-        self.conn
-            .lock()
-            .await
-            .as_ref()
-            .is_some_and(|c| c.status().connected())
+        match self.conn.try_lock() {
+            Ok(guard) => guard.as_ref().is_some_and(|c| c.status().connected()),
+            Err(_) => false,
+        }
     }
 
     /// Closes the connection (graceful shutdown).

@@ -49,6 +49,35 @@ pub fn value_to_string(v: &AMQPValue) -> String {
     }
 }
 
+/// The routing key a message had before the broker dead-lettered it (from `x-death`), for
+/// messages parked by a queue's delivery limit: those carry no header of ours.
+pub fn death_routing_key(props: &BasicProperties) -> Option<String> {
+    let deaths = match props.headers().as_ref()?.inner().get("x-death")? {
+        AMQPValue::FieldArray(a) => a.as_slice().to_vec(),
+        _ => return None,
+    };
+    let key_of = |t: &FieldTable| -> Option<String> {
+        match t.inner().get("routing-keys")? {
+            AMQPValue::FieldArray(keys) => keys.as_slice().first().map(value_to_string),
+            _ => None,
+        }
+    };
+    let tables: Vec<&FieldTable> = deaths
+        .iter()
+        .filter_map(|d| match d {
+            AMQPValue::FieldTable(t) => Some(t),
+            _ => None,
+        })
+        .collect();
+    // Most recent death first; the delivery-limit death names the key it arrived with.
+    let reason = |t: &FieldTable| t.inner().get("reason").map(value_to_string);
+    tables
+        .iter()
+        .find(|t| reason(t).as_deref() == Some("delivery_limit"))
+        .or_else(|| tables.last())
+        .and_then(|t| key_of(t))
+}
+
 pub fn headers_of(props: &BasicProperties) -> BTreeMap<String, String> {
     props
         .headers()
@@ -109,8 +138,31 @@ impl Envelope {
     }
 }
 
-/// Builds the properties for a message we send: JSON, persistent, CloudEvents headers.
+/// Builds the properties for a message we send now: JSON, persistent, CloudEvents headers.
 pub fn properties(
+    message_id: Uuid,
+    message_type: &str,
+    correlation_id: Option<&str>,
+    reply_to: Option<&str>,
+    app_id: &str,
+    headers: BTreeMap<String, String>,
+) -> BasicProperties {
+    properties_at(
+        Utc::now(),
+        message_id,
+        message_type,
+        correlation_id,
+        reply_to,
+        app_id,
+        headers,
+    )
+}
+
+/// As [`properties`], for a message that happened at `now`: `ce-time` and `timestamp` are
+/// when the event happened (the outbox row's `created_at`), not when the relay sent it;
+/// after an outage or a freeze the two differ by days.
+pub fn properties_at(
+    now: DateTime<Utc>,
     message_id: Uuid,
     message_type: &str,
     correlation_id: Option<&str>,
@@ -118,7 +170,6 @@ pub fn properties(
     app_id: &str,
     mut headers: BTreeMap<String, String>,
 ) -> BasicProperties {
-    let now = Utc::now();
     headers
         .entry(h::CE_SPECVERSION.into())
         .or_insert_with(|| h::CE_SPECVERSION_VALUE.into());

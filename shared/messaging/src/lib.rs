@@ -14,11 +14,13 @@ pub mod broker;
 pub mod client;
 pub mod consumer;
 pub mod envelope;
+pub mod health;
 pub mod inbox;
 pub mod lines;
 pub mod names;
 pub mod outbox;
 pub mod parking;
+pub mod pools;
 pub mod runtime;
 pub mod topology;
 pub mod trace;
@@ -29,6 +31,7 @@ pub use envelope::Envelope;
 pub use lines::LineSwitches;
 pub use names::Names;
 pub use outbox::Outgoing;
+pub use pools::LinePools;
 
 mod embedded {
     refinery::embed_migrations!("migrations");

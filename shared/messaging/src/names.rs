@@ -61,9 +61,24 @@ impl Names {
         format!("{queue}.parking")
     }
 
-    /// Where a transiently failing message from `queue` waits before it is tried again.
+    /// The single delayed retry queue of an external subscriber's queue (operator tooling).
     pub fn retry(queue: &str) -> String {
         format!("{queue}.retry")
+    }
+
+    /// The retry tier of `queue` that holds a message for `delay` before it goes back.
+    /// The delay is in the name, so a changed tier is a new queue, never a redeclaration
+    /// with other arguments.
+    pub fn retry_tier(queue: &str, delay: std::time::Duration) -> String {
+        let ms = delay.as_millis();
+        let label = if ms.is_multiple_of(60_000) && ms > 0 {
+            format!("{}m", ms / 60_000)
+        } else if ms.is_multiple_of(1000) && ms > 0 {
+            format!("{}s", ms / 1000)
+        } else {
+            format!("{ms}ms")
+        };
+        format!("{queue}.retry.{label}")
     }
 }
 
@@ -88,5 +103,10 @@ mod tests {
             "t1.enrollment.social.commands.parking"
         );
         assert_eq!(Names::default().events_archive(), "insurance.events.archive");
+        let q = "enrollment.medical.commands";
+        let tier = |ms| Names::retry_tier(q, std::time::Duration::from_millis(ms));
+        assert_eq!(tier(1000), "enrollment.medical.commands.retry.1s");
+        assert_eq!(tier(600_000), "enrollment.medical.commands.retry.10m");
+        assert_eq!(tier(300), "enrollment.medical.commands.retry.300ms");
     }
 }

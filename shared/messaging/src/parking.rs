@@ -6,7 +6,7 @@
 
 use crate::broker::{Broker, BrokerError, bounded, publish_confirmed};
 use crate::consumer::ORIGINAL_ROUTING_KEY;
-use crate::envelope::{field_table, headers_of};
+use crate::envelope::{death_routing_key, field_table, headers_of};
 use contracts::headers as h;
 use lapin::options::{
     BasicAckOptions, BasicGetOptions, BasicNackOptions, ConfirmSelectOptions, QueueDeclareOptions,
@@ -33,7 +33,12 @@ fn describe(d: &lapin::message::BasicGetMessage) -> ParkedMessage {
     ParkedMessage {
         message_id: d.delivery.properties.message_id().as_ref().map(|s| s.to_string()),
         message_type: d.delivery.properties.kind().as_ref().map(|s| s.to_string()),
-        routing_key: headers.get(ORIGINAL_ROUTING_KEY).cloned(),
+        // Ours when the consumer loop parked it; the broker's x-death when the queue's
+        // delivery limit did (a crash loop), so that both can be replayed.
+        routing_key: headers
+            .get(ORIGINAL_ROUTING_KEY)
+            .cloned()
+            .or_else(|| death_routing_key(&d.delivery.properties)),
         // Parked by the consumer loop, or dead-lettered by the queue's delivery limit.
         parked_from: headers
             .get(h::PARKED_FROM)
@@ -60,7 +65,7 @@ pub async fn depth(broker: &Broker, queue: &str) -> Result<u32, BrokerError> {
         ch.queue_declare(queue.into(), opts, FieldTable::default()),
     )
     .await?;
-    let _ = ch.close(200, "done".into()).await;
+    let _ = bounded("channel.close", broker.timeout(), ch.close(200, "done".into())).await;
     Ok(q.message_count())
 }
 
@@ -89,14 +94,13 @@ pub async fn list(
         }
     }
     for acker in tags {
-        let _ = acker
-            .nack(BasicNackOptions {
-                requeue: true,
-                ..Default::default()
-            })
-            .await;
+        let requeue = BasicNackOptions {
+            requeue: true,
+            ..Default::default()
+        };
+        let _ = bounded("basic.nack", broker.timeout(), acker.nack(requeue)).await;
     }
-    let _ = ch.close(200, "done".into()).await;
+    let _ = bounded("channel.close", broker.timeout(), ch.close(200, "done".into())).await;
     Ok(out)
 }
 
@@ -135,6 +139,10 @@ pub async fn replay(
             continue;
         };
         let mut headers = info.headers.clone();
+        // The key it was sent with travels on, so the consumer reads it as the original.
+        if let Some(key) = &info.routing_key {
+            headers.insert(ORIGINAL_ROUTING_KEY.into(), key.clone());
+        }
         // The replayed message starts afresh: no parking marks, no dead-letter history.
         let parking_marks = [
             h::PARKED_REASON,
@@ -168,13 +176,12 @@ pub async fn replay(
         }
     }
     for acker in keep {
-        let _ = acker
-            .nack(BasicNackOptions {
-                requeue: true,
-                ..Default::default()
-            })
-            .await;
+        let requeue = BasicNackOptions {
+            requeue: true,
+            ..Default::default()
+        };
+        let _ = bounded("basic.nack", timeout, acker.nack(requeue)).await;
     }
-    let _ = ch.close(200, "done".into()).await;
+    let _ = bounded("channel.close", timeout, ch.close(200, "done".into())).await;
     Ok(replayed)
 }

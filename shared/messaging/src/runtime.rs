@@ -6,21 +6,26 @@
 //! → consumers cancelled and in-flight work finished and acked → relay flushed → broker
 //! closed.
 
-use crate::broker::{Broker, BrokerConfig};
+use crate::broker::{Broker, BrokerConfig, backoff};
 use crate::consumer::{ConsumerSettings, Consumers, Handler};
+use crate::health::DbHealth;
 use crate::lines::LineSwitches;
 use crate::names::Names;
-use crate::outbox::{Relay, RelayConfig};
+use crate::outbox::{Relay, RelayConfig, RelayStatus, RelayWakes};
+use crate::pools::LinePools;
 use crate::topology::{QueueSettings, ServiceTopology};
 use anyhow::Context;
+use contracts::Line;
 use deadpool_postgres::Pool;
 use platform::db::DatabaseSettings;
 use platform::ops::{OpsSettings, ReadyCheck};
 use serde::Deserialize;
+use std::collections::HashMap;
+use std::future::Future;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
@@ -33,10 +38,27 @@ pub struct MessagingSettings {
     pub max_retries: u32,
     pub drain_deadline_ms: u64,
     pub delivery_limit: i64,
-    pub retry_delay_ms: u64,
+    /// Delay of each retry tier (each a queue of its own), in order.
+    pub retry_tiers_ms: Vec<u64>,
+    /// The longest one handler with its transaction may run.
+    pub handler_timeout_ms: u64,
     pub archive_max_age: String,
     pub outbox_batch_size: i64,
     pub outbox_poll_ms: u64,
+    /// Attempts after which an outbox row the broker keeps refusing is quarantined.
+    pub outbox_max_attempts: i32,
+    /// How long published outbox rows and inbox rows are kept: longer than any redelivery,
+    /// client retry or freeze (a repeat after that is processed as new).
+    pub retention_hours: u64,
+    pub retention_interval_ms: u64,
+    /// Everything of a shutdown after SIGTERM, inside Kubernetes' 30 s grace period.
+    pub shutdown_deadline_ms: u64,
+    /// `/readyz` fails once a line's relay has failed without a success for this long.
+    pub relay_unhealthy_after_ms: u64,
+    pub health_interval_ms: u64,
+    /// How long start-up waits for the database and the broker (0: for ever). A service
+    /// never exits because a dependency is away; it waits, not ready, and says so.
+    pub startup_wait_ms: u64,
 }
 
 impl Default for MessagingSettings {
@@ -50,10 +72,18 @@ impl Default for MessagingSettings {
             max_retries: c.max_retries,
             drain_deadline_ms: c.drain_deadline.as_millis() as u64,
             delivery_limit: q.delivery_limit,
-            retry_delay_ms: c.retry_delay.as_millis() as u64,
+            retry_tiers_ms: q.retry_tiers_ms,
+            handler_timeout_ms: c.handler_timeout.as_millis() as u64,
             archive_max_age: q.archive_max_age,
             outbox_batch_size: r.batch_size,
             outbox_poll_ms: r.poll_interval.as_millis() as u64,
+            outbox_max_attempts: r.max_attempts,
+            retention_hours: 24 * 90,
+            retention_interval_ms: 3_600_000,
+            shutdown_deadline_ms: 25_000,
+            relay_unhealthy_after_ms: 30_000,
+            health_interval_ms: 1_000,
+            startup_wait_ms: 0,
         }
     }
 }
@@ -64,8 +94,9 @@ impl MessagingSettings {
             prefetch: self.prefetch.max(1),
             in_process_attempts: self.in_process_attempts.max(1),
             max_retries: self.max_retries,
-            retry_delay: Duration::from_millis(self.retry_delay_ms),
+            retry_tiers: self.queues().retry_tiers(),
             drain_deadline: Duration::from_millis(self.drain_deadline_ms),
+            handler_timeout: Duration::from_millis(self.handler_timeout_ms.max(1)),
         }
     }
 
@@ -73,6 +104,7 @@ impl MessagingSettings {
         QueueSettings {
             delivery_limit: self.delivery_limit,
             archive_max_age: self.archive_max_age.clone(),
+            retry_tiers_ms: self.retry_tiers_ms.clone(),
         }
     }
 
@@ -81,6 +113,7 @@ impl MessagingSettings {
             batch_size: self.outbox_batch_size.max(1),
             poll_interval: Duration::from_millis(self.outbox_poll_ms.max(10)),
             max_backoff: Duration::from_secs(10),
+            max_attempts: self.outbox_max_attempts.max(1),
         }
     }
 }
@@ -111,44 +144,94 @@ pub struct ServiceRuntime<H: Handler> {
     service: &'static str,
     handler: Arc<H>,
     topology: ServiceTopology,
-    pool: Pool,
-    broker: Broker,
+    pools: LinePools,
+    consume: HashMap<Line, Broker>,
+    publish: HashMap<Line, Broker>,
     names: Names,
     switches: LineSwitches,
     listener: TcpListener,
 }
 
+/// Retries a start-up step with backoff until it succeeds or `wait` (0: no limit) runs out.
+async fn patiently<T, F, Fut>(what: &str, wait: Duration, mut step: F) -> anyhow::Result<T>
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = anyhow::Result<T>>,
+{
+    let started = Instant::now();
+    let mut attempt = 0u32;
+    loop {
+        match step().await {
+            Ok(v) => return Ok(v),
+            Err(e) if wait.is_zero() || started.elapsed() < wait => {
+                attempt += 1;
+                let pause = backoff(attempt, Duration::from_secs(10));
+                tracing::warn!(error = %format!("{e:#}"), ?pause, "{what} failed; waiting and trying again");
+                tokio::time::sleep(pause).await;
+            }
+            Err(e) => return Err(e.context(format!("{what} (gave up after {wait:?})"))),
+        }
+    }
+}
+
 impl<H: Handler> ServiceRuntime<H> {
     pub async fn build(settings: ServiceSettings, spec: ServiceSpec<H>) -> anyhow::Result<Self> {
-        let pool = platform::db::connect(&settings.database).await?;
+        let wait = Duration::from_millis(settings.messaging.startup_wait_ms);
+        let pools = patiently("connecting to Postgres", wait, || {
+            LinePools::connect(&settings.database)
+        })
+        .await?;
+        // Refinery runners are consumed by a run: migrate once, retrying only the connection.
+        patiently("reaching Postgres for migrations", wait, || async {
+            platform::db::connect(&settings.database).await.map(|_| ())
+        })
+        .await?;
         platform::db::migrate(&settings.database, vec![crate::migrations(), spec.migrations]).await?;
         let names = Names::new(settings.broker.prefix.clone());
-        let broker = Broker::new(settings.broker.clone(), spec.service);
         let topology = ServiceTopology {
             service: spec.service.to_owned(),
             command_lines: spec.command_lines,
             event_bindings: spec.event_bindings,
             settings: settings.messaging.queues(),
         };
-        let ch = broker.channel().await.context("connecting to RabbitMQ")?;
-        topology
-            .declare(&ch, &names, broker.timeout())
-            .await
-            .context("declaring the topology")?;
-        let _ = ch.close(200, "declared".into()).await;
+        // Declared on a connection of its own, closed afterwards.
+        let admin = Broker::for_role(settings.broker.clone(), spec.service, "declare");
+        patiently("declaring the topology", wait, || async {
+            let ch = admin.channel().await.context("connecting to RabbitMQ")?;
+            topology
+                .declare(&ch, &names, admin.timeout())
+                .await
+                .context("declaring the topology")?;
+            let _ =
+                crate::broker::bounded("channel.close", admin.timeout(), ch.close(200, "declared".into()))
+                    .await;
+            Ok(())
+        })
+        .await?;
+        admin.close().await;
         let listener = platform::ops::bind(&settings.ops)
             .await
             .context("binding the ops port")?;
+        let per_line = |role: &str| -> HashMap<Line, Broker> {
+            Line::ALL
+                .into_iter()
+                .map(|l| {
+                    let b = Broker::for_role(settings.broker.clone(), spec.service, &format!("{role}-{l}"));
+                    (l, b)
+                })
+                .collect()
+        };
         Ok(ServiceRuntime {
-            settings,
             service: spec.service,
             handler: Arc::new(spec.handler),
             topology,
-            pool,
-            broker,
+            pools,
+            consume: per_line("consume"),
+            publish: per_line("publish"),
             names,
             switches: LineSwitches::default(),
             listener,
+            settings,
         })
     }
 
@@ -162,8 +245,13 @@ impl<H: Handler> ServiceRuntime<H> {
         self.switches.clone()
     }
 
+    /// A pool for work that belongs to no line (start-up seeding, tests' assertions).
     pub fn pool(&self) -> Pool {
-        self.pool.clone()
+        self.pools.get(Line::Common).clone()
+    }
+
+    pub fn pools(&self) -> LinePools {
+        self.pools.clone()
     }
 
     pub fn names(&self) -> &Names {
@@ -175,22 +263,61 @@ impl<H: Handler> ServiceRuntime<H> {
     }
 
     pub async fn run_until_stopped(self, shutdown: CancellationToken) -> anyhow::Result<()> {
+        let m = self.settings.messaging.clone();
         let draining = Arc::new(AtomicBool::new(false));
+        let health = DbHealth::default();
+        let status = RelayStatus::default();
+        let wakes = RelayWakes::new();
+        let consumed_lines: Vec<Line> = {
+            let mut l: Vec<Line> = self
+                .topology
+                .consumed_queues(&self.names)
+                .iter()
+                .map(|q| q.line)
+                .collect();
+            l.dedup();
+            l
+        };
+
+        let background = CancellationToken::new();
+        let health_task = tokio::spawn(health.clone().run(
+            self.settings.database.url_with_schema(),
+            Duration::from_millis(m.health_interval_ms.max(50)),
+            background.clone(),
+        ));
+
+        // Never waits on anything: every answer is read from state kept by the parts.
         let ready: ReadyCheck = {
-            let (pool, broker, draining) = (self.pool.clone(), self.broker.clone(), draining.clone());
+            let (health, status, draining) = (health.clone(), status.clone(), draining.clone());
+            let consume: Vec<(Line, Broker)> = consumed_lines
+                .iter()
+                .map(|l| (*l, self.consume[l].clone()))
+                .collect();
+            let unhealthy_after = Duration::from_millis(m.relay_unhealthy_after_ms);
             Arc::new(move || {
-                let (pool, broker, draining) = (pool.clone(), broker.clone(), draining.clone());
+                let (health, status, draining, consume) =
+                    (health.clone(), status.clone(), draining.clone(), consume.clone());
                 Box::pin(async move {
+                    let mut why = Vec::new();
                     if draining.load(Ordering::SeqCst) {
-                        return Err("draining".to_owned());
+                        why.push("draining".to_owned());
                     }
-                    if !broker.is_connected().await {
-                        return Err("broker connection is not open".to_owned());
+                    if !health.is_up() {
+                        why.push("database is not reachable".to_owned());
                     }
-                    if !platform::db::is_reachable(&pool).await {
-                        return Err("database is not reachable".to_owned());
+                    for (line, b) in &consume {
+                        if !b.is_connected().await {
+                            why.push(format!("{line} consume connection is not open"));
+                        }
                     }
-                    Ok(())
+                    for (line, d) in status.failing_longer_than(unhealthy_after) {
+                        why.push(format!("{line} outbox relay failing for {}s", d.as_secs()));
+                    }
+                    if why.is_empty() {
+                        Ok(())
+                    } else {
+                        Err(why.join("; "))
+                    }
                 })
             })
         };
@@ -200,23 +327,34 @@ impl<H: Handler> ServiceRuntime<H> {
 
         let relay_stop = CancellationToken::new();
         let relay = Relay::new(
-            self.pool.clone(),
-            self.broker.clone(),
+            self.pools.clone(),
+            self.publish.clone(),
             self.settings.database.url_with_schema(),
             self.settings.database.schema.clone(),
-            self.settings.messaging.relay(),
+            m.relay(),
+            wakes.clone(),
+            status,
         );
         let relay = tokio::spawn(relay.run(relay_stop.clone()));
 
+        let retention = tokio::spawn(retention(
+            self.pools.get(Line::Common).clone(),
+            Duration::from_secs(m.retention_hours.max(1) * 3600),
+            Duration::from_millis(m.retention_interval_ms.max(1000)),
+            self.pools.clone(),
+            background.clone(),
+        ));
+
         let consumers = Consumers {
-            pool: self.pool.clone(),
-            broker: self.broker.clone(),
-            names: self.names.clone(),
+            pools: self.pools.clone(),
+            consume: self.consume.clone(),
+            publish: self.publish.clone(),
             service: self.service.to_owned(),
-            schema: self.settings.database.schema.clone(),
             handler: self.handler.clone(),
             switches: self.switches.clone(),
-            settings: self.settings.messaging.consumer(),
+            health: health.clone(),
+            wakes,
+            settings: m.consumer(),
         };
         let queues = self.topology.consumed_queues(&self.names);
         tracing::info!(service = self.service, ops = %ops_addr, "service started");
@@ -226,14 +364,58 @@ impl<H: Handler> ServiceRuntime<H> {
         shutdown.cancelled().await;
         tracing::info!(service = self.service, "shutting down");
         draining.store(true, Ordering::SeqCst);
-        consumer_stop.cancel();
-        let _ = consuming.await;
-        relay_stop.cancel();
-        let _ = relay.await;
-        self.broker.close().await;
+        let deadline = Duration::from_millis(m.shutdown_deadline_ms.max(1000));
+        let (publish, consume) = (self.publish.clone(), self.consume.clone());
+        let orderly = async {
+            consumer_stop.cancel();
+            let _ = consuming.await;
+            relay_stop.cancel();
+            let _ = relay.await;
+            for b in publish.values().chain(consume.values()) {
+                b.close().await;
+            }
+        };
+        if tokio::time::timeout(deadline, orderly).await.is_err() {
+            tracing::warn!(
+                ?deadline,
+                "shutdown deadline passed; unfinished messages will be redelivered"
+            );
+        }
+        background.cancel();
+        let _ = health_task.await;
+        let _ = retention.await;
         ops_stop.cancel();
         let _ = ops.await;
         tracing::info!(service = self.service, "stopped");
         Ok(())
+    }
+}
+
+/// Prunes published outbox rows and old inbox rows every `interval`, and records the pools'
+/// use per line.
+async fn retention(
+    pool: Pool,
+    horizon: Duration,
+    interval: Duration,
+    pools: LinePools,
+    stop: CancellationToken,
+) {
+    let mut last_prune: Option<Instant> = None;
+    while !stop.is_cancelled() {
+        pools.record_metrics();
+        if last_prune.is_none_or(|t| t.elapsed() >= interval) {
+            last_prune = Some(Instant::now());
+            if let Ok(client) = pool.get().await {
+                match crate::outbox::prune(&client, horizon).await {
+                    Ok((o, i)) if o + i > 0 => tracing::info!(outbox = o, inbox = i, "pruned old rows"),
+                    Ok(_) => {}
+                    Err(e) => tracing::warn!(error = %e, "pruning old rows failed; will try again"),
+                }
+            }
+        }
+        tokio::select! {
+            _ = tokio::time::sleep(Duration::from_secs(5)) => {}
+            _ = stop.cancelled() => {}
+        }
     }
 }

@@ -29,14 +29,29 @@ pub struct QueueSettings {
     pub delivery_limit: i64,
     /// Retention of the events archive stream (RabbitMQ duration, e.g. `7D`).
     pub archive_max_age: String,
+    /// The delay of each retry tier, in milliseconds.
+    pub retry_tiers_ms: Vec<u64>,
 }
+
+/// 1 s, 10 s, 1 min, 10 min: quick enough for a deadlock, patient enough for a failover.
+pub const DEFAULT_RETRY_TIERS_MS: [u64; 4] = [1_000, 10_000, 60_000, 600_000];
 
 impl Default for QueueSettings {
     fn default() -> Self {
         QueueSettings {
             delivery_limit: 20,
             archive_max_age: "7D".into(),
+            retry_tiers_ms: DEFAULT_RETRY_TIERS_MS.to_vec(),
         }
+    }
+}
+
+impl QueueSettings {
+    pub fn retry_tiers(&self) -> Vec<Duration> {
+        self.retry_tiers_ms
+            .iter()
+            .map(|ms| Duration::from_millis(*ms))
+            .collect()
     }
 }
 
@@ -82,15 +97,18 @@ impl ServiceTopology {
     /// the control queue): what a test tears down.
     pub fn owned_queues(&self, names: &Names) -> Vec<String> {
         let mut out = Vec::new();
-        for q in self.consumed_queues(names) {
-            out.push(Names::parking(&q.name));
-            out.push(Names::retry(&q.name));
-            out.push(q.name);
+        let mut work: Vec<String> = self.consumed_queues(names).into_iter().map(|q| q.name).collect();
+        work.push(names.control_queue(&self.service));
+        for q in work {
+            out.push(Names::parking(&q));
+            out.extend(
+                self.settings
+                    .retry_tiers()
+                    .into_iter()
+                    .map(|d| Names::retry_tier(&q, d)),
+            );
+            out.push(q);
         }
-        let control = names.control_queue(&self.service);
-        out.push(Names::parking(&control));
-        out.push(Names::retry(&control));
-        out.push(control);
         out
     }
 
@@ -197,7 +215,7 @@ pub async fn declare_shared(
     bind(ch, &archive, &names.events_exchange(), "#", timeout).await
 }
 
-/// A consumed quorum queue, its parking lot and its delayed retry queue.
+/// A consumed quorum queue, its parking lot and its retry tiers.
 pub async fn declare_work_queue(
     ch: &Channel,
     queue: &str,
@@ -214,18 +232,27 @@ pub async fn declare_work_queue(
     )
     .await?;
 
-    let mut rargs = FieldTable::default();
-    // Classic queue without consumers: each message carries its own `expiration` (the
-    // configured retry delay, so changing it never makes a redeclaration fail), then is
-    // dead-lettered through the default exchange back to the work queue.
-    rargs.insert("x-dead-letter-exchange".into(), s(""));
-    rargs.insert("x-dead-letter-routing-key".into(), s(queue));
-    bounded(
-        "queue.declare",
-        timeout,
-        ch.queue_declare(Names::retry(queue).as_str().into(), durable(), rargs),
-    )
-    .await?;
+    // Retry tiers: quorum queues without consumers whose queue-level TTL returns every
+    // message after the tier's delay, at least once, through the default exchange to the
+    // work queue. A per-message TTL in one queue would only expire messages at its head.
+    for delay in settings.retry_tiers() {
+        let mut rargs = FieldTable::default();
+        rargs.insert("x-queue-type".into(), s("quorum"));
+        rargs.insert(
+            "x-message-ttl".into(),
+            AMQPValue::LongLongInt(delay.as_millis() as i64),
+        );
+        rargs.insert("x-dead-letter-exchange".into(), s(""));
+        rargs.insert("x-dead-letter-routing-key".into(), s(queue));
+        rargs.insert("x-dead-letter-strategy".into(), s("at-least-once"));
+        rargs.insert("x-overflow".into(), s("reject-publish"));
+        bounded(
+            "queue.declare",
+            timeout,
+            ch.queue_declare(Names::retry_tier(queue, delay).as_str().into(), durable(), rargs),
+        )
+        .await?;
+    }
 
     let mut args = FieldTable::default();
     args.insert("x-queue-type".into(), s("quorum"));

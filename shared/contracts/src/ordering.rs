@@ -1,0 +1,394 @@
+//! The ordering key of every command and event (DESIGN.md §4 "Ordering").
+//!
+//! Messages with the same key are handled one after another in arrival order; messages with
+//! different keys (or none) run in parallel. The key names the aggregate a message changes:
+//! a person (ID number), an employer (credit code), an assessment, a month's run, a batch.
+//! Queries have no key: they change nothing, so their order does not matter.
+//!
+//! The table is data, next to the contract types it describes, so the consumer loop stays
+//! generic; `every_message_type_names_its_key` fails when a type is added to the schemas
+//! without a line here.
+
+use serde_json::Value;
+
+/// Where a message's ordering key comes from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum KeySource {
+    /// `<aggregate>:<value of the body's top-level field>`.
+    Field {
+        aggregate: &'static str,
+        field: &'static str,
+    },
+    /// `<aggregate>:<value of body[outer][inner]>`.
+    Nested {
+        aggregate: &'static str,
+        outer: &'static str,
+        inner: &'static str,
+    },
+    /// One key for every message of this name (a line-wide run that must not overlap itself).
+    Fixed(&'static str),
+    /// No ordering needed (queries).
+    None,
+}
+
+use KeySource::{Field, Fixed, Nested, None as Unordered};
+
+const PERSON: &str = "person";
+const EMPLOYER: &str = "employer";
+
+/// `(service, name)` → key source, for commands (`name` = command) and events (`name` =
+/// event, `service` = publisher).
+pub const TABLE: &[(&str, &str, KeySource)] = &[
+    // enrollment commands
+    (
+        "enrollment",
+        "enroll-person",
+        Field {
+            aggregate: PERSON,
+            field: "id_number",
+        },
+    ),
+    (
+        "enrollment",
+        "register-employer",
+        Field {
+            aggregate: EMPLOYER,
+            field: "credit_code",
+        },
+    ),
+    (
+        "enrollment",
+        "add-staff",
+        Field {
+            aggregate: EMPLOYER,
+            field: "employer_credit_code",
+        },
+    ),
+    (
+        "enrollment",
+        "remove-staff",
+        Field {
+            aggregate: EMPLOYER,
+            field: "employer_credit_code",
+        },
+    ),
+    (
+        "enrollment",
+        "suspend",
+        Field {
+            aggregate: PERSON,
+            field: "id_number",
+        },
+    ),
+    (
+        "enrollment",
+        "terminate",
+        Field {
+            aggregate: PERSON,
+            field: "id_number",
+        },
+    ),
+    (
+        "enrollment",
+        "change-contact",
+        Field {
+            aggregate: PERSON,
+            field: "id_number",
+        },
+    ),
+    (
+        "enrollment",
+        "transfer-out",
+        Field {
+            aggregate: PERSON,
+            field: "id_number",
+        },
+    ),
+    (
+        "enrollment",
+        "transfer-in",
+        Nested {
+            aggregate: PERSON,
+            outer: "certificate",
+            inner: "id_number",
+        },
+    ),
+    ("enrollment", "get-person", Unordered),
+    // enrollment events
+    (
+        "enrollment",
+        "employer-registered",
+        Field {
+            aggregate: EMPLOYER,
+            field: "credit_code",
+        },
+    ),
+    (
+        "enrollment",
+        "person-enrolled",
+        Field {
+            aggregate: PERSON,
+            field: "id_number",
+        },
+    ),
+    (
+        "enrollment",
+        "staff-added",
+        Field {
+            aggregate: EMPLOYER,
+            field: "employer_credit_code",
+        },
+    ),
+    (
+        "enrollment",
+        "staff-removed",
+        Field {
+            aggregate: EMPLOYER,
+            field: "employer_credit_code",
+        },
+    ),
+    (
+        "enrollment",
+        "enrollment-suspended",
+        Field {
+            aggregate: PERSON,
+            field: "id_number",
+        },
+    ),
+    (
+        "enrollment",
+        "enrollment-terminated",
+        Field {
+            aggregate: PERSON,
+            field: "id_number",
+        },
+    ),
+    (
+        "enrollment",
+        "contact-changed",
+        Field {
+            aggregate: PERSON,
+            field: "id_number",
+        },
+    ),
+    (
+        "enrollment",
+        "transferred-out",
+        Nested {
+            aggregate: PERSON,
+            outer: "certificate",
+            inner: "id_number",
+        },
+    ),
+    (
+        "enrollment",
+        "transferred-in",
+        Field {
+            aggregate: PERSON,
+            field: "id_number",
+        },
+    ),
+    // collection commands
+    ("collection", "set-policy", Fixed("policy")),
+    ("collection", "get-policy", Unordered),
+    ("collection", "declare-wages", Fixed("wages")),
+    (
+        "collection",
+        "assess-month",
+        Field {
+            aggregate: "assessment-run",
+            field: "month",
+        },
+    ),
+    (
+        "collection",
+        "record-payment",
+        Field {
+            aggregate: "assessment",
+            field: "assessment_id",
+        },
+    ),
+    ("collection", "detect-arrears", Fixed("arrears")),
+    (
+        "collection",
+        "start-batch-debit",
+        Field {
+            aggregate: "batch-debit",
+            field: "month",
+        },
+    ),
+    (
+        "collection",
+        "record-debit-results",
+        Field {
+            aggregate: "batch",
+            field: "batch_id",
+        },
+    ),
+    ("collection", "employer-statement", Unordered),
+    ("collection", "contribution-history", Unordered),
+    ("collection", "list-arrears", Unordered),
+    // collection events
+    ("collection", "policy-changed", Fixed("policy")),
+    (
+        "collection",
+        "base-determined",
+        Field {
+            aggregate: PERSON,
+            field: "id_number",
+        },
+    ),
+    (
+        "collection",
+        "contribution-assessed",
+        Field {
+            aggregate: "assessment",
+            field: "assessment_id",
+        },
+    ),
+    (
+        "collection",
+        "payment-recorded",
+        Field {
+            aggregate: "assessment",
+            field: "assessment_id",
+        },
+    ),
+    (
+        "collection",
+        "contribution-settled",
+        Field {
+            aggregate: "assessment",
+            field: "assessment_id",
+        },
+    ),
+    (
+        "collection",
+        "overpayment-detected",
+        Field {
+            aggregate: "assessment",
+            field: "assessment_id",
+        },
+    ),
+    (
+        "collection",
+        "arrears-detected",
+        Field {
+            aggregate: "assessment",
+            field: "assessment_id",
+        },
+    ),
+    (
+        "collection",
+        "arrears-cleared",
+        Field {
+            aggregate: "assessment",
+            field: "assessment_id",
+        },
+    ),
+    (
+        "collection",
+        "batch-debit-requested",
+        Field {
+            aggregate: "batch",
+            field: "batch_id",
+        },
+    ),
+    (
+        "collection",
+        "debit-failed",
+        Field {
+            aggregate: "assessment",
+            field: "assessment_id",
+        },
+    ),
+];
+
+/// The key source of `(service, name)`, if the contract names one.
+pub fn source(service: &str, name: &str) -> Option<KeySource> {
+    TABLE
+        .iter()
+        .find(|(s, n, _)| *s == service && *n == name)
+        .map(|(_, _, k)| *k)
+}
+
+fn text(v: Option<&Value>) -> Option<String> {
+    match v? {
+        Value::String(s) if !s.is_empty() => Some(s.clone()),
+        Value::Number(n) => Some(n.to_string()),
+        _ => None,
+    }
+}
+
+/// The ordering key of a message, or `None` when it may run in parallel with anything.
+///
+/// A message of an unknown type, or one whose key field is missing, gets no key: it will be
+/// rejected by its handler anyway, and holding it back would only delay that reply.
+pub fn key_of(service: &str, name: &str, body: &Value) -> Option<String> {
+    match source(service, name)? {
+        Field { aggregate, field } => text(body.get(field)).map(|v| format!("{aggregate}:{v}")),
+        Nested {
+            aggregate,
+            outer,
+            inner,
+        } => text(body.get(outer).and_then(|o| o.get(inner))).map(|v| format!("{aggregate}:{v}")),
+        Fixed(k) => Some(k.to_owned()),
+        Unordered => None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn every_message_type_names_its_key() {
+        let mut missing = Vec::new();
+        for file in crate::schema::all().keys() {
+            let stem = file.trim_end_matches(".json");
+            let Some((service, rest)) = stem.split_once('.') else {
+                continue;
+            };
+            let name = if let Some(n) = rest.strip_suffix(".command") {
+                n
+            } else if let Some((n, v)) = rest.rsplit_once(".v")
+                && v.chars().all(|c| c.is_ascii_digit())
+            {
+                n
+            } else {
+                continue; // results and the reply are not consumed
+            };
+            if source(service, name).is_none() {
+                missing.push(format!("{service}.{name}"));
+            }
+        }
+        assert!(missing.is_empty(), "no ordering key named for {missing:?}");
+    }
+
+    #[test]
+    fn keys_name_the_aggregate() {
+        let person = json!({"id_number": "420102199001011234"});
+        assert_eq!(
+            key_of("enrollment", "enroll-person", &person).as_deref(),
+            Some("person:420102199001011234")
+        );
+        // The same person through another command shares the key.
+        assert_eq!(
+            key_of("enrollment", "change-contact", &person),
+            key_of("enrollment", "enroll-person", &person)
+        );
+        let transfer = json!({"certificate": {"id_number": "420102199001011234"}});
+        assert_eq!(
+            key_of("enrollment", "transfer-in", &transfer),
+            key_of("enrollment", "enroll-person", &person)
+        );
+        assert_eq!(key_of("enrollment", "get-person", &person), None);
+        assert_eq!(key_of("enrollment", "enroll-person", &json!({})), None);
+        assert_eq!(key_of("enrollment", "no-such-command", &person), None);
+        assert_eq!(
+            key_of("collection", "detect-arrears", &json!({})).as_deref(),
+            Some("arrears")
+        );
+    }
+}
