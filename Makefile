@@ -2,6 +2,7 @@
 #   make servers        make sure PostgreSQL + RabbitMQ are reachable, write .local/env
 #   make run            run all built services against them (Ctrl-C stops)
 #   make test           servers, then the whole workspace test suite
+#   make test-outage    the 3-minute database outage test of the messaging core
 #   make lint           rustfmt check + clippy with warnings denied
 #   make stop-servers   stop the private instances started by `make servers`
 # LOCAL_SERVERS=auto|private (default auto) chooses configured vs private servers.
@@ -17,7 +18,7 @@ ifdef CI
 export CARGO_TERM_COLOR := never
 endif
 
-.PHONY: servers run test lint stop-servers bench-collection
+.PHONY: servers run test test-outage lint stop-servers bench-collection
 
 servers:
 	bash scripts/servers.sh
@@ -27,6 +28,10 @@ run:
 
 test: servers
 	. .local/env && cargo test --workspace --all-targets
+
+# The messaging core's database outage at full length (3 minutes; `make test` runs 20 s).
+test-outage: servers
+	. .local/env && CORE_OUTAGE_SECS=180 cargo test -p testkit --test core_faults -- --exact a_long_database_outage_parks_nothing_and_answers_everything_afterwards
 
 lint:
 	cargo fmt --all -- --check

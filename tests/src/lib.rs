@@ -5,6 +5,8 @@
 //! both when dropped, even after a failed assertion. Servers come from `DATABASE_URL` and
 //! `AMQP_URL` (what `make test` exports), defaulting to the local ones.
 
+pub mod probe;
+
 use contracts::ids::{CreditCode, IdNumber};
 use contracts::{Line, Reply};
 use futures_util::StreamExt;
@@ -360,6 +362,8 @@ pub fn phone(n: u32) -> String {
 pub struct CuttableProxy {
     pub port: u16,
     live: std::sync::Arc<Mutex<Vec<tokio::task::AbortHandle>>>,
+    /// While set, new connections are accepted and dropped at once: the server is "down".
+    down: std::sync::Arc<std::sync::atomic::AtomicBool>,
     acceptor: tokio::task::JoinHandle<()>,
 }
 
@@ -376,8 +380,14 @@ impl CuttableProxy {
         let port = listener.local_addr().expect("address").port();
         let live: std::sync::Arc<Mutex<Vec<tokio::task::AbortHandle>>> = Default::default();
         let tracked = live.clone();
+        let down: std::sync::Arc<std::sync::atomic::AtomicBool> = Default::default();
+        let refusing = down.clone();
         let acceptor = tokio::spawn(async move {
             while let Ok((mut inbound, _)) = listener.accept().await {
+                if refusing.load(std::sync::atomic::Ordering::SeqCst) {
+                    drop(inbound);
+                    continue;
+                }
                 let target = target.clone();
                 let task = tokio::spawn(async move {
                     if let Ok(mut outbound) = tokio::net::TcpStream::connect(&target).await {
@@ -393,7 +403,26 @@ impl CuttableProxy {
             format!("{userinfo}@")
         };
         let proxied = format!("{scheme}://{at}127.0.0.1:{port}/{path}");
-        (CuttableProxy { port, live, acceptor }, proxied)
+        (
+            CuttableProxy {
+                port,
+                live,
+                down,
+                acceptor,
+            },
+            proxied,
+        )
+    }
+
+    /// Takes the server away: every open connection is cut and new ones are refused until
+    /// [`CuttableProxy::bring_up`]. Returns how many connections were cut.
+    pub fn take_down(&self) -> usize {
+        self.down.store(true, std::sync::atomic::Ordering::SeqCst);
+        self.cut()
+    }
+
+    pub fn bring_up(&self) {
+        self.down.store(false, std::sync::atomic::Ordering::SeqCst);
     }
 
     /// Drops every open connection (new ones are accepted again).

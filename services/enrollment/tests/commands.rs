@@ -146,7 +146,10 @@ async fn an_employer_and_its_staff_through_their_whole_lifecycle() {
     let keys: Vec<&str> = changed.iter().map(|e| e.routing_key.as_str()).collect();
     assert_eq!(
         keys,
-        ["medical.enrollment.contact-changed", "social.enrollment.contact-changed"]
+        [
+            "medical.enrollment.contact-changed",
+            "social.enrollment.contact-changed"
+        ]
     );
     assert_eq!(changed[0].body["phone"], "13600003333");
     assert_eq!(changed[1].body["line"], "social");

@@ -325,3 +325,59 @@ async fn broker_and_database_outages_are_survived_without_loss() {
     shutdown.cancel();
     task.await.unwrap().unwrap();
 }
+
+/// Order per aggregate: 200 commands for 10 persons, interleaved and sent without waiting.
+/// Each person's history versions follow the order the commands were sent in, although
+/// different persons run in parallel.
+#[tokio::test]
+async fn commands_for_one_person_take_effect_in_the_order_they_were_sent() {
+    let env = TestEnv::new();
+    let app = common::spawn(&env).await;
+    let client = env.client().await;
+    const PERSONS: u32 = 10;
+    const ROUNDS: u32 = 20;
+    for round in 0..ROUNDS {
+        for p in 0..PERSONS {
+            let cmd = if round == 0 {
+                enroll(9000 + p, Line::Medical)
+            } else {
+                Command::new(
+                    Line::Medical,
+                    SVC,
+                    "change-contact",
+                    &json!({"id_number": id_number(9000 + p), "phone": phone(p * 100 + round)}),
+                )
+            };
+            client.publish(&cmd).await.unwrap();
+        }
+    }
+    let db = env.pool("enrollment").await.get().await.unwrap();
+    wait_for("every command processed", Duration::from_secs(60), || async {
+        (count(&db, "select count(*) from inbox").await == i64::from(PERSONS * ROUNDS)).then_some(())
+    })
+    .await;
+    for p in 0..PERSONS {
+        let rows = db
+            .query(
+                "select h.snapshot->>'phone' from history h join persons s on s.person_id = h.entity_id
+                 where h.entity = 'person' and s.id_number = $1 order by h.version",
+                &[&id_number(9000 + p)],
+            )
+            .await
+            .unwrap();
+        let phones: Vec<String> = rows.iter().map(|r| r.get(0)).collect();
+        let sent: Vec<String> = (0..ROUNDS)
+            .map(|round| {
+                if round == 0 {
+                    phone(9000 + p)
+                } else {
+                    phone(p * 100 + round)
+                }
+            })
+            .collect();
+        assert_eq!(phones, sent, "person {p}: versions follow the send order");
+    }
+    let rejected = count(&db, "select count(*) from inbox where reply->>'status' <> 'ok'").await;
+    assert_eq!(rejected, 0, "no change arrived before its person was enrolled");
+    app.stop().await;
+}
