@@ -110,6 +110,26 @@ trap 'stop_all INT' INT
 trap 'stop_all TERM' TERM
 trap 'stop_all HUP' HUP
 
+# start_service <index into SERVICES>: starts it and records its pid at the same slot, so
+# that the supervision loop below can start it again.
+declare -A SLOT=()
+start_service() {
+	local i=$1 name=${SERVICES[$1]} port=$((OPS_PORT_BASE + $1))
+	APP__DATABASE__URL="$INSURANCE_DB_URL" \
+		APP__BROKER__URL="$AMQP_URL" \
+		APP__OPS__PORT="$port" \
+		APP_ENVIRONMENT=local \
+		"$BIN_DIR/$name" > >(prefix_lines "$name") 2>&1 &
+	local pid=$!
+	if [[ -n ${SLOT[$name]:-} ]]; then
+		PIDS[${SLOT[$name]}]=$pid
+	else
+		SLOT[$name]=${#PIDS[@]}
+		PIDS+=("$pid")
+		NAMES+=("$name")
+	fi
+}
+
 for i in "${!SERVICES[@]}"; do
 	name=${SERVICES[$i]}
 	bin="$BIN_DIR/$name"
@@ -117,15 +137,8 @@ for i in "${!SERVICES[@]}"; do
 		log "skipping $name (no $bin yet)"
 		continue
 	fi
-	port=$((OPS_PORT_BASE + i))
-	log "starting $name (ops port $port)"
-	APP__DATABASE__URL="$INSURANCE_DB_URL" \
-		APP__BROKER__URL="$AMQP_URL" \
-		APP__OPS__PORT="$port" \
-		APP_ENVIRONMENT=local \
-		"$bin" > >(prefix_lines "$name") 2>&1 &
-	PIDS+=("$!")
-	NAMES+=("$name")
+	log "starting $name (ops port $((OPS_PORT_BASE + i)))"
+	start_service "$i"
 done
 
 ((${#PIDS[@]} > 0)) || die "no service binaries found in $BIN_DIR (looked for: ${SERVICES[*]})"
@@ -186,28 +199,33 @@ cat >&2 <<EOF
 [run] Ctrl-C stops everything.
 EOF
 
-# Foreground: report services that exit on their own, until a signal.
-declare -A REPORTED=()
-FAILED=0
+# Foreground: a service that exits on its own (it never should: it waits for what it depends
+# on) is reported and started again, with a growing pause, until a signal stops everything.
+declare -A RESTARTS=()
 while true; do
-	alive=0
 	for j in "${!PIDS[@]}"; do
 		pid=${PIDS[$j]}
-		if kill -0 "$pid" 2>/dev/null; then
-			alive=$((alive + 1))
-		elif [[ -z ${REPORTED[$pid]:-} ]]; then
-			REPORTED[$pid]=1
-			rc=0
-			wait "$pid" || rc=$?
-			log "${NAMES[$j]} exited (status $rc)"
-			((rc == 0)) || FAILED=1
+		kill -0 "$pid" 2>/dev/null && continue
+		((STOPPING)) && break
+		rc=0
+		wait "$pid" || rc=$?
+		name=${NAMES[$j]}
+		n=$((${RESTARTS[$name]:-0} + 1))
+		RESTARTS[$name]=$n
+		pause=$((n < 30 ? n : 30))
+		log "$name exited (status $rc); starting it again in ${pause}s (restart $n)"
+		sleep "$pause" &
+		wait $! || true
+		((STOPPING)) && break
+		idx=-1
+		for i in "${!SERVICES[@]}"; do [[ ${SERVICES[$i]} == "$name" ]] && idx=$i; done
+		if ((idx >= 0)); then
+			start_service "$idx"
+		else
+			log "$name is not restarted by this script"
+			unset 'PIDS[j]'
 		fi
 	done
-	if ((alive == 0)); then
-		# Services exit 0 only when told to stop (a terminal's Ctrl-C reaches them too).
-		log "all services exited"
-		exit "$FAILED"
-	fi
 	# Interruptible pause: traps run as soon as a signal arrives.
 	sleep 1 &
 	wait $! || true

@@ -62,6 +62,43 @@ pub enum Cmd {
     /// Provision, show and remove external subscribers (the tax authority): their queue, their
     /// broker user and its permissions, through the RabbitMQ management API.
     Subscriber(SubscriberArgs),
+    /// Outbox rows the relay quarantined after too many refusals: list them, retry them.
+    /// Reads the service's own schema (the one place the CLI touches a database).
+    #[command(subcommand)]
+    Outbox(OutboxCmd),
+}
+
+#[derive(Debug, Args)]
+pub struct OutboxTarget {
+    /// The service's database (`postgres://user@host:port/db`).
+    #[arg(long, env = "DATABASE_URL")]
+    pub database_url: String,
+    /// The service's schema (`enrollment`, `collection`, ...).
+    #[arg(long)]
+    pub schema: String,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum OutboxCmd {
+    /// Table of the quarantined rows, oldest first.
+    Failed {
+        #[command(flatten)]
+        target: OutboxTarget,
+        #[arg(long, default_value_t = 50)]
+        limit: i64,
+    },
+    /// Give quarantined rows back to the relay with a fresh attempt count.
+    #[command(group(ArgGroup::new("which").required(true).args(["id", "all"])))]
+    Retry {
+        #[command(flatten)]
+        target: OutboxTarget,
+        /// One row, by the id `outbox failed` shows.
+        #[arg(long)]
+        id: Option<i64>,
+        /// Every quarantined row.
+        #[arg(long)]
+        all: bool,
+    },
 }
 
 const PROVISION_EXAMPLE: &str = r"Example (the tax authority):

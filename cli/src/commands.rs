@@ -33,6 +33,7 @@ pub async fn run(cli: Cli, stdin: &mut dyn Read) -> anyhow::Result<Report> {
             result
         }
         Cmd::Subscriber(args) => crate::provisioning::run(&cli, args, config).await,
+        Cmd::Outbox(cmd) => crate::outbox::run(&cli, cmd).await,
     }
 }
 

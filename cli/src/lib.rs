@@ -12,6 +12,7 @@
 pub mod args;
 mod commands;
 pub mod management;
+mod outbox;
 mod provisioning;
 pub mod queues;
 pub mod render;
@@ -36,7 +37,7 @@ pub struct Report {
 }
 
 impl Report {
-    fn out(stdout: String) -> Self {
+    pub(crate) fn out(stdout: String) -> Self {
         Report {
             stdout,
             ..Default::default()

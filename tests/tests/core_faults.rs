@@ -271,7 +271,7 @@ async fn a_poison_outbox_row_is_quarantined_while_the_rest_flows_and_can_be_retr
     let pool = env.pool(SERVICE).await;
     let rows = wait_for("the poison row quarantined", Duration::from_secs(30), || async {
         let db = pool.get().await.ok()?;
-        let rows = messaging::outbox::quarantined(&db, 10).await.ok()?;
+        let rows = messaging::outbox::quarantined(&**db, 10).await.ok()?;
         (!rows.is_empty()).then_some(rows)
     })
     .await;
@@ -292,7 +292,7 @@ async fn a_poison_outbox_row_is_quarantined_while_the_rest_flows_and_can_be_retr
     let db = pool.get().await.unwrap();
     let schema = env.schema(SERVICE);
     assert_eq!(
-        messaging::outbox::retry_quarantined(&db, &schema, None)
+        messaging::outbox::retry_quarantined(&**db, &schema, None)
             .await
             .unwrap(),
         1
@@ -376,7 +376,7 @@ async fn retention_prunes_old_published_and_inbox_rows_but_nothing_still_needed(
         .await
         .unwrap();
     }
-    let (outbox, inbox) = messaging::outbox::prune(&db, Duration::from_secs(90 * 24 * 3600))
+    let (outbox, inbox) = messaging::outbox::prune(&**db, Duration::from_secs(90 * 24 * 3600))
         .await
         .unwrap();
     assert_eq!((outbox, inbox), (2, 2));

@@ -514,9 +514,10 @@ pub struct QuarantinedRow {
     pub failed_at: chrono::DateTime<chrono::Utc>,
 }
 
-/// Quarantined rows of the current schema, oldest first.
+/// Quarantined rows of the current schema, oldest first. (These operator functions take a
+/// plain client, so that the command-line tool needs no pool.)
 pub async fn quarantined(
-    client: &impl GenericClient,
+    client: &impl tokio_postgres::GenericClient,
     limit: i64,
 ) -> Result<Vec<QuarantinedRow>, tokio_postgres::Error> {
     let rows = client
@@ -544,7 +545,7 @@ pub async fn quarantined(
 /// Puts quarantined rows (one, or all) back in the relay's hands with a fresh attempt count,
 /// and wakes the relays of `schema`. Returns how many.
 pub async fn retry_quarantined(
-    client: &impl GenericClient,
+    client: &impl tokio_postgres::GenericClient,
     schema: &str,
     id: Option<i64>,
 ) -> Result<u64, tokio_postgres::Error> {
@@ -555,14 +556,16 @@ pub async fn retry_quarantined(
             &[&id],
         )
         .await?;
-    notify(client, &notify_channel(schema)).await?;
+    client
+        .execute("select pg_notify($1, '')", &[&notify_channel(schema)])
+        .await?;
     Ok(n)
 }
 
 /// Deletes published outbox rows and inbox rows older than `horizon`, in batches. Rows not
 /// yet published (quarantined ones included) are never deleted. Returns (outbox, inbox).
 pub async fn prune(
-    client: &impl GenericClient,
+    client: &impl tokio_postgres::GenericClient,
     horizon: Duration,
 ) -> Result<(u64, u64), tokio_postgres::Error> {
     let secs = horizon.as_secs_f64();

@@ -406,7 +406,7 @@ async fn retention(
         if last_prune.is_none_or(|t| t.elapsed() >= interval) {
             last_prune = Some(Instant::now());
             if let Ok(client) = pool.get().await {
-                match crate::outbox::prune(&client, horizon).await {
+                match crate::outbox::prune(&**client, horizon).await {
                     Ok((o, i)) if o + i > 0 => tracing::info!(outbox = o, inbox = i, "pruned old rows"),
                     Ok(_) => {}
                     Err(e) => tracing::warn!(error = %e, "pruning old rows failed; will try again"),
