@@ -248,6 +248,9 @@ async fn main() -> anyhow::Result<()> {
             url: testkit::database_url(),
             schema: schema.clone(),
             pool_size: args.pool_size,
+            statement_timeout_ms: platform::db::DEFAULT_STATEMENT_TIMEOUT_MS,
+            lock_timeout_ms: platform::db::DEFAULT_LOCK_TIMEOUT_MS,
+            tls: Default::default(),
         },
         broker: env.broker_config(),
         ops: platform::ops::OpsSettings {
