@@ -74,6 +74,7 @@ impl TestEnv {
             url: amqp_url(),
             prefix: self.prefix(),
             timeout_ms: 10_000,
+            tls: Default::default(),
         }
     }
 
