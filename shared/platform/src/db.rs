@@ -326,18 +326,26 @@ pub async fn connect_one(
 }
 
 fn describe_connect(cfg: &tokio_postgres::Config, mode: SslMode) -> String {
-    let hosts: Vec<String> = cfg
+    let ports = cfg.get_ports();
+    let targets: Vec<String> = cfg
         .get_hosts()
         .iter()
-        .map(|h| match h {
-            tokio_postgres::config::Host::Tcp(name) => name.clone(),
-            tokio_postgres::config::Host::Unix(path) => path.display().to_string(),
+        .enumerate()
+        .map(|(i, h)| {
+            let host = match h {
+                tokio_postgres::config::Host::Tcp(name) => name.clone(),
+                tokio_postgres::config::Host::Unix(path) => path.display().to_string(),
+            };
+            // One port applies to every host; otherwise they pair up.
+            match ports.get(i).or(ports.first()) {
+                Some(port) => format!("{host}:{port}"),
+                None => host,
+            }
         })
         .collect();
     format!(
-        "connecting to Postgres at {} port {:?} (sslmode={})",
-        hosts.join(","),
-        cfg.get_ports(),
+        "connecting to Postgres at {} (sslmode={})",
+        targets.join(","),
         mode.as_str()
     )
 }
