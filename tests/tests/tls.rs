@@ -655,3 +655,26 @@ async fn postgres_and_rabbitmq_over_tls_with_a_generated_ca() {
     drop(servers);
     eprintln!("done in {:?}", started.elapsed());
 }
+
+/// The services' committed configuration names both timeouts and parses with the TLS
+/// settings left out (their defaults).
+#[test]
+fn base_configuration_names_the_timeouts() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap();
+    for service in ["enrollment", "collection"] {
+        let dir = root.join("services").join(service).join("configuration");
+        let s: messaging::runtime::ServiceSettings = platform::config::load(&dir).unwrap();
+        let statement_timeout_ms = match service {
+            // A month's assessment is one long statement.
+            "collection" => 120_000,
+            _ => 30_000,
+        };
+        assert_eq!(
+            (s.database.statement_timeout_ms, s.database.lock_timeout_ms),
+            (statement_timeout_ms, 5_000),
+            "{service}"
+        );
+        assert_eq!(s.database.tls, TlsSettings::default(), "{service}");
+        assert_eq!(s.broker.tls, TlsSettings::default(), "{service}");
+    }
+}
