@@ -637,7 +637,9 @@ async fn postgres_and_rabbitmq_over_tls_with_a_generated_ca() {
         "{msg}"
     );
 
-    // Without a client certificate this broker refuses the connection.
+    // Without a client certificate this broker refuses the connection. Under TLS 1.3 the
+    // client's handshake ends before the server has checked; its alert either arrives or
+    // loses the race with the reset of the connection.
     let e = Broker::new(
         fast(TlsSettings {
             ca_file: Some(pki.ca.clone()),
@@ -650,7 +652,10 @@ async fn postgres_and_rabbitmq_over_tls_with_a_generated_ca() {
     .expect_err("amqps:// without the client certificate must fail");
     let msg = chain(&e);
     eprintln!("rabbitmq, no client certificate: {msg}");
-    assert!(msg.contains("CertificateRequired"), "{msg}");
+    assert!(
+        msg.contains("CertificateRequired") || msg.contains("Connection reset by peer"),
+        "{msg}"
+    );
 
     drop(servers);
     eprintln!("done in {:?}", started.elapsed());
