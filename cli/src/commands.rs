@@ -17,6 +17,7 @@ pub async fn run(cli: Cli, stdin: &mut dyn Read) -> anyhow::Result<Report> {
         url: cli.amqp_url.clone(),
         prefix: cli.prefix.clone(),
         timeout_ms: cli.timeout.saturating_mul(1000),
+        tls: Default::default(),
     };
     match &cli.command {
         Cmd::Send(args) => send(&cli, config, args, stdin).await,

@@ -384,6 +384,7 @@ async fn the_tax_authority_may_read_its_queue_and_send_payments_and_nothing_else
             url: tax_url.clone(),
             prefix: prefix.clone(),
             timeout_ms: 10_000,
+            tls: Default::default(),
         },
         "tax-authority",
     )

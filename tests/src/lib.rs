@@ -76,6 +76,7 @@ impl TestEnv {
             url: amqp_url(),
             prefix: self.prefix(),
             timeout_ms: 10_000,
+            tls: Default::default(),
         }
     }
 
@@ -89,6 +90,9 @@ impl TestEnv {
                 url: database_url(),
                 schema,
                 pool_size: 8,
+                statement_timeout_ms: platform::db::DEFAULT_STATEMENT_TIMEOUT_MS,
+                lock_timeout_ms: platform::db::DEFAULT_LOCK_TIMEOUT_MS,
+                tls: Default::default(),
             },
             broker: self.broker_config(),
             ops: OpsSettings {
@@ -123,6 +127,9 @@ impl TestEnv {
             url: database_url(),
             schema: self.schema(service),
             pool_size: 2,
+            statement_timeout_ms: platform::db::DEFAULT_STATEMENT_TIMEOUT_MS,
+            lock_timeout_ms: platform::db::DEFAULT_LOCK_TIMEOUT_MS,
+            tls: Default::default(),
         };
         platform::db::connect(&settings).await.expect("test pool")
     }

@@ -248,6 +248,10 @@ async fn main() -> anyhow::Result<()> {
             url: testkit::database_url(),
             schema: schema.clone(),
             pool_size: args.pool_size,
+            // As in services/collection/configuration/base.yaml: one statement inserts every item.
+            statement_timeout_ms: 120_000,
+            lock_timeout_ms: platform::db::DEFAULT_LOCK_TIMEOUT_MS,
+            tls: Default::default(),
         },
         broker: env.broker_config(),
         ops: platform::ops::OpsSettings {

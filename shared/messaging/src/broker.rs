@@ -20,6 +20,9 @@ pub struct BrokerConfig {
     /// Upper bound on any single broker operation.
     #[serde(default = "default_timeout_ms")]
     pub timeout_ms: u64,
+    /// CA file (and client certificate) for `amqps://`; see [`crate::connect`].
+    #[serde(default)]
+    pub tls: crate::connect::TlsSettings,
 }
 
 fn default_timeout_ms() -> u64 {
@@ -168,7 +171,7 @@ impl Broker {
         let conn = bounded(
             "connect",
             self.timeout(),
-            Connection::connect(&self.config.url, props),
+            crate::connect::connect(&self.config.url, props, &self.config.tls),
         )
         .await?;
         let ch = bounded("channel.open", self.timeout(), conn.create_channel()).await?;

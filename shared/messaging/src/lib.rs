@@ -7,11 +7,13 @@
 //! - [`inbox`]: once-in-effect consumption.
 //! - [`consumer`]: the one consumer loop; services only write [`consumer::Handler`]s.
 //! - [`lines`]: pause and resume each line's consumers on their own.
+//! - [`connect`]: open an `amqp://` or `amqps://` connection (TLS with a configurable CA).
 //! - [`client`]: send a command and wait for its reply (CLI and tests).
 //! - [`parking`]: list, show and replay parked messages.
 
 pub mod broker;
 pub mod client;
+pub mod connect;
 pub mod consumer;
 pub mod envelope;
 pub mod health;

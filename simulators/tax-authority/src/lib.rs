@@ -103,6 +103,7 @@ pub async fn run(cfg: SimConfig, shutdown: CancellationToken) -> anyhow::Result<
         url: cfg.amqp_url.clone(),
         prefix: cfg.prefix.clone(),
         timeout_ms: 10_000,
+        tls: Default::default(),
     };
     let names = Names::new(cfg.prefix.clone());
     let broker = Broker::new(broker_cfg.clone(), "tax-authority-sim");
