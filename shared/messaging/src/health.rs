@@ -64,23 +64,19 @@ impl DbHealth {
         metrics::gauge!("database_up").set(if up { 1.0 } else { 0.0 });
     }
 
-    /// Checks `url` until `shutdown`: `select 1` on a kept connection, reconnecting as needed.
-    pub async fn run(self, url: String, interval: Duration, shutdown: CancellationToken) {
-        let mut client: Option<(tokio_postgres::Client, tokio::task::JoinHandle<()>)> = None;
+    /// Checks the database until `shutdown`: `select 1` on a kept connection (same URL, TLS
+    /// and options as the pools), reconnecting as needed.
+    pub async fn run(self, database: platform::db::DatabaseSettings, interval: Duration, shutdown: CancellationToken) {
+        let mut client: Option<(tokio_postgres::Client, platform::db::ConnectionDriver)> = None;
         let mut failures = 0u32;
         while !shutdown.is_cancelled() {
             if client.as_ref().is_none_or(|(c, _)| c.is_closed()) {
                 let connect = tokio::time::timeout(
                     Duration::from_secs(3),
-                    tokio_postgres::connect(&url, tokio_postgres::NoTls),
+                    platform::db::connect_one(&database, None),
                 );
                 client = match connect.await {
-                    Ok(Ok((c, conn))) => Some((
-                        c,
-                        tokio::spawn(async move {
-                            let _ = conn.await;
-                        }),
-                    )),
+                    Ok(Ok(pair)) => Some(pair),
                     _ => None,
                 };
             }

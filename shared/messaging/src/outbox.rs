@@ -11,6 +11,7 @@ use crate::broker::{Broker, BrokerError, backoff, bounded};
 use crate::envelope::{Envelope, properties_at};
 use crate::names::Names;
 use crate::pools::LinePools;
+use platform::db::DatabaseSettings;
 use contracts::{Line, headers as h};
 use deadpool_postgres::GenericClient;
 use futures_util::future::join_all;
@@ -20,7 +21,6 @@ use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 use tokio::sync::Notify;
-use tokio_postgres::AsyncMessage;
 use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
 
@@ -217,8 +217,8 @@ pub enum RelayError {
 pub struct Relay {
     pools: LinePools,
     brokers: HashMap<Line, Broker>,
-    /// Connection string for the LISTEN connection (pooled connections drop notifications).
-    listen_url: String,
+    /// For the LISTEN connection (pooled connections drop notifications).
+    database: DatabaseSettings,
     schema: String,
     config: RelayConfig,
     wakes: RelayWakes,
@@ -229,7 +229,7 @@ impl Relay {
     pub fn new(
         pools: LinePools,
         brokers: HashMap<Line, Broker>,
-        listen_url: String,
+        database: DatabaseSettings,
         schema: String,
         config: RelayConfig,
         wakes: RelayWakes,
@@ -238,7 +238,7 @@ impl Relay {
         Relay {
             pools,
             brokers,
-            listen_url,
+            database,
             schema,
             config,
             wakes,
@@ -249,7 +249,7 @@ impl Relay {
     /// Runs until `shutdown`, then publishes what is left once more (flush) and returns.
     pub async fn run(self, shutdown: CancellationToken) {
         let listener = tokio::spawn(listen(
-            self.listen_url.clone(),
+            self.database.clone(),
             notify_channel(&self.schema),
             self.wakes.clone(),
             shutdown.clone(),
@@ -606,41 +606,29 @@ pub async fn prune(
 
 /// Keeps a LISTEN connection open and pokes `wake` on every notification; reconnects with
 /// backoff. Polling in the relay covers the gaps while it is down.
-async fn listen(url: String, channel: String, wake: RelayWakes, shutdown: CancellationToken) {
+async fn listen(database: DatabaseSettings, channel: String, wake: RelayWakes, shutdown: CancellationToken) {
     let mut attempt = 0u32;
     while !shutdown.is_cancelled() {
-        match tokio_postgres::connect(&url, tokio_postgres::NoTls).await {
-            Ok((client, mut conn)) => {
-                let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
-                let driver = tokio::spawn(async move {
-                    let mut stream = futures_util::stream::poll_fn(move |cx| conn.poll_message(cx));
-                    use futures_util::StreamExt;
-                    while let Some(msg) = stream.next().await {
-                        match msg {
-                            Ok(AsyncMessage::Notification(_)) => {
-                                if tx.send(()).is_err() {
-                                    break;
-                                }
-                            }
-                            Ok(_) => {}
-                            Err(_) => break,
-                        }
-                    }
-                });
+        let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
+        let connect = tokio::time::timeout(Duration::from_secs(10), platform::db::connect_one(&database, Some(tx)));
+        match connect.await {
+            Ok(Ok((client, driver))) => {
                 let quoted = format!("listen \"{}\"", channel.replace('"', "\"\""));
                 if client.batch_execute(&quoted).await.is_ok() {
                     attempt = 0;
                     wake.wake_all();
                     loop {
                         tokio::select! {
-                            m = rx.recv() => match m { Some(()) => wake.wake_all(), None => break },
+                            m = rx.recv() => match m { Some(_) => wake.wake_all(), None => break },
                             _ = shutdown.cancelled() => break,
                         }
                     }
                 }
+                drop(client);
                 driver.abort();
             }
-            Err(e) => tracing::debug!(error = %e, "outbox LISTEN connection failed"),
+            Ok(Err(e)) => tracing::debug!(error = %format!("{e:#}"), "outbox LISTEN connection failed"),
+            Err(_) => tracing::debug!("outbox LISTEN connection timed out"),
         }
         attempt += 1;
         tokio::select! {

@@ -281,7 +281,7 @@ impl<H: Handler> ServiceRuntime<H> {
 
         let background = CancellationToken::new();
         let health_task = tokio::spawn(health.clone().run(
-            self.settings.database.url_with_schema(),
+            self.settings.database.clone(),
             Duration::from_millis(m.health_interval_ms.max(50)),
             background.clone(),
         ));
@@ -329,7 +329,7 @@ impl<H: Handler> ServiceRuntime<H> {
         let relay = Relay::new(
             self.pools.clone(),
             self.publish.clone(),
-            self.settings.database.url_with_schema(),
+            self.settings.database.clone(),
             self.settings.database.schema.clone(),
             m.relay(),
             wakes.clone(),
