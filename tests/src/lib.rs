@@ -191,6 +191,10 @@ impl Drop for TestEnv {
                     tokio_postgres::connect(&database_url(), tokio_postgres::NoTls).await
                 {
                     let driver = tokio::spawn(conn);
+                    // A test that panicked left its services' tasks frozen (this thread blocks
+                    // the test's runtime), perhaps inside a transaction holding locks: give up
+                    // on a schema rather than wait for them forever.
+                    let _ = client.batch_execute("set lock_timeout = '5s'").await;
                     for s in &schemas {
                         let _ = client
                             .batch_execute(&format!("drop schema if exists {s} cascade"))
