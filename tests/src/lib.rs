@@ -4,6 +4,13 @@
 //! prefix (`t<id>.`), so tests run in parallel against the same real servers, and it removes
 //! both when dropped, even after a failed assertion. Servers come from `DATABASE_URL` and
 //! `AMQP_URL` (what `make test` exports), defaulting to the local ones.
+//!
+//! Every reply [`send`] and [`send_command`] return and every event an [`EventTap`] hands
+//! over is checked against its committed JSON Schema ([`contract`]); a body that does not
+//! match panics the test. Tests that deliberately receive junk opt out with
+//! [`EventTap::unchecked`].
+
+pub mod contract;
 
 pub mod probe;
 
@@ -13,7 +20,7 @@ use futures_util::StreamExt;
 use lapin::options::{BasicAckOptions, BasicConsumeOptions, QueueBindOptions, QueueDeclareOptions};
 use lapin::types::FieldTable;
 use messaging::broker::BrokerConfig;
-use messaging::client::{Command, CommandClient};
+use messaging::client::{ClientError, Command, CommandClient};
 use messaging::runtime::{MessagingSettings, ServiceSettings};
 use messaging::{Broker, Names};
 use platform::db::DatabaseSettings;
@@ -174,6 +181,7 @@ impl TestEnv {
             _broker: broker,
             _ch: ch,
             consumer,
+            checked: true,
         }
     }
 }
@@ -201,6 +209,10 @@ impl Drop for TestEnv {
                     tokio_postgres::connect(&database_url(), tokio_postgres::NoTls).await
                 {
                     let driver = tokio::spawn(conn);
+                    // A test that panicked left its services' tasks frozen (this thread blocks
+                    // the test's runtime), perhaps inside a transaction holding locks: give up
+                    // on a schema rather than wait for them forever.
+                    let _ = client.batch_execute("set lock_timeout = '5s'").await;
                     for s in &schemas {
                         let _ = client
                             .batch_execute(&format!("drop schema if exists {s} cascade"))
@@ -221,11 +233,12 @@ impl Drop for TestEnv {
     }
 }
 
-/// Receives the events of one binding.
+/// Receives the events of one binding, each checked against the schema of its `type`.
 pub struct EventTap {
     _broker: Broker,
     _ch: lapin::Channel,
     consumer: lapin::Consumer,
+    checked: bool,
 }
 
 #[derive(Debug, Clone)]
@@ -239,14 +252,22 @@ pub struct Event {
 }
 
 impl EventTap {
-    /// The next event, or `None` after `wait`.
+    /// Stops checking bodies against their schemas: only for a test that publishes junk
+    /// events on purpose and wants to see them.
+    pub fn unchecked(mut self) -> Self {
+        self.checked = false;
+        self
+    }
+
+    /// The next event, or `None` after `wait`. Panics if its body does not match the
+    /// committed schema of its `type` (unless [`EventTap::unchecked`]).
     pub async fn next(&mut self, wait: Duration) -> Option<Event> {
         let d = tokio::time::timeout(wait, self.consumer.next())
             .await
             .ok()??
             .ok()?;
         let _ = d.acker.ack(BasicAckOptions::default()).await;
-        Some(Event {
+        let event = Event {
             routing_key: d.routing_key.to_string(),
             message_id: d
                 .properties
@@ -263,7 +284,15 @@ impl EventTap {
             correlation_id: d.properties.correlation_id().as_ref().map(|s| s.to_string()),
             headers: messaging::envelope::headers_of(&d.properties),
             body: serde_json::from_slice(&d.data).unwrap_or(serde_json::Value::Null),
-        })
+        };
+        if self.checked {
+            contract::assert_ok(
+                contract::check_event(&event.message_type, &event.body),
+                &format!("event {} ({})", event.routing_key, event.message_type),
+                &String::from_utf8_lossy(&d.data),
+            );
+        }
+        Some(event)
     }
 
     /// Collects events until `n` have arrived or `wait` has passed.
@@ -322,7 +351,8 @@ where
     }
 }
 
-/// Sends a command and waits for its reply.
+/// Sends a command and waits for its reply; panics if the reply does not match `reply.json`
+/// or, when `ok`, its result does not match `<service>.<name>.result.json`.
 pub async fn send(
     client: &CommandClient,
     line: Line,
@@ -330,10 +360,25 @@ pub async fn send(
     name: &str,
     body: serde_json::Value,
 ) -> Reply {
-    client
-        .send(&Command::new(line, service, name, &body), WAIT)
+    send_command(client, &Command::new(line, service, name, &body), WAIT)
         .await
         .expect("a reply")
+}
+
+/// Sends a prepared command (own message id, channel, raw body) and waits up to `wait`;
+/// a reply that arrives is checked against its schemas as in [`send`].
+pub async fn send_command(
+    client: &CommandClient,
+    cmd: &Command,
+    wait: Duration,
+) -> Result<Reply, ClientError> {
+    let reply = client.send(cmd, wait).await?;
+    contract::assert_ok(
+        contract::check_reply(&cmd.service, &cmd.name, &reply),
+        &format!("the reply to {}", cmd.routing_key()),
+        &reply,
+    );
+    Ok(reply)
 }
 
 /// A valid resident ID number, distinct for every `n` below 36 million (region 420102,

@@ -16,7 +16,6 @@ use contracts::{ErrorBody, ErrorCode, InsuranceType, Line, MessageKind};
 use deadpool_postgres::Transaction;
 use messaging::{Handled, Handler, HandlerError, Incoming, Names, Outgoing};
 use rust_decimal::Decimal;
-use serde_json::json;
 use uuid::Uuid;
 
 pub struct CollectionHandler {
@@ -76,6 +75,27 @@ fn snake<T: serde::Serialize>(v: &T) -> String {
         .ok()
         .and_then(|v| v.as_str().map(str::to_owned))
         .unwrap_or_default()
+}
+
+/// The published spelling of a base's source (the table keeps the domain's own).
+fn wire_source(s: crate::domain::base::BaseSource) -> c::BaseSource {
+    use crate::domain::base::BaseSource as D;
+    match s {
+        D::PreviousYearAverage => c::BaseSource::PreviousYearAverage,
+        D::CurrentYearAverage => c::BaseSource::CurrentYearAverage,
+        D::CurrentMonth => c::BaseSource::CurrentMonth,
+        D::StandardBase => c::BaseSource::StandardBase,
+        D::ChosenBand => c::BaseSource::ChosenBand,
+    }
+}
+
+fn wire_clamp(c: crate::domain::base::Clamp) -> c::BaseClamp {
+    use crate::domain::base::Clamp as D;
+    match c {
+        D::None => c::BaseClamp::None,
+        D::RaisedToFloor => c::BaseClamp::RaisedToFloor,
+        D::LoweredToCap => c::BaseClamp::LoweredToCap,
+    }
 }
 
 impl CollectionHandler {
@@ -198,7 +218,7 @@ impl CollectionHandler {
             line: msg.line,
         };
         ok(
-            &json!({"version": version}),
+            &c::SetPolicyResult { version },
             vec![self.event(msg.line, &event, msg)],
         )
     }
@@ -220,7 +240,18 @@ impl CollectionHandler {
                     format!("no {t} rule for region {} in {month}", cmd.region),
                 )
             })?;
-        ok(&json!({"version": found.0, "rule": found.1}), vec![])
+        // The domain rule and the published view share their serde shape; a field one has and
+        // the other lacks fails here instead of reaching the wire unannounced.
+        let rule: c::PolicyRuleView = serde_json::to_value(&found.1)
+            .and_then(serde_json::from_value)
+            .map_err(|e| HandlerError::Permanent(anyhow::anyhow!("policy rule {}: {e}", found.0)))?;
+        ok(
+            &c::GetPolicyResult {
+                version: found.0,
+                rule,
+            },
+            vec![],
+        )
     }
 
     async fn declare_wages(&self, tx: &Transaction<'_>, msg: &Incoming) -> HResult {
@@ -358,11 +389,12 @@ impl CollectionHandler {
                     &[&person_id, &t.as_str(), &cmd.year, &d.base.amount(), &source, &clamp],
                 )
                 .await?;
+                let (source, clamp) = (wire_source(d.source), wire_clamp(d.clamped));
                 determined.push(ev::DeterminedBase {
                     insurance_type: t,
                     base: d.base.to_string(),
-                    source: source.clone(),
-                    clamp: clamp.clone(),
+                    source,
+                    clamp,
                 });
                 views.push(c::BaseView {
                     id_number: id.as_str().to_owned(),
@@ -730,15 +762,23 @@ impl CollectionHandler {
                 &[&id],
             )
             .await?;
-        let lines: Vec<serde_json::Value> = rows
+        let lines: Vec<c::StatementLine> = rows
             .iter()
-            .map(|r| {
-                json!({"id_number": r.get::<_, String>(0), "insurance_type": r.get::<_, String>(1),
-                       "share": r.get::<_, String>(2), "base": r.get::<_, Option<String>>(3),
-                       "amount": fen(r.get(4))})
+            .map(|r| c::StatementLine {
+                id_number: r.get(0),
+                insurance_type: r.get(1),
+                share: r.get(2),
+                base: r.get(3),
+                amount: fen(r.get(4)),
             })
             .collect();
-        ok(&json!({"assessment": a.status(), "lines": lines}), vec![])
+        ok(
+            &c::EmployerStatementResult {
+                assessment: a.status(),
+                lines,
+            },
+            vec![],
+        )
     }
 
     async fn contribution_history(&self, tx: &Transaction<'_>, msg: &Incoming) -> HResult {
@@ -766,18 +806,24 @@ impl CollectionHandler {
                 &[&person, &msg.line.as_str()],
             )
             .await?;
-        let months: Vec<serde_json::Value> = rows
+        let months: Vec<c::ContributionMonth> = rows
             .iter()
-            .map(|r| {
-                json!({"month": r.get::<_, String>(0), "insurance_type": r.get::<_, String>(1),
-                       "payer_kind": r.get::<_, String>(2), "payer_id": r.get::<_, String>(3),
-                       "employer_share": r.get::<_, Option<Decimal>>(4).map(fen),
-                       "own_share": r.get::<_, Option<Decimal>>(5).map(fen),
-                       "paid": r.get::<_, bool>(6), "in_arrears": r.get::<_, bool>(7)})
+            .map(|r| c::ContributionMonth {
+                month: r.get(0),
+                insurance_type: r.get(1),
+                payer_kind: r.get(2),
+                payer_id: r.get(3),
+                employer_share: r.get::<_, Option<Decimal>>(4).map(fen),
+                own_share: r.get::<_, Option<Decimal>>(5).map(fen),
+                paid: r.get(6),
+                in_arrears: r.get(7),
             })
             .collect();
         ok(
-            &json!({"person_id": person.to_string(), "months": months}),
+            &c::ContributionHistoryResult {
+                person_id: person.to_string(),
+                months,
+            },
             vec![],
         )
     }
@@ -790,7 +836,7 @@ impl CollectionHandler {
             .map(|m| ym("month", m))
             .transpose()?
             .map(YearMonth::first_day);
-        let out: Vec<_> = payments::find(
+        let arrears: Vec<_> = payments::find(
             tx,
             msg.line,
             "in_arrears and ($2::date is null or month = $2)",
@@ -800,6 +846,6 @@ impl CollectionHandler {
         .iter()
         .map(payments::Assessment::status)
         .collect();
-        ok(&json!({"arrears": out}), vec![])
+        ok(&c::ListArrearsResult { arrears }, vec![])
     }
 }

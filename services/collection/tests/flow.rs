@@ -83,10 +83,10 @@ async fn enroll_declare_assess_pay_and_fall_into_arrears() {
     assert!(r.is_ok(), "{r:?}");
     let bases = &r.result.unwrap()["bases"];
     assert_eq!(bases[0]["base"], "5000.00");
-    assert_eq!(bases[0]["source"], "previous_year_average");
+    assert_eq!(bases[0]["source"], "previous-year-average");
     assert_eq!(
         (bases[1]["base"].as_str(), bases[1]["clamp"].as_str()),
-        (Some("18138.00"), Some("lowered_to_cap"))
+        (Some("18138.00"), Some("lowered-to-cap"))
     );
     tap.expect_n("medical.collection.base-determined", 2).await;
 

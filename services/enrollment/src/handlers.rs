@@ -482,7 +482,11 @@ impl EnrollmentHandler {
         if new_bank != person.bank_account {
             changed.push("bank_account".to_owned());
         }
-        let result = serde_json::json!({ "person_id": person.person_id.to_string(), "changed": changed });
+        let result = serde_json::to_value(c::ChangeContactResult {
+            person_id: person.person_id.to_string(),
+            changed: changed.clone(),
+        })
+        .expect("results serialise");
         if changed.is_empty() {
             return Ok(Handled {
                 result: Some(result),

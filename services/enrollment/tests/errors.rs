@@ -5,7 +5,7 @@ mod common;
 use contracts::{ErrorCode, Line, ReplyStatus};
 use messaging::client::Command;
 use serde_json::{Value, json};
-use testkit::{TestEnv, WAIT, credit_code, id_number, send};
+use testkit::{TestEnv, WAIT, credit_code, id_number, send, send_command};
 
 const SVC: &str = "enrollment";
 
@@ -261,7 +261,7 @@ async fn every_error_code_is_specific_and_changes_nothing() {
     // Not JSON at all: parked, and the sender still hears why.
     let mut cmd = Command::new(Line::Medical, SVC, "enroll-person", &json!({}));
     cmd.body = b"{not json".to_vec();
-    let reply = client.send(&cmd, WAIT).await.unwrap();
+    let reply = send_command(&client, &cmd, WAIT).await.unwrap();
     assert_eq!(reply.error_code(), Some(ErrorCode::MalformedMessage), "{reply:?}");
 
     assert_eq!(counts(&db).await, before, "a rejected command changes nothing");

@@ -12,7 +12,9 @@ fn entry<T: JsonSchema>(out: &mut BTreeMap<String, serde_json::Value>, name: &st
     out.insert(format!("{name}.json"), schema);
 }
 
-/// File name → schema, for every message body and the reply.
+/// File name → schema, for every message body and the reply. Names follow the wire:
+/// `<service>.<command>.command`, `<service>.<command>.result` (one per command, even where
+/// commands share a result type), `<service>.<event>.v<N>` (the event's `type` property).
 pub fn all() -> BTreeMap<String, serde_json::Value> {
     let mut out = BTreeMap::new();
     entry::<crate::Reply>(&mut out, "reply");
@@ -28,7 +30,13 @@ pub fn all() -> BTreeMap<String, serde_json::Value> {
     entry::<c::GetPerson>(&mut out, "enrollment.get-person.command");
     entry::<c::EnrollPersonResult>(&mut out, "enrollment.enroll-person.result");
     entry::<c::RegisterEmployerResult>(&mut out, "enrollment.register-employer.result");
-    entry::<c::StaffChangeResult>(&mut out, "enrollment.staff-change.result");
+    entry::<c::StaffChangeResult>(&mut out, "enrollment.add-staff.result");
+    entry::<c::StaffChangeResult>(&mut out, "enrollment.remove-staff.result");
+    entry::<c::EnrollPersonResult>(&mut out, "enrollment.suspend.result");
+    entry::<c::EnrollPersonResult>(&mut out, "enrollment.terminate.result");
+    entry::<c::ChangeContactResult>(&mut out, "enrollment.change-contact.result");
+    entry::<c::ParticipationCertificate>(&mut out, "enrollment.transfer-out.result");
+    entry::<c::EnrollPersonResult>(&mut out, "enrollment.transfer-in.result");
     entry::<c::PersonView>(&mut out, "enrollment.get-person.result");
     entry::<e::EmployerRegistered>(&mut out, "enrollment.employer-registered.v1");
     entry::<e::PersonEnrolled>(&mut out, "enrollment.person-enrolled.v1");
@@ -40,7 +48,9 @@ pub fn all() -> BTreeMap<String, serde_json::Value> {
     entry::<e::TransferredOut>(&mut out, "enrollment.transferred-out.v1");
     entry::<e::TransferredIn>(&mut out, "enrollment.transferred-in.v1");
     entry::<cc::SetPolicy>(&mut out, "collection.set-policy.command");
+    entry::<cc::SetPolicyResult>(&mut out, "collection.set-policy.result");
     entry::<cc::GetPolicy>(&mut out, "collection.get-policy.command");
+    entry::<cc::GetPolicyResult>(&mut out, "collection.get-policy.result");
     entry::<cc::DeclareWages>(&mut out, "collection.declare-wages.command");
     entry::<cc::DeclareWagesResult>(&mut out, "collection.declare-wages.result");
     entry::<cc::AssessMonth>(&mut out, "collection.assess-month.command");
@@ -54,8 +64,11 @@ pub fn all() -> BTreeMap<String, serde_json::Value> {
     entry::<cc::RecordDebitResults>(&mut out, "collection.record-debit-results.command");
     entry::<cc::DebitResultsSummary>(&mut out, "collection.record-debit-results.result");
     entry::<cc::EmployerStatement>(&mut out, "collection.employer-statement.command");
+    entry::<cc::EmployerStatementResult>(&mut out, "collection.employer-statement.result");
     entry::<cc::ContributionHistory>(&mut out, "collection.contribution-history.command");
+    entry::<cc::ContributionHistoryResult>(&mut out, "collection.contribution-history.result");
     entry::<cc::ListArrears>(&mut out, "collection.list-arrears.command");
+    entry::<cc::ListArrearsResult>(&mut out, "collection.list-arrears.result");
     entry::<ce::PolicyChanged>(&mut out, "collection.policy-changed.v1");
     entry::<ce::BaseDetermined>(&mut out, "collection.base-determined.v1");
     entry::<ce::ContributionAssessed>(&mut out, "collection.contribution-assessed.v1");

@@ -66,15 +66,18 @@ impl DbHealth {
 
     /// Checks the database until `shutdown`: `select 1` on a kept connection (same URL, TLS
     /// and options as the pools), reconnecting as needed.
-    pub async fn run(self, database: platform::db::DatabaseSettings, interval: Duration, shutdown: CancellationToken) {
+    pub async fn run(
+        self,
+        database: platform::db::DatabaseSettings,
+        interval: Duration,
+        shutdown: CancellationToken,
+    ) {
         let mut client: Option<(tokio_postgres::Client, platform::db::ConnectionDriver)> = None;
         let mut failures = 0u32;
         while !shutdown.is_cancelled() {
             if client.as_ref().is_none_or(|(c, _)| c.is_closed()) {
-                let connect = tokio::time::timeout(
-                    Duration::from_secs(3),
-                    platform::db::connect_one(&database, None),
-                );
+                let connect =
+                    tokio::time::timeout(Duration::from_secs(3), platform::db::connect_one(&database, None));
                 client = match connect.await {
                     Ok(Ok(pair)) => Some(pair),
                     _ => None,

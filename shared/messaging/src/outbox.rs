@@ -11,12 +11,12 @@ use crate::broker::{Broker, BrokerError, backoff, bounded};
 use crate::envelope::{Envelope, properties_at};
 use crate::names::Names;
 use crate::pools::LinePools;
-use platform::db::DatabaseSettings;
 use contracts::{Line, headers as h};
 use deadpool_postgres::GenericClient;
 use futures_util::future::join_all;
 use lapin::Channel;
 use lapin::options::{BasicPublishOptions, ConfirmSelectOptions};
+use platform::db::DatabaseSettings;
 use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -610,7 +610,10 @@ async fn listen(database: DatabaseSettings, channel: String, wake: RelayWakes, s
     let mut attempt = 0u32;
     while !shutdown.is_cancelled() {
         let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
-        let connect = tokio::time::timeout(Duration::from_secs(10), platform::db::connect_one(&database, Some(tx)));
+        let connect = tokio::time::timeout(
+            Duration::from_secs(10),
+            platform::db::connect_one(&database, Some(tx)),
+        );
         match connect.await {
             Ok(Ok((client, driver))) => {
                 let quoted = format!("listen \"{}\"", channel.replace('"', "\"\""));

@@ -4,15 +4,17 @@
 //! consumes its own subscription queue (`subscriber.tax-authority`, bound to the assessment
 //! events) with its own broker user, and reports what it "collected" with `record-payment`
 //! commands. Which assessments are paid in full, partly, late or not at all is decided by a
-//! hash of the assessment id, so a run is repeatable.
+//! hash of the assessment id, so a run is repeatable. Like the services, it outlives a broker
+//! outage: it reconnects with backoff and resumes where the queue left off.
 
 use contracts::collection::events::ContributionAssessed;
 use futures_util::StreamExt;
+use lapin::message::Delivery;
 use lapin::options::{BasicAckOptions, BasicConsumeOptions, BasicNackOptions, BasicQosOptions};
 use lapin::types::FieldTable;
 use messaging::Names;
-use messaging::broker::{Broker, BrokerConfig};
-use messaging::client::{Command, CommandClient};
+use messaging::broker::{Broker, BrokerConfig, backoff, bounded};
+use messaging::client::{ClientError, Command, CommandClient};
 use rust_decimal::Decimal;
 use std::time::Duration;
 use tokio_util::sync::CancellationToken;
@@ -97,62 +99,219 @@ pub fn payment_for(event: &ContributionAssessed, decision: Decision) -> Option<C
     Some(cmd)
 }
 
+/// Longest pause between two reconnection attempts.
+const MAX_BACKOFF: Duration = Duration::from_secs(10);
+/// How often an idle consumer checks that its channel is still open.
+const LIVENESS_CHECK: Duration = Duration::from_secs(2);
+/// How long a payment command may wait for its reply before the event is returned.
+const REPLY_WAIT: Duration = Duration::from_secs(30);
+
+/// Why a session with the broker ended.
+enum Ended {
+    /// `shutdown` was cancelled: stop for good.
+    Shutdown,
+    /// The connection, channel or consumer failed: reconnect with backoff.
+    Lost(anyhow::Error),
+}
+
 /// Consumes the subscription until `shutdown`; returns what it did.
+///
+/// A lost broker connection does not end it: it reconnects with backoff and consumes again,
+/// as the services do. An event whose payment was not confirmed by a reply is not acked, so
+/// it is redelivered and reported again with the same receipt number (the service's
+/// idempotency key for payments); nothing is paid twice and nothing is skipped.
 pub async fn run(cfg: SimConfig, shutdown: CancellationToken) -> anyhow::Result<Stats> {
+    let mut stats = Stats::default();
+    let mut attempt = 0u32;
+    loop {
+        match session(&cfg, &shutdown, &mut stats, &mut attempt).await {
+            Ended::Shutdown => break,
+            Ended::Lost(e) => {
+                let delay = backoff(attempt, MAX_BACKOFF);
+                attempt = attempt.saturating_add(1);
+                tracing::warn!(
+                    error = format!("{e:#}"),
+                    ?delay,
+                    attempt,
+                    "broker lost; reconnecting"
+                );
+                tokio::select! {
+                    _ = shutdown.cancelled() => break,
+                    _ = tokio::time::sleep(delay) => {}
+                }
+            }
+        }
+    }
+    Ok(stats)
+}
+
+/// One connection's worth of work: connect, consume, pay; ends on shutdown or a failure.
+async fn session(
+    cfg: &SimConfig,
+    shutdown: &CancellationToken,
+    stats: &mut Stats,
+    attempt: &mut u32,
+) -> Ended {
     let broker_cfg = BrokerConfig {
         url: cfg.amqp_url.clone(),
         prefix: cfg.prefix.clone(),
         timeout_ms: 10_000,
         tls: Default::default(),
     };
-    let names = Names::new(cfg.prefix.clone());
+    let timeout = broker_cfg.timeout();
     let broker = Broker::new(broker_cfg.clone(), "tax-authority-sim");
+    let connected = tokio::select! {
+        _ = shutdown.cancelled() => return Ended::Shutdown,
+        c = connect(&broker, broker_cfg, &cfg.prefix, &cfg.subscriber, timeout) => c,
+    };
+    let (client, ch, mut consumer) = match connected {
+        Ok(parts) => parts,
+        Err(e) => {
+            broker.close().await;
+            return Ended::Lost(e);
+        }
+    };
+    *attempt = 0;
+    let ended = consume(cfg, shutdown, stats, &client, &ch, &mut consumer, timeout).await;
+    client.close().await;
+    broker.close().await;
+    ended
+}
+
+async fn connect(
+    broker: &Broker,
+    broker_cfg: BrokerConfig,
+    prefix: &str,
+    subscriber: &str,
+    timeout: Duration,
+) -> anyhow::Result<(CommandClient, lapin::Channel, lapin::Consumer)> {
     let client = CommandClient::connect(broker_cfg, "tax-authority-sim").await?;
+    match subscribe(broker, prefix, subscriber, timeout).await {
+        Ok((ch, consumer)) => Ok((client, ch, consumer)),
+        Err(e) => {
+            // Half a session is no session: close the client's connection too.
+            client.close().await;
+            Err(e)
+        }
+    }
+}
+
+async fn subscribe(
+    broker: &Broker,
+    prefix: &str,
+    subscriber: &str,
+    timeout: Duration,
+) -> anyhow::Result<(lapin::Channel, lapin::Consumer)> {
+    let queue = Names::new(prefix.to_owned()).subscriber_queue(subscriber);
     let ch = broker.channel().await?;
-    ch.basic_qos(32, BasicQosOptions::default()).await?;
-    let queue = names.subscriber_queue(&cfg.subscriber);
-    let mut consumer = ch
-        .basic_consume(
+    bounded("basic.qos", timeout, ch.basic_qos(32, BasicQosOptions::default())).await?;
+    let consumer = bounded(
+        "basic.consume",
+        timeout,
+        ch.basic_consume(
             queue.as_str().into(),
             "tax-authority-sim".into(),
             BasicConsumeOptions::default(),
             FieldTable::default(),
-        )
-        .await?;
+        ),
+    )
+    .await?;
     tracing::info!(%queue, "tax authority simulator consuming");
-    let mut stats = Stats::default();
+    Ok((ch, consumer))
+}
+
+async fn settle(timeout: Duration, delivery: &Delivery, ack: bool) -> anyhow::Result<()> {
+    let done = if ack {
+        bounded(
+            "basic.ack",
+            timeout,
+            delivery.acker.ack(BasicAckOptions::default()),
+        )
+        .await?
+    } else {
+        let requeue = BasicNackOptions {
+            requeue: true,
+            ..Default::default()
+        };
+        bounded("basic.nack", timeout, delivery.acker.nack(requeue)).await?
+    };
+    // `false`: the channel the delivery came on is gone; the broker redelivers it anyway.
+    anyhow::ensure!(done, "the delivery's channel is closed; it will be redelivered");
+    Ok(())
+}
+
+async fn consume(
+    cfg: &SimConfig,
+    shutdown: &CancellationToken,
+    stats: &mut Stats,
+    client: &CommandClient,
+    ch: &lapin::Channel,
+    consumer: &mut lapin::Consumer,
+    timeout: Duration,
+) -> Ended {
+    let lost = |e: anyhow::Error| Ended::Lost(e);
+    let mut check = tokio::time::interval(LIVENESS_CHECK);
     loop {
         let delivery = tokio::select! {
-            _ = shutdown.cancelled() => break,
+            _ = shutdown.cancelled() => return Ended::Shutdown,
+            // A connection that died without a word (no close frame) is noticed here too.
+            _ = check.tick() => {
+                if !ch.status().connected() {
+                    return lost(anyhow::anyhow!("the channel closed"));
+                }
+                continue;
+            }
             d = consumer.next() => match d {
                 Some(Ok(d)) => d,
-                Some(Err(e)) => return Err(e.into()),
-                None => break,
+                Some(Err(e)) => return lost(e.into()),
+                None => return lost(anyhow::anyhow!("the consumer was cancelled")),
             },
         };
         stats.events += 1;
         let event: Option<ContributionAssessed> = serde_json::from_slice(&delivery.data).ok();
         let Some(event) = event else {
             // Not an assessment (another bound event type): nothing to pay.
-            delivery.acker.ack(BasicAckOptions::default()).await?;
+            if let Err(e) = settle(timeout, &delivery, true).await {
+                return lost(e);
+            }
             continue;
         };
-        let decision = decide(&event.assessment_id, &cfg);
+        let decision = decide(&event.assessment_id, cfg);
         let Some(cmd) = payment_for(&event, decision) else {
             stats.unpaid += 1;
-            delivery.acker.ack(BasicAckOptions::default()).await?;
+            if let Err(e) = settle(timeout, &delivery, true).await {
+                return lost(e);
+            }
             continue;
         };
         if decision == Decision::PayLate {
             tokio::select! {
                 _ = tokio::time::sleep(cfg.late_by) => {}
                 _ = shutdown.cancelled() => {
-                    let _ = delivery.acker.nack(BasicNackOptions { requeue: true, ..Default::default() }).await;
-                    break;
+                    let _ = settle(timeout, &delivery, false).await;
+                    return Ended::Shutdown;
                 }
             }
         }
-        match client.send(&cmd, Duration::from_secs(30)).await {
+        let send = client.send(&cmd, REPLY_WAIT);
+        tokio::pin!(send);
+        let sent = loop {
+            tokio::select! {
+                _ = shutdown.cancelled() => {
+                    let _ = settle(timeout, &delivery, false).await;
+                    return Ended::Shutdown;
+                }
+                // The delivery cannot be acked on a dead channel: stop waiting for the reply,
+                // the event comes back on the next connection.
+                _ = check.tick() => {
+                    if !ch.status().connected() {
+                        return lost(anyhow::anyhow!("the channel closed while a payment was out"));
+                    }
+                }
+                r = &mut send => break r,
+            }
+        };
+        match sent {
             Ok(reply) if reply.is_ok() => {
                 stats.paid += 1;
                 tracing::info!(assessment = %event.assessment_id, ?decision, line = %event.line, "payment reported");
@@ -161,24 +320,25 @@ pub async fn run(cfg: SimConfig, shutdown: CancellationToken) -> anyhow::Result<
                 tracing::warn!(assessment = %event.assessment_id, error = ?reply.error, "payment refused");
                 stats.rejected += 1;
             }
-            Err(e) => {
-                // Not acked: the event comes back and the same receipt is reported again.
-                tracing::warn!(error = %e, "payment not delivered; the event will be redelivered");
-                let _ = delivery
-                    .acker
-                    .nack(BasicNackOptions {
-                        requeue: true,
-                        ..Default::default()
-                    })
-                    .await;
+            Err(ClientError::NoReply(wait)) => {
+                // The service is slow or down: return the event, report it again later.
+                tracing::warn!(?wait, "no reply to the payment; the event will be redelivered");
+                if let Err(e) = settle(timeout, &delivery, false).await {
+                    return lost(e);
+                }
                 continue;
             }
+            Err(e) => {
+                // Not acked: the event comes back and the same receipt is reported again,
+                // over a new connection (this client's is broken).
+                let _ = settle(timeout, &delivery, false).await;
+                return lost(anyhow::Error::new(e).context("payment not delivered"));
+            }
         }
-        delivery.acker.ack(BasicAckOptions::default()).await?;
+        if let Err(e) = settle(timeout, &delivery, true).await {
+            return lost(e);
+        }
     }
-    client.close().await;
-    broker.close().await;
-    Ok(stats)
 }
 
 #[cfg(test)]

@@ -1,6 +1,8 @@
 //! The tax authority as an external subscriber, end to end: provisioned by the operator tool,
 //! it sees assessments only through its own queue and answers with payments.
 
+mod common;
+
 use contracts::Line;
 use serde_json::json;
 use std::time::Duration;
@@ -8,96 +10,16 @@ use tax_authority_sim::{Decision, SimConfig, decide};
 use testkit::{TestEnv, WAIT, id_number, send, wait_for};
 use tokio_util::sync::CancellationToken;
 
-const BINDING: &str = "*.collection.contribution-assessed";
-const PUBLISH: &str = r"commands:^(medical|social)\.collection\.record-payment$";
-
-async fn cli(env: &TestEnv, args: &[&str]) -> insurancectl::Report {
-    let prefix = env.prefix();
-    let amqp = testkit::amqp_url();
-    let mut argv = vec!["insurancectl", "--prefix", &prefix, "--amqp-url", &amqp, "--json"];
-    argv.extend_from_slice(args);
-    let parsed = <insurancectl::Cli as clap::Parser>::try_parse_from(argv).expect("valid arguments");
-    insurancectl::run(parsed, &mut std::io::empty())
-        .await
-        .expect("the CLI ran")
-}
-
-/// Removes the subscriber even when the test fails half-way.
-struct Deprovision<'a>(&'a TestEnv);
-
-impl Drop for Deprovision<'_> {
-    fn drop(&mut self) {
-        let env = self.0;
-        std::thread::scope(|s| {
-            s.spawn(|| {
-                let rt = tokio::runtime::Builder::new_current_thread()
-                    .enable_all()
-                    .build()
-                    .unwrap();
-                rt.block_on(cli(env, &["subscriber", "remove", "tax-authority", "--force"]));
-            });
-        });
-    }
-}
-
-/// `amqp://user:pass@host/...` with the tax authority's own credentials.
-fn as_user(url: &str, user: &str, password: &str) -> String {
-    let (scheme, rest) = url.split_once("://").unwrap();
-    let hostpart = rest.rsplit_once('@').map_or(rest, |(_, h)| h);
-    format!("{scheme}://{user}:{password}@{hostpart}")
-}
-
 #[tokio::test]
 async fn the_simulated_tax_authority_pays_through_its_own_subscription() {
     let env = TestEnv::new();
     let shutdown = CancellationToken::new();
-    let enrollment = enrollment::build(enrollment::Settings {
-        service: env.service_settings("enrollment"),
-        region: "420100".into(),
-    })
-    .await
-    .unwrap();
-    env.track_queues(enrollment.topology().owned_queues(enrollment.names()));
-    let collection = collection::build(collection::Settings {
-        service: env.service_settings("collection"),
-        region: "420100".into(),
-        schedule: collection::schedule::ScheduleSettings {
-            enabled: false,
-            ..Default::default()
-        },
-    })
-    .await
-    .unwrap();
-    env.track_queues(collection.topology().owned_queues(collection.names()));
-    let services = [
-        tokio::spawn(enrollment.run_until_stopped(shutdown.clone())),
-        tokio::spawn(collection.run_until_stopped(shutdown.clone())),
-    ];
+    let services = common::start_services(&env, &shutdown).await;
 
     // The operator provisions the tax authority: its queue, user and permissions.
-    let _guard = Deprovision(&env);
-    let report = cli(
-        &env,
-        &[
-            "subscriber",
-            "provision",
-            "tax-authority",
-            "--bind",
-            BINDING,
-            "--publish",
-            PUBLISH,
-        ],
-    )
-    .await;
-    assert_eq!(report.code, 0, "{} {}", report.stdout, report.stderr);
-    let provisioned: serde_json::Value = serde_json::from_str(&report.stdout).unwrap();
-    let password = provisioned["generated_password"]
-        .as_str()
-        .expect("a generated password")
-        .to_owned();
-    let user = format!("{}tax-authority", env.prefix());
+    let _guard = common::Deprovision(&env);
     let sim_cfg = SimConfig {
-        amqp_url: as_user(&testkit::amqp_url(), &user, &password),
+        amqp_url: common::provision(&env).await,
         prefix: env.prefix(),
         subscriber: "tax-authority".into(),
         full: 0.5,

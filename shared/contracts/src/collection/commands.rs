@@ -48,6 +48,42 @@ fn zero() -> String {
     "0.00".into()
 }
 
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+pub struct SetPolicyResult {
+    /// The version of the new rule (older open-ended rules are closed as versions of their own).
+    pub version: i64,
+}
+
+/// A policy rule as it is in force: the figures of `set-policy`, without its reason.
+/// Amounts are yuan, rates fractions (`0.08`), both as decimal strings.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct PolicyRuleView {
+    pub region: String,
+    pub insurance_type: InsuranceType,
+    pub effective_from: String,
+    /// Absent (or null) while no successor is published.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub effective_to: Option<String>,
+    pub standard_base: String,
+    pub floor: String,
+    pub cap: String,
+    pub employer_rate: String,
+    pub employee_rate: String,
+    pub flexible_rate: String,
+    pub retiree_monthly_premium: String,
+    pub retiree_pays_rate: bool,
+    pub deadline: DeadlineRuleDto,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub flexible_deadline: Option<DeadlineRuleDto>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+pub struct GetPolicyResult {
+    pub version: i64,
+    pub rule: PolicyRuleView,
+}
+
 /// `get-policy`: the rule in force for a region, type and month, with its version.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
@@ -85,16 +121,34 @@ pub struct DeclareWages {
     pub wages: Vec<WageDeclaration>,
 }
 
+/// Which figure a contribution base was taken from (kept for statements and appeals).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "kebab-case")]
+pub enum BaseSource {
+    PreviousYearAverage,
+    CurrentYearAverage,
+    CurrentMonth,
+    StandardBase,
+    ChosenBand,
+}
+
+/// Whether the policy's floor or cap changed the figure.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "kebab-case")]
+pub enum BaseClamp {
+    None,
+    RaisedToFloor,
+    LoweredToCap,
+}
+
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 pub struct BaseView {
     pub id_number: String,
     pub insurance_type: InsuranceType,
     pub year: i32,
     pub base: String,
-    /// `previous-year-average`, `current-year-average`, `current-month`, `standard-base`, `chosen-band`.
-    pub source: String,
-    /// `none`, `raised-to-floor`, `lowered-to-cap`.
-    pub clamp: String,
+    pub source: BaseSource,
+    pub clamp: BaseClamp,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
@@ -210,6 +264,26 @@ pub struct EmployerStatement {
     pub month: String,
 }
 
+/// One person's share of an employer's assessment, per insurance type and share.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+pub struct StatementLine {
+    pub id_number: String,
+    /// The insurance type's code (`employee_medical`, `pension`, …).
+    pub insurance_type: String,
+    /// `employer` or `employee`.
+    pub share: String,
+    /// The base the amount was computed on; absent for a fixed premium.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub base: Option<String>,
+    pub amount: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+pub struct EmployerStatementResult {
+    pub assessment: AssessmentStatus,
+    pub lines: Vec<StatementLine>,
+}
+
 /// `contribution-history` (缴费信息查询): a person's assessed and paid months.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
@@ -223,4 +297,35 @@ pub struct ContributionHistory {
 pub struct ListArrears {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub month: Option<String>,
+}
+
+/// One month of one insurance type in a person's contribution history.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+pub struct ContributionMonth {
+    pub month: String,
+    /// The insurance type's code (`employee_medical`, `pension`, …).
+    pub insurance_type: String,
+    /// `employer` or `person`.
+    pub payer_kind: String,
+    pub payer_id: String,
+    /// What the employer owes for this person; absent when the person pays alone.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub employer_share: Option<String>,
+    /// What the person owes (withheld by the employer, or paid alone).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub own_share: Option<String>,
+    /// Whether the month's assessment is paid in full.
+    pub paid: bool,
+    pub in_arrears: bool,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+pub struct ContributionHistoryResult {
+    pub person_id: String,
+    pub months: Vec<ContributionMonth>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+pub struct ListArrearsResult {
+    pub arrears: Vec<AssessmentStatus>,
 }

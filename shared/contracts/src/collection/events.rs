@@ -32,8 +32,8 @@ event!(PolicyChanged, "policy-changed");
 pub struct DeterminedBase {
     pub insurance_type: InsuranceType,
     pub base: String,
-    pub source: String,
-    pub clamp: String,
+    pub source: crate::collection::commands::BaseSource,
+    pub clamp: crate::collection::commands::BaseClamp,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]

@@ -129,6 +129,13 @@ pub struct ChangeContact {
     pub reason: Option<String>,
 }
 
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+pub struct ChangeContactResult {
+    pub person_id: String,
+    /// The fields that changed (`name`, `phone`, `bank_account`); empty for a repeat.
+    pub changed: Vec<String>,
+}
+
 /// `transfer-out` (转出): ends the enrollments here and issues a participation certificate.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
