@@ -165,8 +165,11 @@ impl EnrollmentHandler {
         let contact_name = domain::name("contact.name", &cmd.contact.name).map_err(reject)?;
         let contact_phone = domain::phone("contact.phone", &cmd.contact.phone).map_err(reject)?;
         tx.execute(
-            "insert into employers (employer_id, credit_code, name, contact_name, contact_phone)
+            &tx.prepare_cached(
+                "insert into employers (employer_id, credit_code, name, contact_name, contact_phone)
              values ($1, $2, $3, $4, $5) on conflict (credit_code) do nothing",
+            )
+            .await?,
             &[
                 &Uuid::now_v7(),
                 &code.as_str(),
@@ -178,7 +181,10 @@ impl EnrollmentHandler {
         .await?;
         let registered = tx
             .execute(
-                "insert into employer_lines (credit_code, line) values ($1, $2) on conflict do nothing",
+                &tx.prepare_cached(
+                    "insert into employer_lines (credit_code, line) values ($1, $2) on conflict do nothing",
+                )
+                .await?,
                 &[&code.as_str(), &msg.line.as_str()],
             )
             .await?;
@@ -190,7 +196,8 @@ impl EnrollmentHandler {
         }
         let employer_id: Uuid = tx
             .query_one(
-                "select employer_id from employers where credit_code = $1",
+                &tx.prepare_cached("select employer_id from employers where credit_code = $1")
+                    .await?,
                 &[&code.as_str()],
             )
             .await?
@@ -592,7 +599,7 @@ impl EnrollmentHandler {
         let cert_json = serde_json::to_value(&certificate).expect("certificates serialise");
         let cert_id: Uuid = certificate.certificate_id.parse().expect("a fresh uuid");
         tx.execute(
-            "insert into certificates (certificate_id, direction, person_id, certificate) values ($1, 'out', $2, $3)",
+            &tx.prepare_cached("insert into certificates (certificate_id, direction, person_id, certificate) values ($1, 'out', $2, $3)").await?,
             &[&cert_id, &person.person_id, &cert_json],
         )
         .await?;
@@ -672,8 +679,11 @@ impl EnrollmentHandler {
             store::upsert_person(tx, id.as_str(), &name, phone.as_str(), category.as_str()).await?;
         let accepted = tx
             .execute(
-                "insert into certificates (certificate_id, direction, person_id, certificate)
+                &tx.prepare_cached(
+                    "insert into certificates (certificate_id, direction, person_id, certificate)
                  values ($1, 'in', $2, $3) on conflict do nothing",
+                )
+                .await?,
                 &[
                     &cert_id,
                     &person.person_id,
@@ -749,7 +759,7 @@ impl EnrollmentHandler {
         let id = domain::id_number("id_number", &cmd.id_number).map_err(reject)?;
         let row = tx
             .query_opt(
-                "select person_id, id_number, name, phone, category, bank_account from persons where id_number = $1",
+                &tx.prepare_cached("select person_id, id_number, name, phone, category, bank_account from persons where id_number = $1").await?,
                 &[&id.as_str()],
             )
             .await?

@@ -52,8 +52,11 @@ fn person(row: &tokio_postgres::Row) -> Person {
 pub async fn lock_person(tx: &Transaction<'_>, id_number: &str) -> Result<Option<Person>, Error> {
     let row = tx
         .query_opt(
-            "select person_id, id_number, name, phone, category, bank_account from persons
+            &tx.prepare_cached(
+                "select person_id, id_number, name, phone, category, bank_account from persons
              where id_number = $1 for update",
+            )
+            .await?,
             &[&id_number],
         )
         .await?;
@@ -70,8 +73,8 @@ pub async fn upsert_person(
 ) -> Result<(Person, bool), Error> {
     let inserted = tx
         .execute(
-            "insert into persons (person_id, id_number, name, phone, category) values ($1, $2, $3, $4, $5)
-             on conflict (id_number) do nothing",
+            &tx.prepare_cached("insert into persons (person_id, id_number, name, phone, category) values ($1, $2, $3, $4, $5)
+             on conflict (id_number) do nothing").await?,
             &[&Uuid::now_v7(), &id_number, &name, &phone, &category],
         )
         .await?;
@@ -83,7 +86,10 @@ pub async fn upsert_person(
 
 pub async fn set_category(tx: &Transaction<'_>, person_id: Uuid, category: &str) -> Result<(), Error> {
     tx.execute(
-        "update persons set category = $2, updated_at = now() where person_id = $1 and category <> $2",
+        &tx.prepare_cached(
+            "update persons set category = $2, updated_at = now() where person_id = $1 and category <> $2",
+        )
+        .await?,
         &[&person_id, &category],
     )
     .await?;
@@ -98,7 +104,7 @@ pub async fn update_contact(
     bank_account: Option<&str>,
 ) -> Result<(), Error> {
     tx.execute(
-        "update persons set name = $2, phone = $3, bank_account = $4, updated_at = now() where person_id = $1",
+        &tx.prepare_cached("update persons set name = $2, phone = $3, bank_account = $4, updated_at = now() where person_id = $1").await?,
         &[&person_id, &name, &phone, &bank_account],
     )
     .await?;
@@ -108,8 +114,11 @@ pub async fn update_contact(
 pub async fn enrollments(tx: &impl GenericClient, person_id: Uuid) -> Result<Vec<Enrollment>, Error> {
     let rows = tx
         .query(
-            "select insurance_type, status, effective_month, employer_credit_code from enrollments
+            &tx.prepare_cached(
+                "select insurance_type, status, effective_month, employer_credit_code from enrollments
              where person_id = $1 order by insurance_type",
+            )
+            .await?,
             &[&person_id],
         )
         .await?;
@@ -137,12 +146,12 @@ pub async fn set_enrollment(
     reason: Option<&str>,
 ) -> Result<(), Error> {
     tx.execute(
-        "insert into enrollments (person_id, insurance_type, line, status, effective_month, employer_credit_code, status_reason)
+        &tx.prepare_cached("insert into enrollments (person_id, insurance_type, line, status, effective_month, employer_credit_code, status_reason)
          values ($1, $2, $3, $4, $5, $6, $7)
          on conflict (person_id, insurance_type) do update set
              status = excluded.status, effective_month = excluded.effective_month,
              employer_credit_code = excluded.employer_credit_code, status_reason = excluded.status_reason,
-             updated_at = now()",
+             updated_at = now()").await?,
         &[&person_id, &t.as_str(), &t.line().as_str(), &status, &month, &employer, &reason],
     )
     .await?;
@@ -159,8 +168,11 @@ pub async fn change_status(
     reason: &str,
 ) -> Result<(), Error> {
     tx.execute(
-        "update enrollments set status = $3, effective_month = $4, status_reason = $5, updated_at = now()
+        &tx.prepare_cached(
+            "update enrollments set status = $3, effective_month = $4, status_reason = $5, updated_at = now()
          where person_id = $1 and insurance_type = $2",
+        )
+        .await?,
         &[&person_id, &t.as_str(), &status, &month, &reason],
     )
     .await?;
@@ -239,8 +251,11 @@ async fn record_version(
 pub async fn history(tx: &impl GenericClient, entity: &str, id: Uuid) -> Result<Vec<HistoryVersion>, Error> {
     let rows = tx
         .query(
-            "select version, change, snapshot, reason, channel, operator, message_id, changed_at
+            &tx.prepare_cached(
+                "select version, change, snapshot, reason, channel, operator, message_id, changed_at
              from history where entity = $1 and entity_id = $2 order by version",
+            )
+            .await?,
             &[&entity, &id],
         )
         .await?;
@@ -267,8 +282,11 @@ pub async fn employer_on_line(
 ) -> Result<Option<Uuid>, Error> {
     let row = tx
         .query_opt(
-            "select e.employer_id from employers e join employer_lines l using (credit_code)
+            &tx.prepare_cached(
+                "select e.employer_id from employers e join employer_lines l using (credit_code)
              where e.credit_code = $1 and l.line = $2",
+            )
+            .await?,
             &[&credit_code, &line],
         )
         .await?;

@@ -223,6 +223,7 @@ pub struct Relay {
     config: RelayConfig,
     wakes: RelayWakes,
     status: RelayStatus,
+    lag_recorded: Mutex<HashMap<Line, Instant>>,
 }
 
 impl Relay {
@@ -243,6 +244,7 @@ impl Relay {
             config,
             wakes,
             status,
+            lag_recorded: Mutex::new(HashMap::new()),
         }
     }
 
@@ -317,7 +319,20 @@ impl Relay {
             let (taken, published) = self.publish_batch(line, channel).await?;
             total += published;
             if taken < self.config.batch_size as usize {
-                self.record_lag(line).await;
+                // The lag gauges cost a scan: at most every few seconds, not after every wake.
+                let due = {
+                    let mut last = self.lag_recorded.lock().expect("lag lock");
+                    let due = last
+                        .get(&line)
+                        .is_none_or(|t| t.elapsed() >= Duration::from_secs(5));
+                    if due {
+                        last.insert(line, Instant::now());
+                    }
+                    due
+                };
+                if due {
+                    self.record_lag(line).await;
+                }
                 return Ok(total);
             }
         }
@@ -356,15 +371,17 @@ impl Relay {
         let mut client = self.pools.get(line).get().await?;
         let tx = client.transaction().await?;
         // SKIP LOCKED lets several replicas relay side by side without double work.
-        let rows = tx
-            .query(
+        let select = tx
+            .prepare_cached(
                 "select id, message_id, exchange, routing_key, message_type, correlation_id, headers, body, created_at
                  from outbox
                  where line = $1 and published_at is null and failed_at is null
                    and (next_attempt_at is null or next_attempt_at <= now())
                  order by id limit $2 for update skip locked",
-                &[&line.as_str(), &self.config.batch_size],
             )
+            .await?;
+        let rows = tx
+            .query(&select, &[&line.as_str(), &self.config.batch_size])
             .await?;
         if rows.is_empty() {
             return Ok((0, 0));
@@ -465,11 +482,12 @@ impl Relay {
         if let Some((id, e)) = &channel_error {
             row_failures.push((*id, format!("{e}: {:?}", std::error::Error::source(e))));
         }
-        tx.execute(
-            "update outbox set published_at = now() where id = any($1)",
-            &[&published],
-        )
-        .await?;
+        if !published.is_empty() {
+            let mark = tx
+                .prepare_cached("update outbox set published_at = now() where id = any($1)")
+                .await?;
+            tx.execute(&mark, &[&published]).await?;
+        }
         for (id, why) in &row_failures {
             let row = tx
                 .query_one(

@@ -44,9 +44,10 @@ impl Default for TelemetrySettings {
     }
 }
 
-/// Flushes spans on drop.
+/// Flushes spans and the log writer on drop.
 pub struct TelemetryGuard {
     provider: Option<SdkTracerProvider>,
+    _writer: tracing_appender::non_blocking::WorkerGuard,
 }
 
 impl Drop for TelemetryGuard {
@@ -64,13 +65,24 @@ impl Drop for TelemetryGuard {
 pub fn init(service: &str, settings: &TelemetrySettings) -> anyhow::Result<TelemetryGuard> {
     opentelemetry::global::set_text_map_propagator(TraceContextPropagator::new());
     let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(&settings.filter));
+    // Logs are written by a thread of their own and dropped (counted) when it falls behind:
+    // a slow reader of stdout (a pipe, a log shipper) during a log storm must never block
+    // the runtime's workers, or the service stops serving while it looks alive.
+    let (writer, writer_guard) = tracing_appender::non_blocking::NonBlockingBuilder::default()
+        .buffered_lines_limit(100_000)
+        .lossy(true)
+        .finish(std::io::stdout());
     let fmt = match settings.format {
         LogFormat::Json => tracing_subscriber::fmt::layer()
+            .with_writer(writer)
             .json()
             .with_current_span(true)
             .with_span_list(false)
             .boxed(),
-        LogFormat::Pretty => tracing_subscriber::fmt::layer().compact().boxed(),
+        LogFormat::Pretty => tracing_subscriber::fmt::layer()
+            .with_writer(writer)
+            .compact()
+            .boxed(),
     };
     let (otel, provider) = match &settings.otlp_endpoint {
         Some(endpoint) => {
@@ -100,7 +112,10 @@ pub fn init(service: &str, settings: &TelemetrySettings) -> anyhow::Result<Telem
         .with(fmt)
         .with(otel)
         .try_init()?;
-    Ok(TelemetryGuard { provider })
+    Ok(TelemetryGuard {
+        provider,
+        _writer: writer_guard,
+    })
 }
 
 /// For tests: installs a pretty subscriber when `TEST_LOG` is set, once per process.
