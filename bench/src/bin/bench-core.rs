@@ -349,6 +349,8 @@ async fn isolation(args: &Args) -> anyhow::Result<Isolation> {
 struct Pipeline {
     events: u32,
     insert: Duration,
+    /// Insert → every outbox row marked published (confirmed) by the relay.
+    relayed: Option<Duration>,
     end_to_end: Duration,
     consumed: i64,
     body_bytes: usize,
@@ -409,7 +411,19 @@ async fn pipeline(args: &Args) -> anyhow::Result<Pipeline> {
     let insert = started.elapsed();
     let queue = names.event_queue("collection", Line::Social);
     let mut consumed;
+    let mut relayed = None;
     let end_to_end = loop {
+        if relayed.is_none()
+            && count(
+                &outbox,
+                "select count(*) from outbox where published_at is null",
+                None,
+            )
+            .await?
+                == 0
+        {
+            relayed = Some(started.elapsed());
+        }
         consumed = count(
             &inbox,
             "select count(*) from inbox where queue = $1",
@@ -527,6 +541,7 @@ async fn pipeline(args: &Args) -> anyhow::Result<Pipeline> {
     Ok(Pipeline {
         events: n,
         insert,
+        relayed,
         end_to_end,
         consumed,
         body_bytes,
@@ -954,6 +969,16 @@ impl Report {
                 (
                     "Outbox insert (one statement, with NOTIFY, committed)",
                     secs(p.insert),
+                ),
+                (
+                    "Insert → every row published and confirmed by enrollment's relay",
+                    p.relayed.map_or("n/a".into(), |d| {
+                        format!(
+                            "{} ({}/s)",
+                            secs(d),
+                            thousands(per_s(f64::from(p.events), d).round() as i64)
+                        )
+                    }),
                 ),
                 (
                     "Insert → last inbox row committed in collection",
