@@ -5,6 +5,7 @@
 #   make test-outage    the 3-minute database outage test of the messaging core
 #   make lint           rustfmt check + clippy with warnings denied
 #   make stop-servers   stop the private instances started by `make servers`
+#   make bench-collection / bench-core   benchmarks (not part of test); append to BENCHMARKS.md
 # LOCAL_SERVERS=auto|private (default auto) chooses configured vs private servers.
 
 SHELL := /bin/bash
@@ -18,7 +19,7 @@ ifdef CI
 export CARGO_TERM_COLOR := never
 endif
 
-.PHONY: servers run test test-outage lint stop-servers bench-collection
+.PHONY: servers run test test-outage lint stop-servers bench-collection bench-core
 
 servers:
 	bash scripts/servers.sh
@@ -43,3 +44,9 @@ stop-servers:
 # Benchmark (not part of `test`): a month's assessment of a million persons; appends to BENCHMARKS.md.
 bench-collection: servers
 	. .local/env && cargo run --release -p bench --bin bench-collection -- --out BENCHMARKS.md
+
+# Benchmark (not part of `test`): the messaging core of issue 6 section 4 (isolation, event
+# pipeline, command throughput against pgbench, where the time goes); appends to BENCHMARKS.md.
+# BENCH_CORE_ARGS picks sections and sizes, e.g. BENCH_CORE_ARGS="--sections commands --no-write".
+bench-core: servers
+	. .local/env && cargo run --release -p bench --bin bench-core -- --out BENCHMARKS.md $(BENCH_CORE_ARGS)

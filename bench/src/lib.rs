@@ -295,6 +295,394 @@ pub fn profile_table(observed: &[Observed], min: Duration) -> String {
     out
 }
 
+/// The `q`-quantile (0..=1) of `samples`, nearest rank; `None` when empty.
+pub fn quantile(samples: &[Duration], q: f64) -> Option<Duration> {
+    if samples.is_empty() {
+        return None;
+    }
+    let mut v = samples.to_vec();
+    v.sort();
+    let rank = ((q * v.len() as f64).ceil() as usize).clamp(1, v.len());
+    Some(v[rank - 1])
+}
+
+pub fn millis(d: Duration) -> String {
+    format!("{:.1} ms", d.as_secs_f64() * 1000.0)
+}
+
+/// Which wire protocol a [`CountingProxy`] reads.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Wire {
+    /// PostgreSQL frontend/backend protocol v3, without TLS (`sslmode=disable`).
+    Postgres,
+    /// AMQP 0-9-1, without TLS.
+    Amqp,
+}
+
+/// Time spent waiting for the server on one kind of round trip.
+#[derive(Debug, Clone, Default)]
+pub struct Timed {
+    pub count: u64,
+    pub total: Duration,
+}
+
+impl Timed {
+    fn add(&mut self, d: Duration) {
+        self.count += 1;
+        self.total += d;
+    }
+
+    pub fn mean(&self) -> Duration {
+        if self.count == 0 {
+            Duration::ZERO
+        } else {
+            self.total / self.count as u32
+        }
+    }
+}
+
+/// What a [`CountingProxy`] saw, over all its connections.
+#[derive(Debug, Clone, Default)]
+pub struct WireStats {
+    pub connections: u64,
+    /// Postgres: frontend messages by type byte (`P` parse, `B` bind, `E` execute, `S` sync,
+    /// `Q` simple query, …); backend messages by type byte as `<` + byte (`<Z` ready for
+    /// query, `<A` notification). AMQP: `>class.method` from the client, `<class.method`
+    /// from the server.
+    pub messages: BTreeMap<String, u64>,
+    /// Postgres: each round trip (Sync or simple Query → ReadyForQuery) by the statement it
+    /// carried (`prepare: …` for a Parse/Describe only), with the time waited.
+    pub round_trips: BTreeMap<String, Timed>,
+    /// AMQP: publish → confirm on channels that also consume (replies, retries, parking).
+    pub confirm_consumer: Timed,
+    /// AMQP: publish → confirm on channels that only publish (the relay).
+    pub confirm_publisher: Timed,
+    /// AMQP: basic.deliver → the client's basic.ack of that delivery.
+    pub deliver_to_ack: Timed,
+}
+
+impl WireStats {
+    pub fn message(&self, key: &str) -> u64 {
+        self.messages.get(key).copied().unwrap_or(0)
+    }
+}
+
+/// A TCP proxy in front of a real server that decodes the protocol as it forwards it and
+/// counts messages and round trips: what a service really asks of Postgres and RabbitMQ per
+/// message, measured rather than guessed, without touching the service.
+pub struct CountingProxy {
+    stats: std::sync::Arc<std::sync::Mutex<WireStats>>,
+    acceptor: tokio::task::JoinHandle<()>,
+}
+
+impl CountingProxy {
+    /// Proxies `url`'s `host:port`; returns the proxy and `url` rewritten to go through it.
+    pub async fn in_front_of(url: &str, wire: Wire) -> anyhow::Result<(CountingProxy, String)> {
+        let (scheme, rest) = url
+            .split_once("://")
+            .ok_or_else(|| anyhow::anyhow!("{url}: no scheme"))?;
+        let (userinfo, hostpath) = rest.rsplit_once('@').map_or(("", rest), |(u, h)| (u, h));
+        let (authority, path) = hostpath.split_once('/').map_or((hostpath, ""), |(a, p)| (a, p));
+        let target = authority.to_owned();
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+        let port = listener.local_addr()?.port();
+        let stats: std::sync::Arc<std::sync::Mutex<WireStats>> = Default::default();
+        let s = stats.clone();
+        let acceptor = tokio::spawn(async move {
+            while let Ok((inbound, _)) = listener.accept().await {
+                let target = target.clone();
+                let s = s.clone();
+                tokio::spawn(async move {
+                    if let Ok(outbound) = tokio::net::TcpStream::connect(&target).await {
+                        let _ = inbound.set_nodelay(true);
+                        let _ = outbound.set_nodelay(true);
+                        s.lock().expect("stats").connections += 1;
+                        relay_counting(inbound, outbound, wire, s).await;
+                    }
+                });
+            }
+        });
+        let at = if userinfo.is_empty() {
+            String::new()
+        } else {
+            format!("{userinfo}@")
+        };
+        let mut proxied = format!("{scheme}://{at}127.0.0.1:{port}/{path}");
+        if wire == Wire::Postgres {
+            // The proxy reads the protocol in clear.
+            let sep = if proxied.contains('?') { '&' } else { '?' };
+            proxied.push_str(&format!("{sep}sslmode=disable"));
+        }
+        Ok((CountingProxy { stats, acceptor }, proxied))
+    }
+
+    pub fn stats(&self) -> WireStats {
+        self.stats.lock().expect("stats").clone()
+    }
+
+    /// Forgets what was counted so far (after warm-up).
+    pub fn reset(&self) {
+        let mut s = self.stats.lock().expect("stats");
+        let connections = s.connections;
+        *s = WireStats {
+            connections,
+            ..Default::default()
+        };
+    }
+}
+
+impl Drop for CountingProxy {
+    fn drop(&mut self) {
+        self.acceptor.abort();
+    }
+}
+
+/// Per-connection decoding state shared by both directions.
+#[derive(Default)]
+struct ConnState {
+    // Postgres
+    statements: BTreeMap<String, String>,
+    portals_label: Option<String>,
+    pending: std::collections::VecDeque<(String, std::time::Instant)>,
+    // AMQP: per channel
+    confirming: std::collections::BTreeSet<u16>,
+    consuming: std::collections::BTreeSet<u16>,
+    published: BTreeMap<u16, (u64, std::collections::VecDeque<(u64, std::time::Instant)>)>,
+    delivered: BTreeMap<u16, std::collections::VecDeque<(u64, std::time::Instant)>>,
+}
+
+async fn relay_counting(
+    inbound: tokio::net::TcpStream,
+    outbound: tokio::net::TcpStream,
+    wire: Wire,
+    stats: std::sync::Arc<std::sync::Mutex<WireStats>>,
+) {
+    let state = std::sync::Arc::new(std::sync::Mutex::new(ConnState::default()));
+    let (ci, co) = inbound.into_split();
+    let (si, so) = outbound.into_split();
+    let up = pump(ci, so, wire, true, state.clone(), stats.clone());
+    let down = pump(si, co, wire, false, state, stats);
+    let _ = tokio::join!(up, down);
+}
+
+async fn pump(
+    mut from: tokio::net::tcp::OwnedReadHalf,
+    mut to: tokio::net::tcp::OwnedWriteHalf,
+    wire: Wire,
+    client: bool,
+    state: std::sync::Arc<std::sync::Mutex<ConnState>>,
+    stats: std::sync::Arc<std::sync::Mutex<WireStats>>,
+) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut buf = vec![0u8; 64 * 1024];
+    let mut pending: Vec<u8> = Vec::new();
+    // The client's first bytes have no type byte (Postgres startup, AMQP protocol header).
+    let mut preamble = client;
+    loop {
+        let n = match from.read(&mut buf).await {
+            Ok(0) | Err(_) => break,
+            Ok(n) => n,
+        };
+        if to.write_all(&buf[..n]).await.is_err() {
+            break;
+        }
+        pending.extend_from_slice(&buf[..n]);
+        let now = std::time::Instant::now();
+        let mut st = state.lock().expect("state");
+        let mut stats = stats.lock().expect("stats");
+        let used = match wire {
+            Wire::Postgres => pg_messages(&pending, &mut preamble, client, now, &mut st, &mut stats),
+            Wire::Amqp => amqp_frames(&pending, &mut preamble, client, now, &mut st, &mut stats),
+        };
+        pending.drain(..used);
+    }
+    let _ = to.shutdown().await;
+}
+
+fn cstr(b: &[u8]) -> (&[u8], &[u8]) {
+    match b.iter().position(|&c| c == 0) {
+        Some(i) => (&b[..i], &b[i + 1..]),
+        None => (b, &[]),
+    }
+}
+
+/// Decodes complete Postgres messages at the start of `b`; returns the bytes consumed.
+fn pg_messages(
+    b: &[u8],
+    preamble: &mut bool,
+    client: bool,
+    now: std::time::Instant,
+    st: &mut ConnState,
+    stats: &mut WireStats,
+) -> usize {
+    let mut at = 0;
+    if *preamble {
+        if b.len() < 4 {
+            return 0;
+        }
+        let len = u32::from_be_bytes([b[0], b[1], b[2], b[3]]) as usize;
+        if b.len() < len {
+            return 0;
+        }
+        *preamble = false;
+        at = len;
+    }
+    while b.len() >= at + 5 {
+        let kind = b[at];
+        let len = u32::from_be_bytes([b[at + 1], b[at + 2], b[at + 3], b[at + 4]]) as usize;
+        if b.len() < at + 1 + len {
+            break;
+        }
+        let body = &b[at + 5..at + 1 + len];
+        at += 1 + len;
+        let key = if client {
+            (kind as char).to_string()
+        } else {
+            format!("<{}", kind as char)
+        };
+        *stats.messages.entry(key).or_default() += 1;
+        match (client, kind) {
+            (true, b'P') => {
+                let (name, rest) = cstr(body);
+                let (query, _) = cstr(rest);
+                let text = label(&String::from_utf8_lossy(query));
+                st.statements
+                    .insert(String::from_utf8_lossy(name).into_owned(), text.clone());
+                st.portals_label = Some(format!("prepare: {text}"));
+            }
+            (true, b'B') => {
+                let (_portal, rest) = cstr(body);
+                let (name, _) = cstr(rest);
+                let name = String::from_utf8_lossy(name).into_owned();
+                st.portals_label = Some(
+                    st.statements
+                        .get(&name)
+                        .cloned()
+                        .unwrap_or_else(|| format!("statement {name}")),
+                );
+            }
+            (true, b'C') => {
+                // Close of a dropped prepared statement: sent with its own Sync, not awaited.
+                st.portals_label = Some("close: a dropped statement (not awaited)".to_owned());
+            }
+            (true, b'S') => {
+                let l = st.portals_label.take().unwrap_or_else(|| "sync".to_owned());
+                st.pending.push_back((l, now));
+            }
+            (true, b'Q') => {
+                let (query, _) = cstr(body);
+                let l = label(&String::from_utf8_lossy(query));
+                st.pending.push_back((l, now));
+            }
+            (false, b'Z') => {
+                if let Some((l, t)) = st.pending.pop_front() {
+                    stats.round_trips.entry(l).or_default().add(now - t);
+                }
+            }
+            _ => {}
+        }
+    }
+    at
+}
+
+/// Decodes complete AMQP frames at the start of `b`; returns the bytes consumed.
+fn amqp_frames(
+    b: &[u8],
+    preamble: &mut bool,
+    client: bool,
+    now: std::time::Instant,
+    st: &mut ConnState,
+    stats: &mut WireStats,
+) -> usize {
+    let mut at = 0;
+    if *preamble {
+        if b.len() < 8 {
+            return 0;
+        }
+        *preamble = false;
+        at = 8;
+    }
+    while b.len() >= at + 7 {
+        let kind = b[at];
+        let channel = u16::from_be_bytes([b[at + 1], b[at + 2]]);
+        let size = u32::from_be_bytes([b[at + 3], b[at + 4], b[at + 5], b[at + 6]]) as usize;
+        if b.len() < at + 7 + size + 1 {
+            break;
+        }
+        let p = &b[at + 7..at + 7 + size];
+        at += 7 + size + 1;
+        if kind != 1 || p.len() < 4 {
+            continue;
+        }
+        let class = u16::from_be_bytes([p[0], p[1]]);
+        let method = u16::from_be_bytes([p[2], p[3]]);
+        let args = &p[4..];
+        let key = format!("{}{}.{}", if client { '>' } else { '<' }, class, method);
+        *stats.messages.entry(key).or_default() += 1;
+        let tag = |a: &[u8]| {
+            a.get(..8)
+                .map(|t| u64::from_be_bytes(t.try_into().expect("8 bytes")))
+        };
+        match (client, class, method) {
+            (true, 85, 10) => {
+                st.confirming.insert(channel);
+            }
+            (true, 60, 40) if st.confirming.contains(&channel) => {
+                let e = st.published.entry(channel).or_default();
+                e.0 += 1;
+                let seq = e.0;
+                e.1.push_back((seq, now));
+            }
+            (false, 60, 80) | (false, 60, 120) => {
+                // A publisher confirm (ack or nack) from the server.
+                if let (Some(t), Some(bits)) = (tag(args), args.get(8)) {
+                    let multiple = bits & 1 == 1;
+                    let consumer = st.consuming.contains(&channel);
+                    if let Some((_, q)) = st.published.get_mut(&channel) {
+                        let into = if consumer {
+                            &mut stats.confirm_consumer
+                        } else {
+                            &mut stats.confirm_publisher
+                        };
+                        q.retain(|&(seq, sent)| {
+                            let hit = if multiple { seq <= t } else { seq == t };
+                            if hit {
+                                into.add(now - sent);
+                            }
+                            !hit
+                        });
+                    }
+                }
+            }
+            (false, 60, 60) => {
+                st.consuming.insert(channel);
+                // basic.deliver: consumer-tag (shortstr), delivery-tag.
+                if let Some(&n) = args.first()
+                    && let Some(t) = tag(&args[1 + n as usize..])
+                {
+                    st.delivered.entry(channel).or_default().push_back((t, now));
+                }
+            }
+            (true, 60, 80) => {
+                if let (Some(t), Some(bits)) = (tag(args), args.get(8)) {
+                    let multiple = bits & 1 == 1;
+                    if let Some(q) = st.delivered.get_mut(&channel) {
+                        q.retain(|&(d, at)| {
+                            let hit = if multiple { d <= t } else { d == t };
+                            if hit {
+                                stats.deliver_to_ack.add(now - at);
+                            }
+                            !hit
+                        });
+                    }
+                }
+            }
+            _ => {}
+        }
+    }
+    at
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -315,5 +703,40 @@ mod tests {
         assert!(l.starts_with("create temp table expected on commit drop as"));
         assert!(l.chars().count() <= 73);
         assert!(!l.contains('\n'));
+    }
+
+    #[test]
+    fn quantiles_are_nearest_rank() {
+        let v: Vec<Duration> = (1..=100).map(Duration::from_millis).collect();
+        assert_eq!(quantile(&v, 0.5), Some(Duration::from_millis(50)));
+        assert_eq!(quantile(&v, 0.99), Some(Duration::from_millis(99)));
+        assert_eq!(quantile(&v, 1.0), Some(Duration::from_millis(100)));
+        assert_eq!(quantile(&[], 0.5), None);
+    }
+
+    #[test]
+    fn postgres_round_trips_are_attributed_to_their_statement() {
+        let mut st = ConnState::default();
+        let mut stats = WireStats::default();
+        let t = std::time::Instant::now();
+        let msg = |kind: u8, body: &[u8]| {
+            let mut m = vec![kind];
+            m.extend_from_slice(&((body.len() + 4) as u32).to_be_bytes());
+            m.extend_from_slice(body);
+            m
+        };
+        let mut up = Vec::new();
+        up.extend(msg(b'P', b"s1\0select 1\0\0\0"));
+        up.extend(msg(b'S', b""));
+        up.extend(msg(b'B', b"\0s1\0\0\0\0\0\0\0"));
+        up.extend(msg(b'E', b"\0\0\0\0\0"));
+        up.extend(msg(b'S', b""));
+        let mut pre = false;
+        assert_eq!(pg_messages(&up, &mut pre, true, t, &mut st, &mut stats), up.len());
+        let z = [msg(b'Z', b"I"), msg(b'Z', b"I")].concat();
+        pg_messages(&z, &mut pre, false, t, &mut st, &mut stats);
+        assert_eq!(stats.round_trips["prepare: select 1"].count, 1);
+        assert_eq!(stats.round_trips["select 1"].count, 1);
+        assert_eq!(stats.message("S"), 2);
     }
 }
