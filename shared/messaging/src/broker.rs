@@ -201,6 +201,16 @@ impl Broker {
     }
 }
 
+/// Returns a delivery to its queue unprocessed (nack with requeue), bounded like every
+/// broker await; a failure only means the channel is gone, which returns it anyway.
+pub async fn requeue(acker: &lapin::Acker, timeout: Duration) {
+    let opts = lapin::options::BasicNackOptions {
+        requeue: true,
+        ..Default::default()
+    };
+    let _ = bounded("basic.nack", timeout, acker.nack(opts)).await;
+}
+
 /// Exponential backoff with jitter for supervision loops: 100 ms doubling up to `max`.
 pub fn backoff(attempt: u32, max: Duration) -> Duration {
     let base = Duration::from_millis(100).saturating_mul(1u32 << attempt.min(10));

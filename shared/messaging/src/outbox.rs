@@ -219,7 +219,6 @@ pub struct Relay {
     brokers: HashMap<Line, Broker>,
     /// For the LISTEN connection (pooled connections drop notifications).
     database: DatabaseSettings,
-    schema: String,
     config: RelayConfig,
     wakes: RelayWakes,
     status: RelayStatus,
@@ -231,7 +230,6 @@ impl Relay {
         pools: LinePools,
         brokers: HashMap<Line, Broker>,
         database: DatabaseSettings,
-        schema: String,
         config: RelayConfig,
         wakes: RelayWakes,
         status: RelayStatus,
@@ -240,7 +238,6 @@ impl Relay {
             pools,
             brokers,
             database,
-            schema,
             config,
             wakes,
             status,
@@ -252,7 +249,7 @@ impl Relay {
     pub async fn run(self, shutdown: CancellationToken) {
         let listener = tokio::spawn(listen(
             self.database.clone(),
-            notify_channel(&self.schema),
+            notify_channel(&self.database.schema),
             self.wakes.clone(),
             shutdown.clone(),
         ));
@@ -281,7 +278,7 @@ impl Relay {
                     channel = None;
                     failures += 1;
                     self.status.set(line, false);
-                    metrics::counter!("outbox_publish_failures_total", "schema" => self.schema.clone(), "line" => line.as_str())
+                    metrics::counter!("outbox_publish_failures_total", "schema" => self.database.schema.clone(), "line" => line.as_str())
                         .increment(1);
                     let wait = backoff(failures, self.config.max_backoff);
                     tracing::warn!(%line, error = %e, cause = ?std::error::Error::source(&e), ?wait, "outbox relay failed; backing off");
@@ -353,7 +350,7 @@ impl Relay {
             let pending: i64 = row.get(0);
             let age: f64 = row.get(1);
             let quarantined: i64 = row.get(2);
-            let labels = [("schema", self.schema.clone()), ("line", line.as_str().to_owned())];
+            let labels = [("schema", self.database.schema.clone()), ("line", line.as_str().to_owned())];
             metrics::gauge!("outbox_pending", &labels).set(pending as f64);
             metrics::gauge!("outbox_lag_seconds", &labels).set(age);
             metrics::gauge!("outbox_quarantined", &labels).set(quarantined as f64);
@@ -502,7 +499,7 @@ impl Relay {
             let quarantined: bool = row.get(0);
             let key: String = row.get(1);
             if quarantined {
-                metrics::counter!("outbox_quarantined_total", "schema" => self.schema.clone(), "line" => line.as_str())
+                metrics::counter!("outbox_quarantined_total", "schema" => self.database.schema.clone(), "line" => line.as_str())
                     .increment(1);
                 tracing::error!(id, routing_key = %key, reason = %why, "outbox row quarantined after too many attempts; see insurancectl outbox failed");
             } else {
@@ -510,7 +507,7 @@ impl Relay {
             }
         }
         tx.commit().await?;
-        metrics::counter!("messages_published_total", "schema" => self.schema.clone(), "line" => line.as_str())
+        metrics::counter!("messages_published_total", "schema" => self.database.schema.clone(), "line" => line.as_str())
             .increment(published.len() as u64);
         match channel_error {
             Some((_, e)) => Err(e.into()),

@@ -8,9 +8,7 @@ use crate::broker::{Broker, BrokerError, bounded, publish_confirmed};
 use crate::consumer::ORIGINAL_ROUTING_KEY;
 use crate::envelope::{death_routing_key, field_table, headers_of};
 use contracts::headers as h;
-use lapin::options::{
-    BasicAckOptions, BasicGetOptions, BasicNackOptions, ConfirmSelectOptions, QueueDeclareOptions,
-};
+use lapin::options::{BasicAckOptions, BasicGetOptions, ConfirmSelectOptions, QueueDeclareOptions};
 use lapin::types::FieldTable;
 use serde::Serialize;
 use std::collections::BTreeMap;
@@ -94,11 +92,7 @@ pub async fn list(
         }
     }
     for acker in tags {
-        let requeue = BasicNackOptions {
-            requeue: true,
-            ..Default::default()
-        };
-        let _ = bounded("basic.nack", broker.timeout(), acker.nack(requeue)).await;
+        crate::broker::requeue(&acker, broker.timeout()).await;
     }
     let _ = bounded("channel.close", broker.timeout(), ch.close(200, "done".into())).await;
     Ok(out)
@@ -176,11 +170,7 @@ pub async fn replay(
         }
     }
     for acker in keep {
-        let requeue = BasicNackOptions {
-            requeue: true,
-            ..Default::default()
-        };
-        let _ = bounded("basic.nack", timeout, acker.nack(requeue)).await;
+        crate::broker::requeue(&acker, timeout).await;
     }
     let _ = bounded("channel.close", timeout, ch.close(200, "done".into())).await;
     Ok(replayed)

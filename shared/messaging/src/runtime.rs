@@ -330,7 +330,6 @@ impl<H: Handler> ServiceRuntime<H> {
             self.pools.clone(),
             self.publish.clone(),
             self.settings.database.clone(),
-            self.settings.database.schema.clone(),
             m.relay(),
             wakes.clone(),
             status,

@@ -189,13 +189,6 @@ impl DatabaseSettings {
         };
         Ok(MakeRustlsConnect::new(config.context("database.tls")?))
     }
-
-    /// URL with the schema's `search_path` as a connection option, for side connections
-    /// (the relay's LISTEN connection).
-    pub fn url_with_schema(&self) -> String {
-        let sep = if self.url.contains('?') { '&' } else { '?' };
-        format!("{}{sep}options=-c%20search_path%3D{}", self.url, self.schema)
-    }
 }
 
 /// `prefer` and `require` without a CA file: encrypted, but any certificate is accepted (as

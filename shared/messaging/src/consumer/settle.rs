@@ -13,7 +13,7 @@ use crate::topology::ConsumedQueue;
 use contracts::{ErrorBody, ErrorCode, MessageKind, Reply, headers as h};
 use lapin::Channel;
 use lapin::message::Delivery;
-use lapin::options::{BasicAckOptions, BasicNackOptions, ConfirmSelectOptions};
+use lapin::options::{BasicAckOptions, ConfirmSelectOptions};
 use std::collections::BTreeMap;
 use tokio::sync::Mutex;
 use uuid::Uuid;
@@ -75,11 +75,7 @@ pub(crate) async fn settle<H: Handler>(
 ) {
     let timeout = ctx.consume_broker(queue.line).timeout();
     if matches!(outcome, Outcome::Requeue) {
-        let requeue = BasicNackOptions {
-            requeue: true,
-            ..Default::default()
-        };
-        let _ = bounded("basic.nack", timeout, delivery.acker.nack(requeue)).await;
+        crate::broker::requeue(&delivery.acker, timeout).await;
         return;
     }
     match carry_out(ctx, out, queue, delivery, headers, outcome).await {
@@ -100,11 +96,7 @@ pub(crate) async fn settle<H: Handler>(
         },
         Err(e) => {
             tracing::warn!(error = %e, "could not settle the message; returning it to the queue");
-            let requeue = BasicNackOptions {
-                requeue: true,
-                ..Default::default()
-            };
-            let _ = bounded("basic.nack", timeout, delivery.acker.nack(requeue)).await;
+            crate::broker::requeue(&delivery.acker, timeout).await;
         }
     }
 }

@@ -16,7 +16,7 @@ use crate::topology::ConsumedQueue;
 use contracts::{ErrorBody, ErrorCode, MessageKind, Reply};
 use futures_util::StreamExt;
 use lapin::message::Delivery;
-use lapin::options::{BasicCancelOptions, BasicConsumeOptions, BasicNackOptions, BasicQosOptions};
+use lapin::options::{BasicCancelOptions, BasicConsumeOptions, BasicQosOptions};
 use lapin::types::FieldTable;
 use lapin::{Channel, Consumer};
 use std::collections::HashMap;
@@ -204,11 +204,7 @@ async fn consume<H: Handler>(
         .await;
     }
     for job in keyed.take_waiting() {
-        let requeue = BasicNackOptions {
-            requeue: true,
-            ..Default::default()
-        };
-        let _ = bounded("basic.nack", timeout, job.delivery.acker.nack(requeue)).await;
+        crate::broker::requeue(&job.delivery.acker, timeout).await;
     }
     let deadline = tokio::time::sleep(ctx.settings.drain_deadline);
     tokio::pin!(deadline);
