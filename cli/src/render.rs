@@ -311,6 +311,7 @@ mod tests {
             error: None,
             receipt: Some(Receipt {
                 id: "SJ-2025-000123".into(),
+                received_at: None,
                 resumes_at: Some("2025-02-01T08:00:00+08:00".parse().unwrap()),
             }),
         };

@@ -7,6 +7,7 @@
 pub mod collection;
 pub mod enrollment;
 pub mod envelope;
+pub mod freeze;
 pub mod ids;
 pub mod line;
 pub mod ordering;
@@ -15,4 +16,4 @@ pub mod schema;
 
 pub use envelope::{MessageKind, MessageType, headers};
 pub use line::{Channel, InsuranceType, Line};
-pub use reply::{ErrorBody, ErrorCode, Receipt, Reply, ReplyStatus};
+pub use reply::{ErrorBody, ErrorCode, Receipt, Reply, ReplyStatus, Suspension};

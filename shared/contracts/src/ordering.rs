@@ -302,14 +302,31 @@ pub const TABLE: &[(&str, &str, KeySource)] = &[
             field: "assessment_id",
         },
     ),
+    // The freeze machinery's messages, whichever service publishes them (`freeze` stands
+    // for every publisher): one order at a time per service, and a receipt's outcome.
+    ("control", "freeze", Fixed("control")),
+    ("freeze", "freeze-started", Fixed("freeze")),
+    ("freeze", "freeze-ended", Fixed("freeze")),
+    (
+        "freeze",
+        "deferred-request-processed",
+        Nested {
+            aggregate: "receipt",
+            outer: "receipt",
+            inner: "id",
+        },
+    ),
 ];
 
 /// The key source of `(service, name)`, if the contract names one.
 pub fn source(service: &str, name: &str) -> Option<KeySource> {
-    TABLE
-        .iter()
-        .find(|(s, n, _)| *s == service && *n == name)
-        .map(|(_, _, k)| *k)
+    let find = |service: &str| {
+        TABLE
+            .iter()
+            .find(|(s, n, _)| *s == service && *n == name)
+            .map(|(_, _, k)| *k)
+    };
+    find(service).or_else(|| find("freeze"))
 }
 
 fn text(v: Option<&Value>) -> Option<String> {

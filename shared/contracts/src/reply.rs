@@ -97,8 +97,26 @@ impl fmt::Display for ErrorBody {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 pub struct Receipt {
     pub id: String,
+    /// When the service took the request in; at thaw it is judged as of this time.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub received_at: Option<chrono::DateTime<chrono::FixedOffset>>,
+    /// The planned end of the freeze that holds it; `null` when it is to be announced.
+    #[serde(default)]
     pub resumes_at: Option<chrono::DateTime<chrono::FixedOffset>>,
+}
+
+/// The `result` of a `suspended` reply: why, until when, and where to go instead.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+pub struct Suspension {
+    /// The freeze order that refused the request.
+    pub order: String,
+    /// `null` when the end is to be announced (另行通知).
+    pub resumes_at: Option<chrono::DateTime<chrono::FixedOffset>>,
+    #[serde(default)]
+    pub announcement: String,
+    /// A channel that stays open for this request (channel routing).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub use_channel: Option<crate::Channel>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
@@ -127,6 +145,26 @@ impl Reply {
             status: ReplyStatus::Rejected,
             result: None,
             error: Some(error),
+            receipt: None,
+        }
+    }
+
+    /// Taken into the backlog during a freeze (收件), with its receipt.
+    pub fn deferred(receipt: Receipt) -> Self {
+        Reply {
+            status: ReplyStatus::Deferred,
+            result: None,
+            error: None,
+            receipt: Some(receipt),
+        }
+    }
+
+    /// Refused because the line or channel is frozen; not stored as the final reply.
+    pub fn suspended(s: Suspension) -> Self {
+        Reply {
+            status: ReplyStatus::Suspended,
+            result: Some(serde_json::to_value(&s).unwrap_or_default()),
+            error: None,
             receipt: None,
         }
     }

@@ -18,6 +18,12 @@ fn entry<T: JsonSchema>(out: &mut BTreeMap<String, serde_json::Value>, name: &st
 pub fn all() -> BTreeMap<String, serde_json::Value> {
     let mut out = BTreeMap::new();
     entry::<crate::Reply>(&mut out, "reply");
+    entry::<crate::freeze::ControlMessage>(&mut out, "control.freeze.command");
+    entry::<crate::freeze::FreezeStatus>(&mut out, "control.freeze-status.result");
+    entry::<crate::freeze::Timetable>(&mut out, "control.timetable");
+    entry::<crate::freeze::FreezeStarted>(&mut out, "freeze.freeze-started.v1");
+    entry::<crate::freeze::FreezeEnded>(&mut out, "freeze.freeze-ended.v1");
+    entry::<crate::freeze::DeferredRequestProcessed>(&mut out, "freeze.deferred-request-processed.v1");
     entry::<c::EnrollPerson>(&mut out, "enrollment.enroll-person.command");
     entry::<c::RegisterEmployer>(&mut out, "enrollment.register-employer.command");
     entry::<c::AddStaff>(&mut out, "enrollment.add-staff.command");
