@@ -31,7 +31,7 @@ pub mod headers {
 }
 
 /// Whether a message asks for something (gets a reply) or states a fact.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum MessageKind {
     Command,
     Event,

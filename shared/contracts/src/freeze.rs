@@ -402,7 +402,7 @@ pub fn extend_deadline(deadline: DateTime<Utc>, windows: &[(DateTime<Utc>, DateT
 #[serde(tag = "action", rename_all = "kebab-case", deny_unknown_fields)]
 pub enum ControlMessage {
     /// A new order, or the same order again (idempotent by id and body).
-    Order { order: FreezeOrder },
+    Order { order: Box<FreezeOrder> },
     /// Thaw now: the order ends at once.
     Lift { id: String },
     /// A new planned end (also gives an open-ended order its end).

@@ -16,6 +16,7 @@ pub mod client;
 pub mod connect;
 pub mod consumer;
 pub mod envelope;
+pub mod freeze;
 pub mod health;
 pub mod inbox;
 pub mod lines;

@@ -59,6 +59,8 @@ pub struct MessagingSettings {
     /// How long start-up waits for the database and the broker (0: for ever). A service
     /// never exits because a dependency is away; it waits, not ready, and says so.
     pub startup_wait_ms: u64,
+    /// Freezing a line: the drill clock, tick and refresh intervals, thaw batches.
+    pub freeze: crate::freeze::FreezeSettings,
 }
 
 impl Default for MessagingSettings {
@@ -84,6 +86,7 @@ impl Default for MessagingSettings {
             relay_unhealthy_after_ms: 30_000,
             health_interval_ms: 1_000,
             startup_wait_ms: 0,
+            freeze: Default::default(),
         }
     }
 }
@@ -149,6 +152,7 @@ pub struct ServiceRuntime<H: Handler> {
     publish: HashMap<Line, Broker>,
     names: Names,
     switches: LineSwitches,
+    freeze: crate::freeze::Freeze,
     listener: TcpListener,
 }
 
@@ -230,6 +234,7 @@ impl<H: Handler> ServiceRuntime<H> {
             publish: per_line("publish"),
             names,
             switches: LineSwitches::default(),
+            freeze: crate::freeze::Freeze::new(spec.service, settings.messaging.freeze.clock.clock()),
             listener,
             settings,
         })
@@ -243,6 +248,11 @@ impl<H: Handler> ServiceRuntime<H> {
 
     pub fn switches(&self) -> LineSwitches {
         self.switches.clone()
+    }
+
+    /// The freeze orders this service holds, on its clock (for handlers' deadlines, tests).
+    pub fn freeze(&self) -> crate::freeze::Freeze {
+        self.freeze.clone()
     }
 
     /// A pool for work that belongs to no line (start-up seeding, tests' assertions).
@@ -354,6 +364,9 @@ impl<H: Handler> ServiceRuntime<H> {
             health: health.clone(),
             wakes,
             settings: m.consumer(),
+            freeze: self.freeze.clone(),
+            freeze_settings: m.freeze.clone(),
+            names: self.names.clone(),
         };
         let queues = self.topology.consumed_queues(&self.names);
         tracing::info!(service = self.service, ops = %ops_addr, "service started");

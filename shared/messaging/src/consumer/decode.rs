@@ -36,7 +36,11 @@ pub(crate) fn original_routing_key(
     delivery.routing_key.to_string()
 }
 
-pub(crate) fn decode(queue: &ConsumedQueue, delivery: &Delivery) -> Decoded {
+pub(crate) fn decode(
+    queue: &ConsumedQueue,
+    delivery: &Delivery,
+    now: chrono::DateTime<chrono::Utc>,
+) -> Decoded {
     let envelope = match Envelope::from_properties(&delivery.properties) {
         Ok(e) => e,
         Err(e) => return Decoded::Malformed(format!("bad envelope: {e}")),
@@ -58,5 +62,6 @@ pub(crate) fn decode(queue: &ConsumedQueue, delivery: &Delivery) -> Decoded {
         name: name.to_owned(),
         service: service.to_owned(),
         body,
+        received_at: now,
     }))
 }

@@ -33,7 +33,7 @@ impl PublishChannel {
         }
     }
 
-    async fn get(&self) -> Result<Channel, BrokerError> {
+    pub(crate) async fn get(&self) -> Result<Channel, BrokerError> {
         let mut guard = self.channel.lock().await;
         if let Some(ch) = guard.as_ref()
             && ch.status().connected()
@@ -203,7 +203,7 @@ async fn republish(
 
 /// Replies are not domain messages: they go straight to `reply_to` after the commit. If that
 /// fails the command is redelivered, found in the inbox, and the stored reply is sent again.
-async fn send_reply<H: Handler>(
+pub(crate) async fn send_reply<H: Handler>(
     ctx: &Ctx<H>,
     out: &PublishChannel,
     reply_to: &str,

@@ -34,7 +34,7 @@ pub(crate) async fn supervise<H: Handler>(
     switches: LineSwitches,
     shutdown: CancellationToken,
 ) {
-    let mut paused = switches.watch(queue.line);
+    let mut paused = switches.watch(queue.line, queue.kind);
     let mut db = ctx.health.watch();
     let out = Arc::new(PublishChannel::new(ctx.publish_broker(queue.line).clone()));
     let mut failures = 0u32;
@@ -138,7 +138,7 @@ async fn consume<H: Handler>(
         let open = !is_paused && *db.borrow();
         if !open && let State::Consuming(tag, consumer) = std::mem::replace(&mut state, State::Idle) {
             let why = if is_paused {
-                "line paused"
+                "line paused or frozen"
             } else {
                 "database unreachable"
             };
@@ -176,7 +176,7 @@ async fn consume<H: Handler>(
             }
             d = next_delivery(&mut state) => match d {
                 Some(Ok(delivery)) => {
-                    let decoded = decode(queue, &delivery);
+                    let decoded = decode(queue, &delivery, ctx.freeze.now());
                     let key = match &decoded {
                         Decoded::Ok(incoming) => ctx.handler.ordering_key(incoming),
                         Decoded::Malformed(_) => None,

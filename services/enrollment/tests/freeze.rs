@@ -1,0 +1,274 @@
+//! Freezing a line through `insurance.control` (issue 7): the medical line intake-only at
+//! the counter while the social line flows; receipts; a duplicate gets the same receipt; a
+//! restart during the freeze comes up frozen; at the lift the backlog is processed once, in
+//! arrival order, with `deferred-request-processed`.
+
+mod common;
+
+use contracts::freeze::{ControlMessage, FreezeMode, FreezeOrder, FreezeScope};
+use contracts::{Line, ReplyStatus};
+use messaging::client::Command;
+use serde_json::json;
+use std::time::Duration;
+use testkit::{TestEnv, WAIT, id_number, phone, send_command, wait_for};
+use uuid::Uuid;
+
+const SVC: &str = "enrollment";
+
+fn enroll(n: u32, line: Line) -> Command {
+    let types = if line == Line::Medical {
+        json!(["employee_medical"])
+    } else {
+        json!(["pension"])
+    };
+    Command::new(
+        line,
+        SVC,
+        "enroll-person",
+        &json!({
+            "id_number": id_number(n), "name": format!("参保人{n}"), "phone": phone(n), "category": "flexible",
+            "insurance_types": types, "effective_month": "2024-03"
+        }),
+    )
+}
+
+async fn control(env: &TestEnv, msg: &ControlMessage) {
+    let broker = env.broker();
+    let ch = broker.channel().await.expect("channel");
+    ch.confirm_select(Default::default()).await.expect("confirms");
+    messaging::freeze::publish_control(
+        &ch,
+        &env.names(),
+        Duration::from_secs(10),
+        "all",
+        msg,
+        None,
+        "test",
+    )
+    .await
+    .expect("control message published");
+}
+
+#[tokio::test]
+async fn medical_intake_only_holds_with_receipts_and_thaws_in_arrival_order() {
+    let env = TestEnv::new();
+    let app = common::spawn(&env).await;
+    let client = env.client().await;
+    let freeze = app_freeze(&env).await;
+    let mut tap = env.tap("medical.enrollment.deferred-request-processed").await;
+
+    let order = FreezeOrder {
+        id: "test-medical-counter".into(),
+        scope: FreezeScope {
+            lines: vec![Line::Medical],
+            ..Default::default()
+        },
+        mode: FreezeMode::IntakeOnly,
+        starts_at: (chrono::Utc::now() - chrono::Duration::minutes(1)).fixed_offset(),
+        ends_at: None,
+        reason: "cutover drill".into(),
+        announcement: "医保系统切换，柜台收件，咨询电话12393".into(),
+        deadlines: Default::default(),
+        redirect_to: None,
+    };
+    control(
+        &env,
+        &ControlMessage::Order {
+            order: Box::new(order),
+        },
+    )
+    .await;
+    wait_for("the order to be stored", WAIT, || async {
+        let db = freeze.get().await.ok()?;
+        let n: i64 = db
+            .query_one("select count(*) from freeze_orders", &[])
+            .await
+            .ok()?
+            .get(0);
+        (n == 1).then_some(())
+    })
+    .await;
+
+    // Held: a receipt, no effect yet; the same message again gets the same receipt.
+    let first = enroll(1, Line::Medical).with_message_id(Uuid::now_v7());
+    let r = wait_for("a deferred reply", WAIT, || async {
+        let r = send_command(&client, &first, WAIT).await.ok()?;
+        (r.status == ReplyStatus::Deferred).then_some(r)
+    })
+    .await;
+    let receipt = r.receipt.clone().expect("a receipt");
+    assert!(
+        receipt.received_at.is_some() && receipt.resumes_at.is_none(),
+        "{receipt:?}"
+    );
+    let again = send_command(&client, &first, WAIT).await.unwrap();
+    assert_eq!(
+        again.receipt.as_ref().map(|r| &r.id),
+        Some(&receipt.id),
+        "same receipt"
+    );
+    let second = enroll(2, Line::Medical).with_message_id(Uuid::now_v7());
+    let r2 = send_command(&client, &second, WAIT).await.unwrap();
+    assert_eq!(r2.status, ReplyStatus::Deferred);
+
+    // The social line goes on.
+    let social = send_command(&client, &enroll(3, Line::Social), WAIT)
+        .await
+        .unwrap();
+    assert_eq!(social.status, ReplyStatus::Ok, "{social:?}");
+    let db = freeze.get().await.unwrap();
+    let persons = |n: u32| {
+        let db = &db;
+        async move {
+            db.query_one(
+                "select count(*) from persons where id_number = $1",
+                &[&id_number(n)],
+            )
+            .await
+            .unwrap()
+            .get::<_, i64>(0)
+        }
+    };
+    assert_eq!(persons(1).await, 0, "held, not processed");
+    assert_eq!(persons(3).await, 1);
+
+    // A restart during the freeze comes up frozen.
+    app.stop().await;
+    let app = common::spawn(&env).await;
+    let third = enroll(4, Line::Medical).with_message_id(Uuid::now_v7());
+    let r3 = send_command(&client, &third, WAIT).await.unwrap();
+    assert_eq!(
+        r3.status,
+        ReplyStatus::Deferred,
+        "still frozen after the restart: {r3:?}"
+    );
+
+    // Thaw: processed once each, in arrival order, each outcome published.
+    control(
+        &env,
+        &ControlMessage::Lift {
+            id: "test-medical-counter".into(),
+        },
+    )
+    .await;
+    let events = tap.collect(3, Duration::from_secs(30)).await;
+    assert_eq!(events.len(), 3, "one deferred-request-processed per held request");
+    let ids: Vec<String> = events
+        .iter()
+        .map(|e| e.body["message_id"].as_str().unwrap().to_owned())
+        .collect();
+    let sent: Vec<String> = [&first, &second, &third]
+        .iter()
+        .map(|c| c.message_id.unwrap().to_string())
+        .collect();
+    // Different persons are processed in parallel; the backlog keeps the arrival order.
+    let mut got = ids.clone();
+    got.sort();
+    let mut want = sent.clone();
+    want.sort();
+    assert_eq!(got, want, "each held request processed once");
+    let order: Vec<String> = db
+        .query("select message_id::text from backlog order by seq", &[])
+        .await
+        .unwrap()
+        .iter()
+        .map(|r| r.get(0))
+        .collect();
+    assert_eq!(order, sent, "arrival order");
+    let events: Vec<_> = sent
+        .iter()
+        .map(|id| {
+            events
+                .iter()
+                .find(|e| e.body["message_id"] == id.as_str())
+                .unwrap()
+        })
+        .collect();
+    assert_eq!(events[0].body["receipt"]["id"], receipt.id.as_str());
+    assert_eq!(events[0].body["reply"]["status"], "ok");
+    for n in [1, 2, 4] {
+        assert_eq!(persons(n).await, 1, "person {n} enrolled once");
+    }
+    // After the thaw the same message gets the final reply, and no second effect.
+    let after = send_command(&client, &first, WAIT).await.unwrap();
+    assert_eq!(after.status, ReplyStatus::Ok, "{after:?}");
+    assert_eq!(persons(1).await, 1);
+    let fresh = send_command(&client, &enroll(5, Line::Medical), WAIT)
+        .await
+        .unwrap();
+    assert_eq!(fresh.status, ReplyStatus::Ok, "the line is open again: {fresh:?}");
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn a_suspended_channel_is_refused_and_not_stored() {
+    let env = TestEnv::new();
+    let app = common::spawn(&env).await;
+    let client = env.client().await;
+    let order = FreezeOrder {
+        id: "hz-phase-1".into(),
+        scope: FreezeScope {
+            channels: vec![contracts::Channel::Online],
+            ..Default::default()
+        },
+        mode: FreezeMode::Suspended,
+        starts_at: (chrono::Utc::now() - chrono::Duration::minutes(1)).fixed_offset(),
+        ends_at: Some((chrono::Utc::now() + chrono::Duration::hours(1)).fixed_offset()),
+        reason: "Hangzhou phase 1".into(),
+        announcement: "网上办理暂停，请到柜台办理".into(),
+        deadlines: Default::default(),
+        redirect_to: Some(contracts::Channel::Counter),
+    };
+    control(
+        &env,
+        &ControlMessage::Order {
+            order: Box::new(order),
+        },
+    )
+    .await;
+    let pool = env.pool("enrollment").await;
+    wait_for("the order to be stored", WAIT, || async {
+        let db = pool.get().await.ok()?;
+        let n: i64 = db
+            .query_one("select count(*) from freeze_orders", &[])
+            .await
+            .ok()?
+            .get(0);
+        (n == 1).then_some(())
+    })
+    .await;
+    let mut online = enroll(10, Line::Social).with_message_id(Uuid::now_v7());
+    online.channel = Some(contracts::Channel::Online);
+    let r = wait_for("a suspended reply", WAIT, || async {
+        let r = send_command(&client, &online, WAIT).await.ok()?;
+        (r.status == ReplyStatus::Suspended).then_some(r)
+    })
+    .await;
+    let result = r.result.expect("a suspension");
+    assert_eq!(result["use_channel"], "counter");
+    assert_eq!(result["order"], "hz-phase-1");
+    // The counter stays open.
+    let counter = send_command(&client, &enroll(11, Line::Social), WAIT)
+        .await
+        .unwrap();
+    assert_eq!(counter.status, ReplyStatus::Ok, "{counter:?}");
+    // Not stored as the final reply: after the lift the same command is processed.
+    control(
+        &env,
+        &ControlMessage::Lift {
+            id: "hz-phase-1".into(),
+        },
+    )
+    .await;
+    let r = wait_for("the same command processed after the lift", WAIT, || async {
+        let r = send_command(&client, &online, WAIT).await.ok()?;
+        (r.status == ReplyStatus::Ok).then_some(r)
+    })
+    .await;
+    assert!(r.is_ok());
+    app.stop().await;
+}
+
+async fn app_freeze(env: &TestEnv) -> deadpool_postgres::Pool {
+    env.pool("enrollment").await
+}
