@@ -12,22 +12,7 @@ use uuid::Uuid;
 
 const SVC: &str = "enrollment";
 
-fn enroll(n: u32, line: Line) -> Command {
-    let types = if line == Line::Medical {
-        json!(["employee_medical"])
-    } else {
-        json!(["pension"])
-    };
-    Command::new(
-        line,
-        SVC,
-        "enroll-person",
-        &json!({
-            "id_number": id_number(n), "name": format!("参保人{n}"), "phone": phone(n), "category": "flexible",
-            "insurance_types": types, "effective_month": "2024-03"
-        }),
-    )
-}
+use common::enroll;
 
 async fn count(db: &deadpool_postgres::Object, sql: &str) -> i64 {
     db.query_one(sql, &[]).await.unwrap().get(0)

@@ -7,30 +7,11 @@ mod common;
 
 use contracts::freeze::{ControlMessage, FreezeMode, FreezeOrder, FreezeScope};
 use contracts::{Line, ReplyStatus};
-use messaging::client::Command;
-use serde_json::json;
 use std::time::Duration;
-use testkit::{TestEnv, WAIT, id_number, phone, send_command, wait_for};
+use testkit::{TestEnv, WAIT, id_number, send_command, wait_for};
 use uuid::Uuid;
 
-const SVC: &str = "enrollment";
-
-fn enroll(n: u32, line: Line) -> Command {
-    let types = if line == Line::Medical {
-        json!(["employee_medical"])
-    } else {
-        json!(["pension"])
-    };
-    Command::new(
-        line,
-        SVC,
-        "enroll-person",
-        &json!({
-            "id_number": id_number(n), "name": format!("参保人{n}"), "phone": phone(n), "category": "flexible",
-            "insurance_types": types, "effective_month": "2024-03"
-        }),
-    )
-}
+use common::enroll;
 
 async fn control(env: &TestEnv, msg: &ControlMessage) {
     let broker = env.broker();
@@ -78,16 +59,7 @@ async fn medical_intake_only_holds_with_receipts_and_thaws_in_arrival_order() {
         },
     )
     .await;
-    wait_for("the order to be stored", WAIT, || async {
-        let db = freeze.get().await.ok()?;
-        let n: i64 = db
-            .query_one("select count(*) from freeze_orders", &[])
-            .await
-            .ok()?
-            .get(0);
-        (n == 1).then_some(())
-    })
-    .await;
+    order_stored(&freeze).await;
 
     // Held: a receipt, no effect yet; the same message again gets the same receipt.
     let first = enroll(1, Line::Medical).with_message_id(Uuid::now_v7());
@@ -226,17 +198,7 @@ async fn a_suspended_channel_is_refused_and_not_stored() {
         },
     )
     .await;
-    let pool = env.pool("enrollment").await;
-    wait_for("the order to be stored", WAIT, || async {
-        let db = pool.get().await.ok()?;
-        let n: i64 = db
-            .query_one("select count(*) from freeze_orders", &[])
-            .await
-            .ok()?
-            .get(0);
-        (n == 1).then_some(())
-    })
-    .await;
+    order_stored(&env.pool("enrollment").await).await;
     let mut online = enroll(10, Line::Social).with_message_id(Uuid::now_v7());
     online.channel = Some(contracts::Channel::Online);
     let r = wait_for("a suspended reply", WAIT, || async {
@@ -271,4 +233,18 @@ async fn a_suspended_channel_is_refused_and_not_stored() {
 
 async fn app_freeze(env: &TestEnv) -> deadpool_postgres::Pool {
     env.pool("enrollment").await
+}
+
+/// Waits until the service has stored the one order the test sent.
+async fn order_stored(pool: &deadpool_postgres::Pool) {
+    wait_for("the order to be stored", WAIT, || async {
+        let db = pool.get().await.ok()?;
+        let n: i64 = db
+            .query_one("select count(*) from freeze_orders", &[])
+            .await
+            .ok()?
+            .get(0);
+        (n == 1).then_some(())
+    })
+    .await;
 }

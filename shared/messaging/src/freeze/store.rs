@@ -134,13 +134,7 @@ pub async fn lift(
     id: &str,
     at: DateTime<Utc>,
 ) -> Result<bool, tokio_postgres::Error> {
-    let n = client
-        .execute(
-            "update freeze_orders set lifted_at = coalesce(lifted_at, $2), updated_at = now() where id = $1",
-            &[&id, &at],
-        )
-        .await?;
-    Ok(n == 1)
+    stamp(client, Stamp::Lifted, id, at).await
 }
 
 pub async fn extend(
@@ -164,13 +158,31 @@ pub async fn cancel(
     id: &str,
     at: DateTime<Utc>,
 ) -> Result<bool, tokio_postgres::Error> {
-    let n = client
-        .execute(
-            "update freeze_orders set cancelled_at = coalesce(cancelled_at, $2), updated_at = now() where id = $1",
-            &[&id, &at],
-        )
-        .await?;
-    Ok(n == 1)
+    stamp(client, Stamp::Cancelled, id, at).await
+}
+
+enum Stamp {
+    Lifted,
+    Cancelled,
+}
+
+/// Sets `lifted_at` or `cancelled_at` once (a repeat keeps the first time); `false` when
+/// there is no such order.
+async fn stamp(
+    client: &impl GenericClient,
+    what: Stamp,
+    id: &str,
+    at: DateTime<Utc>,
+) -> Result<bool, tokio_postgres::Error> {
+    let sql = match what {
+        Stamp::Lifted => {
+            "update freeze_orders set lifted_at = coalesce(lifted_at, $2), updated_at = now() where id = $1"
+        }
+        Stamp::Cancelled => {
+            "update freeze_orders set cancelled_at = coalesce(cancelled_at, $2), updated_at = now() where id = $1"
+        }
+    };
+    Ok(client.execute(sql, &[&id, &at]).await? == 1)
 }
 
 /// The latest change to any order: a replica reloads when it moves.

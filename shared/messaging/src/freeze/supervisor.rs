@@ -280,11 +280,9 @@ fn gauges(freeze: &Freeze, line: Line, pending: i64, oldest: Option<DateTime<Utc
     });
 }
 
-/// The request a held row was, as the consumer loop would have decoded it.
-fn incoming(held: &Held) -> Option<Incoming> {
-    let (line, service, name) = contracts::envelope::parse_routing_key(&held.routing_key)?;
-    let body = serde_json::from_slice(&held.body).ok()?;
-    let envelope = Envelope {
+/// The envelope a held request arrived with.
+fn envelope_of(held: &Held) -> Envelope {
+    Envelope {
         message_id: held.message_id,
         correlation_id: held.correlation_id.clone(),
         reply_to: held.reply_to.clone(),
@@ -294,9 +292,15 @@ fn incoming(held: &Held) -> Option<Incoming> {
         channel: held.headers.get(h::CHANNEL).and_then(|c| c.parse().ok()),
         operator: held.headers.get(h::OPERATOR).cloned(),
         headers: held.headers.clone(),
-    };
+    }
+}
+
+/// The request a held row was, as the consumer loop would have decoded it.
+fn incoming(held: &Held) -> Option<Incoming> {
+    let (line, service, name) = contracts::envelope::parse_routing_key(&held.routing_key)?;
+    let body = serde_json::from_slice(&held.body).ok()?;
     Some(Incoming {
-        envelope,
+        envelope: envelope_of(held),
         line,
         kind: MessageKind::Command,
         name: name.to_owned(),
@@ -498,17 +502,7 @@ async fn fail<H: Handler>(
         Some(m) => m,
         None => {
             fallback = Incoming {
-                envelope: Envelope {
-                    message_id: held.message_id,
-                    correlation_id: held.correlation_id.clone(),
-                    reply_to: held.reply_to.clone(),
-                    message_type: Some(held.message_type.clone()),
-                    timestamp: None,
-                    app_id: held.app_id.clone(),
-                    channel: None,
-                    operator: None,
-                    headers: Default::default(),
-                },
+                envelope: envelope_of(held),
                 line: held.line,
                 kind: MessageKind::Command,
                 name: held.routing_key.rsplit('.').next().unwrap_or_default().to_owned(),
