@@ -128,6 +128,26 @@ impl TestEnv {
             .expect("client connects")
     }
 
+    /// Consumers the broker counts on `queue` now.
+    pub async fn consumer_count(&self, queue: &str) -> u32 {
+        let broker = self.broker();
+        let ch = broker.channel().await.expect("a channel");
+        let q = ch
+            .queue_declare(
+                queue.into(),
+                QueueDeclareOptions {
+                    passive: true,
+                    ..Default::default()
+                },
+                FieldTable::default(),
+            )
+            .await
+            .expect("the queue exists");
+        let _ = ch.close(200, "done".into()).await;
+        broker.close().await;
+        q.consumer_count()
+    }
+
     /// A pool on `service`'s schema, for assertions on its tables.
     pub async fn pool(&self, service: &str) -> deadpool_postgres::Pool {
         let settings = DatabaseSettings {

@@ -494,11 +494,7 @@ async fn a_long_database_outage_parks_nothing_and_answers_everything_afterwards(
     })
     .await;
     let queue = env.names().command_queue(SERVICE, Line::Social);
-    assert_eq!(
-        consumer_count(&env, &queue).await,
-        1,
-        "consuming before the outage"
-    );
+    assert_eq!(env.consumer_count(&queue).await, 1, "consuming before the outage");
     db_proxy.take_down();
     let down_at = std::time::Instant::now();
     let (code, why) = wait_for("not ready while the database is away", WAIT, || async {
@@ -546,32 +542,13 @@ async fn a_long_database_outage_parks_nothing_and_answers_everything_afterwards(
         0,
         "nothing parked"
     );
-    assert_eq!(consumer_count(&env, &queue).await, 1, "consuming again by itself");
+    assert_eq!(env.consumer_count(&queue).await, 1, "consuming again by itself");
     assert_eq!(readyz(app.ops).await.0, 200);
     app.stop().await;
 }
 
 async fn queue_depth(env: &TestEnv, queue: &str) -> u32 {
     messaging::parking::depth(&env.broker(), queue).await.unwrap()
-}
-
-async fn consumer_count(env: &TestEnv, queue: &str) -> u32 {
-    let broker = env.broker();
-    let ch = broker.channel().await.unwrap();
-    let q = ch
-        .queue_declare(
-            queue.into(),
-            lapin::options::QueueDeclareOptions {
-                passive: true,
-                ..Default::default()
-            },
-            Default::default(),
-        )
-        .await
-        .unwrap();
-    let _ = ch.close(200, "done".into()).await;
-    broker.close().await;
-    q.consumer_count()
 }
 
 /// A message that kills the service process on every delivery: the queue's delivery limit

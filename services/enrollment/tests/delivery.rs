@@ -136,9 +136,18 @@ async fn pausing_the_medical_line_leaves_the_social_line_flowing() {
     let env = TestEnv::new();
     let app = common::spawn(&env).await;
     let client = env.client().await;
-    app.switches.pause(Line::Medical);
-    let broker = env.broker();
     let medical_queue = env.names().command_queue(SVC, Line::Medical);
+    wait_for("the medical consumer", WAIT, || async {
+        (env.consumer_count(&medical_queue).await == 1).then_some(())
+    })
+    .await;
+    app.switches.pause(Line::Medical);
+    // The pause takes effect when the consumer is cancelled, not when pause() returns.
+    wait_for("the medical consumer cancelled", WAIT, || async {
+        (env.consumer_count(&medical_queue).await == 0).then_some(())
+    })
+    .await;
+    let broker = env.broker();
 
     // The medical command is accepted by the broker and waits there.
     let medical = enroll(20, Line::Medical).with_message_id(Uuid::now_v7());
