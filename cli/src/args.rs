@@ -66,6 +66,164 @@ pub enum Cmd {
     /// Reads the service's own schema (the one place the CLI touches a database).
     #[command(subcommand)]
     Outbox(OutboxCmd),
+    /// Freeze orders on `insurance.control`: plan a timetable, send one order, lift, extend
+    /// or cancel it, and ask every service where its lines stand. Every running service
+    /// answers; a service that is down gets the order from its queue when it starts.
+    Freeze(FreezeArgs),
+    /// Receipts (收件回执) given for requests held during a freeze.
+    #[command(subcommand)]
+    Receipt(ReceiptCmd),
+}
+
+#[derive(Debug, Args)]
+pub struct FreezeArgs {
+    /// Send to one service only (default: every service).
+    #[arg(long, value_name = "SERVICE", value_parser = routing_word, global = true)]
+    pub to: Option<String>,
+    #[command(subcommand)]
+    pub command: FreezeCmd,
+}
+
+const TIME_HELP: &str = "Times are RFC 3339 with an offset (2021-12-14T17:30:00+08:00) or \
+`YYYY-MM-DD HH:MM` in China Standard Time, as the agencies' notices write them (`24:00` is \
+midnight at the end of that day).";
+
+#[derive(Debug, Subcommand)]
+pub enum FreezeCmd {
+    /// Check a timetable file (YAML, `cutovers/*.yaml`), print its orders, and send every one
+    /// of them (each applies at its own `starts_at`).
+    Plan {
+        file: PathBuf,
+        /// Check and print only; send nothing.
+        #[arg(long)]
+        dry_run: bool,
+    },
+    /// Send one order.
+    #[command(after_help = TIME_HELP)]
+    Order(Box<OrderArgs>),
+    /// Every order the services hold, with its state in each.
+    List,
+    /// One order, as each service holds it.
+    Show { id: String },
+    /// Thaw now: the order ends at once and the held requests are processed.
+    Lift { id: String },
+    /// Give an order a new planned end (also an end to an order "to be announced").
+    #[command(after_help = TIME_HELP)]
+    Extend {
+        id: String,
+        #[arg(long, value_parser = parse_time)]
+        until: chrono::DateTime<chrono::FixedOffset>,
+    },
+    /// Withdraw an order: it never applies (or stops applying) and moves no deadline.
+    Cancel { id: String },
+    /// Each service's lines: mode, events paused, backlog and its oldest request, orders in
+    /// force, and the service's clock.
+    Status,
+}
+
+#[derive(Debug, Args)]
+pub struct OrderArgs {
+    /// The order's id, chosen by the operator (sending it again changes nothing).
+    #[arg(long)]
+    pub id: String,
+    #[arg(long, value_enum)]
+    pub mode: ModeArg,
+    /// Lines in scope (comma-separated; default all).
+    #[arg(long, value_enum, value_delimiter = ',')]
+    pub lines: Vec<LineArg>,
+    /// Services in scope (default all).
+    #[arg(long, value_delimiter = ',', value_parser = routing_word)]
+    pub services: Vec<String>,
+    /// Channels in scope (default all).
+    #[arg(long, value_enum, value_delimiter = ',')]
+    pub channels: Vec<ChannelArg>,
+    /// Command names or groups (registration, assessment, payment, settlement, card, query);
+    /// default every command that changes something.
+    #[arg(long, value_delimiter = ',')]
+    pub operations: Vec<String>,
+    /// Payer kinds in scope (employer, flexible, retiree, resident); default all.
+    #[arg(long, value_delimiter = ',')]
+    pub payer_kinds: Vec<String>,
+    /// Default: now.
+    #[arg(long, value_parser = parse_time)]
+    pub starts_at: Option<chrono::DateTime<chrono::FixedOffset>>,
+    /// Absent: to be announced (另行通知); lift or extend it later.
+    #[arg(long, value_parser = parse_time)]
+    pub ends_at: Option<chrono::DateTime<chrono::FixedOffset>>,
+    #[arg(long)]
+    pub reason: String,
+    /// Shown to the public: Chinese, with the line's hotline.
+    #[arg(long, default_value = "")]
+    pub announcement: String,
+    /// What the order does to deadlines inside it.
+    #[arg(long, value_enum, default_value_t = DeadlinesArg::Extend)]
+    pub deadlines: DeadlinesArg,
+    /// With `--deadlines move-to`: the period moved (`YYYY-MM`).
+    #[arg(long, value_name = "YYYY-MM", required_if_eq("deadlines", "move-to"))]
+    pub period: Option<String>,
+    /// With `--deadlines move-to`: when the moved period opens.
+    #[arg(long, value_parser = parse_time, required_if_eq("deadlines", "move-to"))]
+    pub opens: Option<chrono::DateTime<chrono::FixedOffset>>,
+    /// With `--deadlines move-to`: when it closes.
+    #[arg(long, value_parser = parse_time, required_if_eq("deadlines", "move-to"))]
+    pub closes: Option<chrono::DateTime<chrono::FixedOffset>>,
+    /// The channel to use instead, for requests this order refuses.
+    #[arg(long, value_enum)]
+    pub redirect_to: Option<ChannelArg>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum ModeArg {
+    IntakeOnly,
+    Suspended,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum DeadlinesArg {
+    Extend,
+    MoveTo,
+    None,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ReceiptCmd {
+    /// A receipt: when the request came, which order held it, and, after the thaw, its
+    /// outcome (the final reply).
+    Show {
+        /// The receipt id the `deferred` reply gave.
+        id: String,
+        /// Ask one service only (default: every service).
+        #[arg(long, value_name = "SERVICE", value_parser = routing_word)]
+        to: Option<String>,
+    },
+}
+
+/// RFC 3339, or `YYYY-MM-DD HH:MM[:SS]` in China Standard Time (`24:00` is the end of the day).
+pub fn parse_time(s: &str) -> Result<chrono::DateTime<chrono::FixedOffset>, String> {
+    use chrono::{NaiveDate, NaiveDateTime, NaiveTime, TimeZone};
+    let s = s.trim();
+    if let Ok(t) = chrono::DateTime::parse_from_rfc3339(s) {
+        return Ok(t);
+    }
+    let bad = || {
+        format!(
+            "'{s}' is not a time: write 2021-12-14T17:30:00+08:00 or '2021-12-14 17:30' (China Standard Time)"
+        )
+    };
+    let (date, time) = s.split_once([' ', 'T']).ok_or_else(bad)?;
+    let date = NaiveDate::parse_from_str(date, "%Y-%m-%d").map_err(|_| bad())?;
+    let local = if time == "24:00" || time == "24:00:00" {
+        date.succ_opt().ok_or_else(bad)?.and_time(NaiveTime::MIN)
+    } else {
+        let t = NaiveTime::parse_from_str(time, "%H:%M:%S")
+            .or_else(|_| NaiveTime::parse_from_str(time, "%H:%M"))
+            .map_err(|_| bad())?;
+        NaiveDateTime::new(date, t)
+    };
+    contracts::freeze::cst()
+        .from_local_datetime(&local)
+        .single()
+        .ok_or_else(bad)
 }
 
 #[derive(Debug, Args)]
@@ -339,6 +497,76 @@ mod tests {
 
     fn parse(args: &[&str]) -> Result<Cli, clap::Error> {
         Cli::try_parse_from(std::iter::once("insurancectl").chain(args.iter().copied()))
+    }
+
+    #[test]
+    fn freeze_times_are_read_as_the_notices_write_them() {
+        let t = |s| parse_time(s).unwrap().to_rfc3339();
+        assert_eq!(t("2021-12-14 17:30"), "2021-12-14T17:30:00+08:00");
+        assert_eq!(t("2021-12-14 24:00"), "2021-12-15T00:00:00+08:00");
+        assert_eq!(t("2020-08-12T24:00"), "2020-08-13T00:00:00+08:00");
+        assert_eq!(t("2021-12-14T09:30:00Z"), "2021-12-14T09:30:00+00:00");
+        for bad in ["tomorrow", "2021-12-14", "2021-13-01 10:00", "2021-12-14 25:00"] {
+            assert!(parse_time(bad).is_err(), "accepted {bad}");
+        }
+    }
+
+    #[test]
+    fn freeze_order_takes_a_scope_and_refuses_a_move_without_dates() {
+        let cli = parse(&[
+            "freeze",
+            "order",
+            "--id",
+            "m1",
+            "--mode",
+            "intake-only",
+            "--lines",
+            "medical",
+            "--channels",
+            "counter,online",
+            "--operations",
+            "registration",
+            "--reason",
+            "cutover",
+            "--ends-at",
+            "2021-12-31 23:00",
+        ])
+        .unwrap();
+        let Cmd::Freeze(FreezeArgs {
+            command: FreezeCmd::Order(o),
+            to: None,
+        }) = cli.command
+        else {
+            panic!("not freeze order")
+        };
+        assert_eq!(o.lines, [LineArg::Medical]);
+        assert_eq!(o.channels, [ChannelArg::Counter, ChannelArg::Online]);
+        assert_eq!(o.ends_at.unwrap().to_rfc3339(), "2021-12-31T23:00:00+08:00");
+        assert!(o.starts_at.is_none());
+        let moved = parse(&[
+            "freeze",
+            "order",
+            "--id",
+            "m2",
+            "--mode",
+            "suspended",
+            "--reason",
+            "r",
+            "--deadlines",
+            "move-to",
+            "--period",
+            "2020-07",
+        ]);
+        assert!(moved.is_err(), "move-to without --opens/--closes was accepted");
+        assert!(
+            parse(&["freeze", "extend", "m1"]).is_err(),
+            "extend without --until"
+        );
+        let cli = parse(&["freeze", "--to", "collection", "status"]).unwrap();
+        assert!(matches!(
+            cli.command,
+            Cmd::Freeze(FreezeArgs { to: Some(ref s), command: FreezeCmd::Status }) if s == "collection"
+        ));
     }
 
     #[test]

@@ -35,6 +35,8 @@ pub async fn run(cli: Cli, stdin: &mut dyn Read) -> anyhow::Result<Report> {
         }
         Cmd::Subscriber(args) => crate::provisioning::run(&cli, args, config).await,
         Cmd::Outbox(cmd) => crate::outbox::run(&cli, cmd).await,
+        Cmd::Freeze(args) => crate::freeze::run(&cli, args, config).await,
+        Cmd::Receipt(cmd) => crate::freeze::receipt(&cli, cmd, config).await,
     }
 }
 
@@ -173,7 +175,7 @@ async fn send(
     })
 }
 
-fn to_json<T: serde::Serialize + ?Sized>(v: &T) -> anyhow::Result<String> {
+pub(crate) fn to_json<T: serde::Serialize + ?Sized>(v: &T) -> anyhow::Result<String> {
     let mut s = serde_json::to_string_pretty(v)?;
     s.push('\n');
     Ok(s)

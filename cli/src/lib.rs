@@ -3,6 +3,8 @@
 //! - `send`: any command to `insurance.commands`, and its reply (DESIGN.md §3).
 //! - `parked list | show | replay`: the parking lots of DESIGN.md §4.
 //! - `queues depth`: how many messages wait in queues.
+//! - `freeze plan | order | list | show | lift | extend | cancel | status` and `receipt show`:
+//!   freeze orders on `insurance.control` and every service's answer (DESIGN.md §5).
 //! - `subscriber provision | show | remove`: external subscribers' queues, broker users and
 //!   permissions (DESIGN.md §2, §6), through the RabbitMQ management API.
 //!
@@ -11,6 +13,7 @@
 
 pub mod args;
 mod commands;
+pub mod freeze;
 pub mod management;
 mod outbox;
 mod provisioning;

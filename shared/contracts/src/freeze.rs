@@ -118,6 +118,60 @@ pub struct Timetable {
     pub orders: Vec<FreezeOrder>,
 }
 
+/// Why a timetable file is not acceptable.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum TimetableError {
+    #[error("timetable '{0}' has no orders")]
+    Empty(String),
+    #[error("timetable '{0}': order id '{1}' appears twice")]
+    DuplicateId(String, String),
+    #[error("timetable '{name}': {source}")]
+    Order {
+        name: String,
+        #[source]
+        source: OrderError,
+    },
+}
+
+impl Timetable {
+    /// Every order valid, ids unique.
+    pub fn validate(&self) -> Result<(), TimetableError> {
+        if self.orders.is_empty() {
+            return Err(TimetableError::Empty(self.name.clone()));
+        }
+        let mut seen = std::collections::BTreeSet::new();
+        for o in &self.orders {
+            o.validate().map_err(|source| TimetableError::Order {
+                name: self.name.clone(),
+                source,
+            })?;
+            if !seen.insert(o.id.as_str()) {
+                return Err(TimetableError::DuplicateId(self.name.clone(), o.id.clone()));
+            }
+        }
+        Ok(())
+    }
+
+    /// Reads a timetable file's text (YAML; times with their offset, `+08:00` in the
+    /// agencies' notices) and checks it.
+    pub fn from_yaml(text: &str) -> Result<Timetable, String> {
+        let t: Timetable = config::Config::builder()
+            .add_source(config::File::from_str(text, config::FileFormat::Yaml))
+            .build()
+            .and_then(|c| c.try_deserialize())
+            .map_err(|e| format!("not a timetable: {e}"))?;
+        t.validate().map_err(|e| e.to_string())?;
+        Ok(t)
+    }
+
+    /// The orders in the order they start (ties by id), as a drill replays them.
+    pub fn by_start(&self) -> Vec<&FreezeOrder> {
+        let mut v: Vec<&FreezeOrder> = self.orders.iter().collect();
+        v.sort_by(|a, b| a.starts_at.cmp(&b.starts_at).then_with(|| a.id.cmp(&b.id)));
+        v
+    }
+}
+
 /// Why an order is not acceptable.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum OrderError {
@@ -384,6 +438,29 @@ pub fn deadline_windows(
     merged
 }
 
+/// Where an order moves `period` (`YYYY-MM`) of `line`: the window `[opens, closes)` of the
+/// order that starts last (Hangzhou: July 2020's declaration becomes 08-01 → 08-25). Known
+/// as soon as the order is, before it starts: the move is announced in advance.
+pub fn moved_period(
+    orders: &[FreezeOrder],
+    line: Line,
+    period: &str,
+) -> Option<(DateTime<Utc>, DateTime<Utc>)> {
+    orders
+        .iter()
+        .filter(|o| o.scope.lines.is_empty() || o.scope.lines.contains(&line))
+        .filter_map(|o| match &o.deadlines {
+            DeadlineEffect::MoveTo {
+                period: p,
+                opens,
+                closes,
+            } if p == period => Some((o.starts_at, opens.with_timezone(&Utc), closes.with_timezone(&Utc))),
+            _ => None,
+        })
+        .max_by_key(|(start, _, _)| *start)
+        .map(|(_, o, c)| (o, c))
+}
+
 /// A deadline moved by the freezes of its line: every window that starts at or before the
 /// (already moved) deadline pushes it by the window's length (顺延).
 pub fn extend_deadline(deadline: DateTime<Utc>, windows: &[(DateTime<Utc>, DateTime<Utc>)]) -> DateTime<Utc> {
@@ -414,6 +491,9 @@ pub enum ControlMessage {
     Cancel { id: String },
     /// Every service answers with its [`FreezeStatus`] on `reply_to`.
     Status {},
+    /// The service that holds this receipt answers with its [`ReceiptRecord`]; the others
+    /// answer `NOT_FOUND`.
+    Receipt { id: String },
 }
 
 impl ControlMessage {
@@ -424,6 +504,7 @@ impl ControlMessage {
             ControlMessage::Extend { .. } => "extend",
             ControlMessage::Cancel { .. } => "cancel",
             ControlMessage::Status {} => "status",
+            ControlMessage::Receipt { .. } => "receipt",
         }
     }
 }
@@ -472,6 +553,28 @@ pub struct FreezeStatus {
     pub orders: Vec<HeldOrder>,
 }
 
+/// A receipt and what became of it (`insurancectl receipt show`), the answer to
+/// [`ControlMessage::Receipt`] (schema `control.receipt.result`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+pub struct ReceiptRecord {
+    pub receipt: crate::Receipt,
+    pub service: String,
+    pub line: Line,
+    /// The order that held the request (`thaw` when it arrived while the line drained).
+    pub order: String,
+    pub message_id: uuid::Uuid,
+    /// The routing key the request came with (`medical.enrollment.enroll-person`).
+    pub routing_key: String,
+    /// `held` (waiting for the thaw), `processed` or `failed` (processed, and the final reply
+    /// is a rejection or an internal error).
+    pub state: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub processed_at: Option<DateTime<FixedOffset>>,
+    /// The final reply, once processed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reply: Option<crate::Reply>,
+}
+
 /// Event `freeze-started` (type `freeze.freeze-started.v1`), once per service and line.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 pub struct FreezeStarted {
@@ -517,6 +620,221 @@ pub struct DeferredRequestProcessed {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    const WUHAN: &str = include_str!("../../../cutovers/wuhan-2021.yaml");
+    const HANGZHOU: &str = include_str!("../../../cutovers/hangzhou-2020.yaml");
+
+    fn utc(s: &str) -> DateTime<Utc> {
+        t(s).with_timezone(&Utc)
+    }
+
+    fn request<'a>(
+        line: Line,
+        service: &'a str,
+        channel: Channel,
+        op: &'a str,
+        payer: Option<&'a str>,
+    ) -> Request<'a> {
+        Request {
+            line,
+            service,
+            channel: Some(channel),
+            operation: op,
+            payer_kind: payer,
+        }
+    }
+
+    fn refused_until(d: &Decision) -> Option<Option<DateTime<Utc>>> {
+        match d {
+            Decision::Refuse { resumes_at, .. } => Some(*resumes_at),
+            _ => None,
+        }
+    }
+
+    #[test]
+    fn the_wuhan_timetable_says_what_the_notices_say() {
+        let t = Timetable::from_yaml(WUHAN).expect("wuhan-2021.yaml loads");
+        assert_eq!(t.name, "wuhan-2021");
+        assert_eq!(t.orders.len(), 7);
+        let by_id = |id: &str| t.orders.iter().find(|o| o.id == id).expect(id);
+        // 12-14 24:00 CST is 12-14 16:00 UTC; tax and bank stop with no end (另行通知).
+        let tax = by_id("wuhan-2021-tax-bank-collection");
+        assert_eq!(tax.starts_at.with_timezone(&Utc), utc("2021-12-14T16:00:00Z"));
+        assert_eq!(tax.ends_at, None);
+        let settle = by_id("wuhan-2021-medical-settlement");
+        assert_eq!(settle.starts_at, t_cst("2021-12-22T18:00:00"));
+        assert_eq!(settle.ends_at, Some(t_cst("2021-12-31T23:00:00")));
+        assert!(t.orders.iter().all(|o| o.deadlines == DeadlineEffect::Extend));
+        assert!(t.orders.iter().all(|o| o.announcement.contains("027-")));
+
+        let orders = &t.orders;
+        let m = Line::Medical;
+        let s = Line::Social;
+        // Resident medical registration: open at 17:29, suspended at 17:30 on every channel.
+        let resident = |ch| request(m, "enrollment", ch, "enroll-person", Some("resident"));
+        assert_eq!(
+            decide(orders, utc("2021-12-14T09:29:59Z"), &resident(Channel::Counter)),
+            Decision::Open
+        );
+        for ch in [Channel::Counter, Channel::Online, Channel::Mobile] {
+            let d = decide(orders, utc("2021-12-14T09:30:00Z"), &resident(ch));
+            assert_eq!(refused_until(&d), Some(None), "{ch:?}: {d:?}");
+        }
+        // Employee medical goes a day later, at 12-15 17:30.
+        let employee = request(
+            m,
+            "enrollment",
+            Channel::Counter,
+            "enroll-person",
+            Some("employer"),
+        );
+        assert_eq!(
+            decide(orders, utc("2021-12-15T09:29:00Z"), &employee),
+            Decision::Open
+        );
+        assert!(refused_until(&decide(orders, utc("2021-12-15T09:30:00Z"), &employee)).is_some());
+        // Social: arrears back-payment stops 12-14 17:30, the rest of the business 12-15 17:30.
+        let pay = request(s, "collection", Channel::Counter, "record-payment", None);
+        assert!(refused_until(&decide(orders, utc("2021-12-14T09:30:00Z"), &pay)).is_some());
+        let pension = request(
+            s,
+            "enrollment",
+            Channel::Counter,
+            "enroll-person",
+            Some("flexible"),
+        );
+        assert_eq!(
+            decide(orders, utc("2021-12-15T09:00:00Z"), &pension),
+            Decision::Open
+        );
+        assert!(refused_until(&decide(orders, utc("2021-12-15T09:30:00Z"), &pension)).is_some());
+        // Pensions keep being paid and card loss reports are taken at banks.
+        let pensions = request(s, "benefits", Channel::Bank, "pay-pension", None);
+        assert_eq!(
+            decide(orders, utc("2021-12-25T02:00:00Z"), &pensions),
+            Decision::Open
+        );
+        let loss = Request {
+            line: Line::Common,
+            service: "card-issuance",
+            channel: Some(Channel::Bank),
+            operation: "report-loss",
+            payer_kind: None,
+        };
+        assert_eq!(decide(orders, utc("2021-12-25T02:00:00Z"), &loss), Decision::Open);
+        // Settlement: stopped 12-22 18:00, resumes 12-31 23:00 CST (15:00 UTC).
+        let settle_req = request(m, "benefits", Channel::Institution, "settle-claim", None);
+        assert_eq!(
+            decide(orders, utc("2021-12-22T09:59:00Z"), &settle_req),
+            Decision::Open
+        );
+        assert_eq!(
+            refused_until(&decide(orders, utc("2021-12-22T10:00:00Z"), &settle_req)),
+            Some(Some(utc("2021-12-31T15:00:00Z")))
+        );
+        assert_eq!(
+            decide(orders, utc("2021-12-31T15:00:00Z"), &settle_req),
+            Decision::Open
+        );
+        // The medical line's events stop at collection only with a whole-line order: none is.
+        assert!(!orders.iter().any(|o| o.pauses_events(m, "collection")));
+        assert!(orders.iter().any(|o| o.pauses_events(s, "collection")));
+    }
+
+    fn t_cst(local: &str) -> DateTime<FixedOffset> {
+        t(&format!("{local}+08:00"))
+    }
+
+    #[test]
+    fn the_hangzhou_timetable_says_what_the_notices_say() {
+        let t = Timetable::from_yaml(HANGZHOU).expect("hangzhou-2020.yaml loads");
+        assert_eq!(t.name, "hangzhou-2020");
+        let orders = &t.orders;
+        let s = Line::Social;
+        let m = Line::Medical;
+        let enroll = |ch| request(s, "enrollment", ch, "enroll-person", Some("flexible"));
+        // Phase 1 (7-17 12:00 → 7-24 18:00): online, mobile, kiosk sent to the counter.
+        let p1 = utc("2020-07-17T04:00:00Z");
+        assert_eq!(
+            decide(orders, utc("2020-07-17T03:59:59Z"), &enroll(Channel::Online)),
+            Decision::Open
+        );
+        for ch in [Channel::Online, Channel::Mobile, Channel::Kiosk] {
+            match decide(orders, p1, &enroll(ch)) {
+                Decision::Refuse {
+                    redirect_to,
+                    resumes_at,
+                    ..
+                } => {
+                    assert_eq!(redirect_to, Some(Channel::Counter));
+                    assert_eq!(resumes_at, Some(utc("2020-07-24T10:00:00Z")));
+                }
+                d => panic!("{ch:?} in phase 1: {d:?}"),
+            }
+        }
+        assert_eq!(decide(orders, p1, &enroll(Channel::Counter)), Decision::Open);
+        // Phase 2 (7-24 18:00 → 8-12 24:00): the counter takes paperwork in, resuming 8-13 00:00.
+        let p2 = utc("2020-07-24T10:00:00Z");
+        assert_eq!(
+            decide(orders, p2, &enroll(Channel::Counter)),
+            Decision::Defer {
+                order: "hangzhou-2020-phase-2-counter".into(),
+                resumes_at: Some(utc("2020-08-12T16:00:00Z")),
+            }
+        );
+        assert_eq!(
+            refused_until(&decide(orders, p2, &enroll(Channel::Online))),
+            Some(Some(utc("2020-08-12T16:00:00Z")))
+        );
+        // Queries at the counter stay answered; settlement at institutions never stops.
+        let query = request(s, "enrollment", Channel::Counter, "get-person", None);
+        assert_eq!(decide(orders, p2, &query), Decision::Open);
+        let settle = request(m, "benefits", Channel::Institution, "settle-claim", None);
+        for at in [p1, p2, utc("2020-08-05T02:00:00Z")] {
+            assert_eq!(decide(orders, at, &settle), Decision::Open);
+        }
+        // Data sharing is held in phase 2 only.
+        let sharing: Vec<&str> = orders
+            .iter()
+            .filter(|o| o.holds_data_sharing(s))
+            .map(|o| o.id.as_str())
+            .collect();
+        assert_eq!(sharing, ["hangzhou-2020-phase-2"]);
+        // Tax collection: stopped 7-24 18:00 → 7-26 24:00, open again on 7-27.
+        let tax = request(s, "collection", Channel::Tax, "record-payment", None);
+        assert_eq!(
+            refused_until(&decide(orders, p2, &tax)),
+            Some(Some(utc("2020-07-26T16:00:00Z")))
+        );
+        assert_eq!(decide(orders, utc("2020-07-26T16:00:00Z"), &tax), Decision::Open);
+        // A deadline inside the tax stop moves by its 54 hours; July's declaration moves to
+        // 8-1 → 8-25 (closing at 8-26 00:00 CST).
+        let windows = deadline_windows(orders, s, utc("2020-08-20T00:00:00Z"));
+        assert_eq!(windows, vec![(p2, utc("2020-07-26T16:00:00Z"))]);
+        assert_eq!(
+            extend_deadline(utc("2020-07-25T15:59:59Z"), &windows),
+            utc("2020-07-25T15:59:59Z") + chrono::Duration::hours(54)
+        );
+        assert_eq!(
+            moved_period(orders, s, "2020-07"),
+            Some((utc("2020-07-31T16:00:00Z"), utc("2020-08-25T16:00:00Z")))
+        );
+        assert_eq!(moved_period(orders, s, "2020-08"), None);
+    }
+
+    #[test]
+    fn a_bad_timetable_is_refused_with_the_reason() {
+        let err = Timetable::from_yaml("name: x\norders: []\n").unwrap_err();
+        assert!(err.contains("no orders"), "{err}");
+        let dup = HANGZHOU.replace("hangzhou-2020-tax-stop", "hangzhou-2020-phase-1");
+        let err = Timetable::from_yaml(&dup).unwrap_err();
+        assert!(err.contains("appears twice"), "{err}");
+        let typo = WUHAN.replace("operations: [record-payment]", "operations: [record-paymnet]");
+        let err = Timetable::from_yaml(&typo).unwrap_err();
+        assert!(err.contains("record-paymnet"), "{err}");
+        let err = Timetable::from_yaml("name: x\norders:\n  - id: a\n    mode: frozen\n").unwrap_err();
+        assert!(err.contains("not a timetable"), "{err}");
+    }
 
     fn t(s: &str) -> DateTime<FixedOffset> {
         DateTime::parse_from_rfc3339(s).expect("a time")

@@ -21,6 +21,7 @@ pub fn all() -> BTreeMap<String, serde_json::Value> {
     entry::<crate::freeze::ControlMessage>(&mut out, "control.freeze.command");
     entry::<crate::freeze::FreezeStatus>(&mut out, "control.freeze-status.result");
     entry::<crate::freeze::Timetable>(&mut out, "control.timetable");
+    entry::<crate::freeze::ReceiptRecord>(&mut out, "control.receipt.result");
     entry::<crate::freeze::FreezeStarted>(&mut out, "freeze.freeze-started.v1");
     entry::<crate::freeze::FreezeEnded>(&mut out, "freeze.freeze-ended.v1");
     entry::<crate::freeze::DeferredRequestProcessed>(&mut out, "freeze.deferred-request-processed.v1");

@@ -224,6 +224,30 @@ async fn apply<H: Handler>(
             }
             done("cancelled", id)
         }
+        ControlMessage::Receipt { id } => {
+            let found = match Uuid::parse_str(id) {
+                Ok(uuid) => store::receipt(&client, &ctx.service, uuid).await?,
+                Err(_) => {
+                    return Ok(Reply::rejected(
+                        ErrorBody::new(
+                            ErrorCode::InvalidField,
+                            format!("'{id}' is not a receipt id (a UUID)"),
+                        )
+                        .with_field("id"),
+                    ));
+                }
+            };
+            return Ok(match found {
+                Some(r) => Reply::ok(serde_json::to_value(r)?),
+                None => Reply::rejected(
+                    ErrorBody::new(
+                        ErrorCode::NotFound,
+                        format!("no receipt '{id}' in {}", ctx.service),
+                    )
+                    .with_field("id"),
+                ),
+            });
+        }
         ControlMessage::Status {} => {
             let now = freeze.now();
             let status = FreezeStatus {

@@ -348,25 +348,13 @@ pub async fn stats(
         .collect())
 }
 
-/// A receipt and what became of it (`insurancectl receipt show`).
-#[derive(Debug, Clone, serde::Serialize)]
-pub struct ReceiptView {
-    pub receipt_id: Uuid,
-    pub line: String,
-    pub order_id: String,
-    pub message_id: Uuid,
-    pub routing_key: String,
-    pub received_at: DateTime<Utc>,
-    pub resumes_at: Option<DateTime<Utc>>,
-    pub processed_at: Option<DateTime<Utc>>,
-    pub failed: bool,
-    pub reply: Option<serde_json::Value>,
-}
-
+/// A receipt and what became of it (`insurancectl receipt show`), or `None` when this
+/// service holds no such receipt.
 pub async fn receipt(
     client: &impl GenericClient,
+    service: &str,
     id: Uuid,
-) -> Result<Option<ReceiptView>, tokio_postgres::Error> {
+) -> Result<Option<contracts::freeze::ReceiptRecord>, tokio_postgres::Error> {
     let row = client
         .query_opt(
             "select receipt_id, line, order_id, message_id, routing_key, received_at, resumes_at, processed_at, failed, reply
@@ -374,17 +362,36 @@ pub async fn receipt(
             &[&id],
         )
         .await?;
-    Ok(row.map(|r| ReceiptView {
-        receipt_id: r.get(0),
-        line: r.get(1),
-        order_id: r.get(2),
+    let Some(r) = row else { return Ok(None) };
+    let cst = contracts::freeze::cst();
+    let line: String = r.get(1);
+    let Ok(line) = line.parse::<Line>() else {
+        return Ok(None);
+    };
+    let received_at: DateTime<Utc> = r.get(5);
+    let resumes_at: Option<DateTime<Utc>> = r.get(6);
+    let processed_at: Option<DateTime<Utc>> = r.get(7);
+    let failed: bool = r.get(8);
+    let reply: Option<serde_json::Value> = r.get(9);
+    let state = match (processed_at, failed) {
+        (None, _) => "held",
+        (Some(_), false) => "processed",
+        (Some(_), true) => "failed",
+    };
+    Ok(Some(contracts::freeze::ReceiptRecord {
+        receipt: contracts::Receipt {
+            id: r.get::<_, Uuid>(0).to_string(),
+            received_at: Some(received_at.with_timezone(&cst)),
+            resumes_at: resumes_at.map(|t| t.with_timezone(&cst)),
+        },
+        service: service.to_owned(),
+        line,
+        order: r.get(2),
         message_id: r.get(3),
         routing_key: r.get(4),
-        received_at: r.get(5),
-        resumes_at: r.get(6),
-        processed_at: r.get(7),
-        failed: r.get(8),
-        reply: r.get(9),
+        state: state.into(),
+        processed_at: processed_at.map(|t| t.with_timezone(&cst)),
+        reply: reply.and_then(|v| serde_json::from_value(v).ok()),
     }))
 }
 
