@@ -3,98 +3,10 @@
 //! `status` and `list` show it; a counter request gets a receipt that `receipt show` follows
 //! from held to processed across the lift; wrong ids are refused by the services.
 
-use std::process::Output;
+mod common;
+
+use common::{WUHAN, both_listening, ctl, exit, json, spawn, text};
 use testkit::{TestEnv, WAIT, wait_for};
-use tokio_util::sync::CancellationToken;
-
-const WUHAN: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../cutovers/wuhan-2021.yaml");
-
-async fn ctl(env: &TestEnv, args: &[&str]) -> Output {
-    let mut cmd = tokio::process::Command::new(env!("CARGO_BIN_EXE_insurancectl"));
-    cmd.args(args)
-        .env("AMQP_URL", testkit::amqp_url())
-        .env("INSURANCE_PREFIX", env.prefix())
-        .stdin(std::process::Stdio::null())
-        .kill_on_drop(true);
-    tokio::time::timeout(WAIT, cmd.output())
-        .await
-        .expect("insurancectl finishes")
-        .expect("insurancectl runs")
-}
-
-fn text(b: &[u8]) -> String {
-    String::from_utf8_lossy(b).into_owned()
-}
-
-#[track_caller]
-fn exit(out: &Output, code: i32) -> String {
-    assert_eq!(
-        out.status.code(),
-        Some(code),
-        "stdout:\n{}\nstderr:\n{}",
-        text(&out.stdout),
-        text(&out.stderr)
-    );
-    text(&out.stdout)
-}
-
-fn json(out: &Output) -> serde_json::Value {
-    serde_json::from_slice(&out.stdout).unwrap_or_else(|e| panic!("not JSON ({e}): {}", text(&out.stdout)))
-}
-
-struct Services {
-    shutdown: CancellationToken,
-    tasks: Vec<tokio::task::JoinHandle<anyhow::Result<()>>>,
-}
-
-async fn spawn(env: &TestEnv) -> Services {
-    let shutdown = CancellationToken::new();
-    let enrollment = enrollment::build(enrollment::Settings {
-        service: env.service_settings("enrollment"),
-        region: "420100".into(),
-    })
-    .await
-    .expect("enrollment builds");
-    env.track_queues(enrollment.topology().owned_queues(enrollment.names()));
-    let collection = collection::build(collection::Settings {
-        service: env.service_settings("collection"),
-        region: "420100".into(),
-        schedule: collection::schedule::ScheduleSettings {
-            enabled: false,
-            ..Default::default()
-        },
-    })
-    .await
-    .expect("collection builds");
-    env.track_queues(collection.topology().owned_queues(collection.names()));
-    let tasks = vec![
-        tokio::spawn(enrollment.run_until_stopped(shutdown.clone())),
-        tokio::spawn(collection.run_until_stopped(shutdown.clone())),
-    ];
-    Services { shutdown, tasks }
-}
-
-/// Both control queues consumed, so that a round expects both answers.
-async fn both_listening(env: &TestEnv) {
-    let names = env.names();
-    wait_for("both control queues consumed", WAIT, || async {
-        for s in ["enrollment", "collection"] {
-            let q = names.control_queue(s);
-            if !queue_exists(env, &q).await || env.consumer_count(&q).await == 0 {
-                return None;
-            }
-        }
-        Some(())
-    })
-    .await;
-}
-
-async fn queue_exists(env: &TestEnv, queue: &str) -> bool {
-    let broker = env.broker();
-    let ok = messaging::parking::depth(&broker, queue).await.is_ok();
-    broker.close().await;
-    ok
-}
 
 #[tokio::test]
 async fn an_order_reaches_every_service_and_a_receipt_is_followed_to_its_outcome() {
@@ -277,10 +189,7 @@ async fn an_order_reaches_every_service_and_a_receipt_is_followed_to_its_outcome
         text(&unknown.stderr)
     );
 
-    services.shutdown.cancel();
-    for t in services.tasks {
-        t.await.expect("service task").expect("service ran cleanly");
-    }
+    services.stop().await;
 }
 
 #[tokio::test]
@@ -376,8 +285,5 @@ async fn the_wuhan_timetable_is_planned_on_every_service_and_its_open_ended_orde
     .await;
     assert!(ok["result"]["person_id"].is_string());
 
-    services.shutdown.cancel();
-    for t in services.tasks {
-        t.await.expect("service task").expect("service ran cleanly");
-    }
+    services.stop().await;
 }

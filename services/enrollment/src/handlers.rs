@@ -46,8 +46,29 @@ impl EnrollmentHandler {
     }
 }
 
+/// The payer kind of an enrollment command, for freeze orders scoped by payer kind (Wuhan
+/// 2021 stopped resident medical a day before employee medical): the category of the person
+/// enrolled (an employee's contributions are paid by the employer), and `employer` for the
+/// employer's own commands. Commands that name only a person (change-contact, suspend, ...)
+/// carry no category and are not matched by an order limited to payer kinds.
+pub fn payer_kind_of(command: &str, body: &serde_json::Value) -> Option<String> {
+    match command {
+        "enroll-person" => match body.get("category")?.as_str()? {
+            "employee" => Some("employer".into()),
+            k @ ("flexible" | "resident" | "retiree") => Some(k.into()),
+            _ => None,
+        },
+        "register-employer" | "add-staff" | "remove-staff" => Some("employer".into()),
+        _ => None,
+    }
+}
+
 #[async_trait]
 impl Handler for EnrollmentHandler {
+    fn payer_kind(&self, msg: &Incoming) -> Option<String> {
+        payer_kind_of(&msg.name, &msg.body)
+    }
+
     async fn handle(&self, tx: &Transaction<'_>, msg: &Incoming) -> HResult {
         if msg.kind != MessageKind::Command {
             return Err(HandlerError::Permanent(anyhow::anyhow!(
@@ -577,7 +598,13 @@ impl EnrollmentHandler {
             .reason
             .clone()
             .unwrap_or_else(|| format!("transferred out to {to_region}"));
-        let month = chrono::Utc::now().format("%Y-%m").to_string();
+        // The month the request arrived in (China Standard Time): a transfer taken in at the
+        // counter during a freeze ends the enrollment in that month, not in the thaw's.
+        let month = msg
+            .received_at
+            .with_timezone(&contracts::freeze::cst())
+            .format("%Y-%m")
+            .to_string();
         for t in &types {
             store::change_status(tx, person.person_id, *t, "terminated", &month, &reason).await?;
         }

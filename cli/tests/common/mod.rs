@@ -1,0 +1,117 @@
+//! What the freeze tests and the drills share: the binary, and enrollment with collection
+//! running in process (optionally on a drill clock).
+#![allow(dead_code)]
+
+use std::process::Output;
+use testkit::{TestEnv, WAIT, wait_for};
+use tokio_util::sync::CancellationToken;
+
+pub const WUHAN: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../cutovers/wuhan-2021.yaml");
+pub const HANGZHOU: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../cutovers/hangzhou-2020.yaml");
+
+pub async fn ctl(env: &TestEnv, args: &[&str]) -> Output {
+    let mut cmd = tokio::process::Command::new(env!("CARGO_BIN_EXE_insurancectl"));
+    cmd.args(args)
+        .env("AMQP_URL", testkit::amqp_url())
+        .env("INSURANCE_PREFIX", env.prefix())
+        .stdin(std::process::Stdio::null())
+        .kill_on_drop(true);
+    tokio::time::timeout(WAIT, cmd.output())
+        .await
+        .expect("insurancectl finishes")
+        .expect("insurancectl runs")
+}
+
+pub fn text(b: &[u8]) -> String {
+    String::from_utf8_lossy(b).into_owned()
+}
+
+#[track_caller]
+pub fn exit(out: &Output, code: i32) -> String {
+    assert_eq!(
+        out.status.code(),
+        Some(code),
+        "stdout:\n{}\nstderr:\n{}",
+        text(&out.stdout),
+        text(&out.stderr)
+    );
+    text(&out.stdout)
+}
+
+pub fn json(out: &Output) -> serde_json::Value {
+    serde_json::from_slice(&out.stdout).unwrap_or_else(|e| panic!("not JSON ({e}): {}", text(&out.stdout)))
+}
+
+pub struct Services {
+    pub shutdown: CancellationToken,
+    pub tasks: Vec<tokio::task::JoinHandle<anyhow::Result<()>>>,
+}
+
+pub async fn spawn(env: &TestEnv) -> Services {
+    spawn_on(env, messaging::freeze::ClockSettings::default()).await
+}
+
+/// Both services on `clock` (a drill clock: both get the same origin, wall start and speed).
+pub async fn spawn_on(env: &TestEnv, clock: messaging::freeze::ClockSettings) -> Services {
+    let settings = |name: &str| {
+        let mut s = env.service_settings(name);
+        s.messaging.freeze.clock = clock.clone();
+        s.messaging.freeze.tick_ms = 50;
+        s
+    };
+    let shutdown = CancellationToken::new();
+    let enrollment = enrollment::build(enrollment::Settings {
+        service: settings("enrollment"),
+        region: "420100".into(),
+    })
+    .await
+    .expect("enrollment builds");
+    env.track_queues(enrollment.topology().owned_queues(enrollment.names()));
+    let collection = collection::build(collection::Settings {
+        service: settings("collection"),
+        region: "420100".into(),
+        schedule: collection::schedule::ScheduleSettings {
+            enabled: false,
+            ..Default::default()
+        },
+    })
+    .await
+    .expect("collection builds");
+    env.track_queues(collection.topology().owned_queues(collection.names()));
+    let tasks = vec![
+        tokio::spawn(enrollment.run_until_stopped(shutdown.clone())),
+        tokio::spawn(collection.run_until_stopped(shutdown.clone())),
+    ];
+    Services { shutdown, tasks }
+}
+
+/// Both control queues consumed, so that a round expects both answers.
+pub async fn both_listening(env: &TestEnv) {
+    let names = env.names();
+    wait_for("both control queues consumed", WAIT, || async {
+        for s in ["enrollment", "collection"] {
+            let q = names.control_queue(s);
+            if !queue_exists(env, &q).await || env.consumer_count(&q).await == 0 {
+                return None;
+            }
+        }
+        Some(())
+    })
+    .await;
+}
+
+pub async fn queue_exists(env: &TestEnv, queue: &str) -> bool {
+    let broker = env.broker();
+    let ok = messaging::parking::depth(&broker, queue).await.is_ok();
+    broker.close().await;
+    ok
+}
+
+impl Services {
+    pub async fn stop(self) {
+        self.shutdown.cancel();
+        for t in self.tasks {
+            t.await.expect("service task").expect("service ran cleanly");
+        }
+    }
+}
