@@ -215,7 +215,11 @@ impl CollectionHandler {
         // The rows being replaced or closed leave the unique index of current rules before
         // their successors are inserted (pointing at themselves for the moment, as the
         // successor's id is not known yet); the same transaction then points them at it.
-        let leaving: Vec<i64> = replaced.iter().copied().chain(closing.iter().map(|(id, _)| *id)).collect();
+        let leaving: Vec<i64> = replaced
+            .iter()
+            .copied()
+            .chain(closing.iter().map(|(id, _)| *id))
+            .collect();
         tx.execute(
             "update policy_rules set superseded_by = rule_id where rule_id = any($1)",
             &[&leaving],
@@ -325,7 +329,14 @@ impl CollectionHandler {
             tx.execute(
                 "update bases set base = $4, source = $5, clamp = $6, determined_at = now()
                  where person_id = $1 and insurance_type = $2 and year = $3",
-                &[&person, &t.as_str(), &year, &d.base.amount(), &snake(&d.source), &snake(&d.clamped)],
+                &[
+                    &person,
+                    &t.as_str(),
+                    &year,
+                    &d.base.amount(),
+                    &snake(&d.source),
+                    &snake(&d.clamped),
+                ],
             )
             .await?;
             changed += 1;
@@ -382,14 +393,20 @@ impl CollectionHandler {
             .map_err(|e| reject(ErrorCode::InvalidIdNumber, "id_number", e.to_string()))?;
         let from = ym("from_month", &cmd.from_month)?;
         let bank = cmd.bank.as_deref().map(str::trim).filter(|b| !b.is_empty());
-        let account = cmd.account.as_deref().map(|a| a.split_whitespace().collect::<String>());
+        let account = cmd
+            .account
+            .as_deref()
+            .map(|a| a.split_whitespace().collect::<String>());
         if let Some(a) = &account
             && !((12..=30).contains(&a.len()) && a.bytes().all(|b| b.is_ascii_digit()))
         {
             return Err(invalid("account", "a bank account number is 12 to 30 digits"));
         }
         if cmd.signed && account.is_none() {
-            return Err(invalid("account", "a signed agreement names the account to debit"));
+            return Err(invalid(
+                "account",
+                "a signed agreement names the account to debit",
+            ));
         }
         let row = tx
             .query_opt(
@@ -669,11 +686,11 @@ impl CollectionHandler {
         let cmd: c::AssessMonth = msg.decode()?;
         let month = ym("month", &cmd.month)?;
         let d = self.deadlines(tx, msg.line, month).await?.ok_or_else(|| {
-                not_found(
-                    "month",
-                    format!("no {} line policy in force for {month}", msg.line),
-                )
-            })?;
+            not_found(
+                "month",
+                format!("no {} line policy in force for {month}", msg.line),
+            )
+        })?;
         let run = assess::Run {
             region: &self.region,
             line: msg.line,
@@ -775,7 +792,11 @@ impl CollectionHandler {
         let as_of = cmd.as_of.unwrap_or_else(crate::today);
         let policy = rules::current(tx, &self.region, Some(msg.line)).await?;
         let calendar = rules::calendar(tx).await?;
-        let arrival = policy.iter().map(|(_, r)| r.arrival_working_days).max().unwrap_or(0);
+        let arrival = policy
+            .iter()
+            .map(|(_, r)| r.arrival_working_days)
+            .max()
+            .unwrap_or(0);
         let benefits_from = policy.iter().filter_map(|(_, r)| r.benefits_affected_from).max();
         let candidates: Vec<chrono::NaiveDate> = tx
             .query(

@@ -322,7 +322,10 @@ async fn enroll_declare_assess_pay_and_fall_into_arrears() {
     assert_eq!(r.result.as_ref().unwrap()["newly_in_arrears"], 1, "{r:?}");
     let arrears = tap.expect("medical.collection.arrears-detected").await.body;
     assert_eq!(
-        (arrears["benefits_affected_from"].as_str(), arrears["system_caused"].as_bool()),
+        (
+            arrears["benefits_affected_from"].as_str(),
+            arrears["system_caused"].as_bool()
+        ),
         (Some("2024-04-01"), Some(false)),
         "the 1st of the month after the missed deadline (after Wuhan's 2022-04-01 start)"
     );
@@ -458,7 +461,10 @@ async fn bank_batch_debit_holds_other_payments_until_the_bank_reports() {
     assert_eq!(r.result.as_ref().unwrap()["payers_assessed"], 3, "{r:?}");
     let assessed = tap.expect_n("social.collection.contribution-assessed", 3).await;
     let grace_id: String = cdb
-        .query_one("select person_id::text from persons where id_number = $1", &[&grace])
+        .query_one(
+            "select person_id::text from persons where id_number = $1",
+            &[&grace],
+        )
         .await
         .unwrap()
         .get(0);
@@ -480,7 +486,10 @@ async fn bank_batch_debit_holds_other_payments_until_the_bank_reports() {
     )
     .await;
     let batch = r.result.unwrap();
-    assert_eq!(batch["item_count"], 2, "only the two with a bank agreement are debited");
+    assert_eq!(
+        batch["item_count"], 2,
+        "only the two with a bank agreement are debited"
+    );
     let requested = tap.expect("social.collection.batch-debit-requested").await.body;
     assert_eq!(requested["total"], batch["total"]);
     let items = requested["items"].as_array().unwrap().clone();

@@ -124,7 +124,11 @@ async fn sql_assessment_equals_the_rust_rules_for_random_bases() {
     for ((_, t), (rate, bases)) in &employer_bases {
         let share = employer_share(bases, *rate);
         *expected
-            .entry((collection::assess::ROUNDING_PERSON, t.clone(), "rounding".to_owned()))
+            .entry((
+                collection::assess::ROUNDING_PERSON,
+                t.clone(),
+                "rounding".to_owned(),
+            ))
             .or_default() += share.rounding.amount();
     }
     assert!(

@@ -255,9 +255,17 @@ mod tests {
     #[test]
     fn minimum_years_are_a_retirees_fact() {
         let mut retiree = enroll(&["employee_medical", "large_amount_medical"], "retiree", None);
-        assert!(Enrollment::validate(Line::Medical, &retiree).unwrap().minimum_years_met);
+        assert!(
+            Enrollment::validate(Line::Medical, &retiree)
+                .unwrap()
+                .minimum_years_met
+        );
         retiree.minimum_years_met = Some(false);
-        assert!(!Enrollment::validate(Line::Medical, &retiree).unwrap().minimum_years_met);
+        assert!(
+            !Enrollment::validate(Line::Medical, &retiree)
+                .unwrap()
+                .minimum_years_met
+        );
         let mut flexible = enroll(&["employee_medical"], "flexible", None);
         flexible.minimum_years_met = Some(true);
         let err = Enrollment::validate(Line::Medical, &flexible).unwrap_err();
