@@ -15,14 +15,20 @@ use rust_decimal::Decimal;
 use uuid::Uuid;
 
 /// What to assess: `line` for `month` (first day) under `region`'s rules; assessments
-/// created by the run get the employers' or the persons' deadline.
+/// created by the run get the employers' deadline, the batch-debit day (flexible workers
+/// with a signed debit agreement in force for the month) or the persons' deadline.
 pub struct Run<'a> {
     pub region: &'a str,
     pub line: Line,
     pub month: NaiveDate,
     pub employer_deadline: NaiveDate,
+    pub debit_deadline: NaiveDate,
     pub person_deadline: NaiveDate,
 }
+
+/// The nil person id of an employer's rounding item (the employer's share is rounded once on
+/// the sum of its employees' bases; see `domain::assessment::employer_share`).
+pub const ROUNDING_PERSON: Uuid = Uuid::nil();
 
 pub struct RunOutcome {
     pub run_id: Uuid,
@@ -45,6 +51,7 @@ pub async fn run(
         line,
         month,
         employer_deadline,
+        debit_deadline,
         person_deadline,
     } = *what;
     let run_id = Uuid::now_v7();
@@ -62,8 +69,9 @@ pub async fn run(
              order by insurance_type, effective_from desc
          ),
          cov as (
-             select c.person_id, c.insurance_type, c.category, c.employer_credit_code
-             from coverage c
+             select c.person_id, c.insurance_type, c.category, c.employer_credit_code,
+                    p.minimum_years_met
+             from coverage c join persons p using (person_id)
              where c.line = $2 and c.from_month <= $3 and (c.to_month is null or c.to_month >= $3)
          )
          select case when cov.category = 'employee' then 'employer' else 'person' end as payer_kind,
@@ -84,13 +92,27 @@ pub async fn run(
               where cov.category = 'employee' and eb.base is not null and r.employee_rate > 0
              union all
              select 'person', eb.base, r.flexible_rate, round(eb.base * r.flexible_rate, 2)
-              where (cov.category in ('flexible', 'resident') or (cov.category = 'retiree' and r.retiree_pays_rate))
+              where (cov.category in ('flexible', 'resident')
+                     or (cov.category = 'retiree' and (r.retiree_pays_rate or not cov.minimum_years_met)))
                 and r.flexible_rate > 0
              union all
+             -- The fixed premium is owed by every retiree, with or without the minimum years.
              select 'person', 0.00, 0, r.retiree_monthly_premium
               where cov.category = 'retiree' and not r.retiree_pays_rate and r.retiree_monthly_premium > 0
          ) s",
         &[&region, &line_s, &month],
+    )
+    .await?;
+    // The employer's share is rate × the sum of its employees' bases, rounded once: one
+    // rounding item per employer and type reconciles it with the per-person items.
+    tx.execute(
+        "insert into pg_temp.expected (payer_kind, payer_id, person_id, insurance_type, share, base, rate, amount)
+         select 'employer', payer_id, $1, insurance_type, 'rounding', null, rate,
+                round(sum(base) * rate, 2) - sum(amount)
+         from pg_temp.expected where share = 'employer'
+         group by payer_id, insurance_type, rate
+         having round(sum(base) * rate, 2) <> sum(amount)",
+        &[&ROUNDING_PERSON],
     )
     .await?;
     // Covered persons who could not be assessed: no policy rule for the type in force this
@@ -158,10 +180,16 @@ pub async fn run(
     tx.execute(
         "insert into assessments (assessment_id, line, payer_kind, payer_id, month, deadline, created_run)
          select uuid_v7(), $1, payer_kind, payer_id, $2,
-                case when payer_kind = 'employer' then $3::date else $5::date end, $4
+                case when payer_kind = 'employer' then $3::date
+                     when exists (select 1 from persons pe where pe.person_id::text = p.payer_id and pe.category = 'flexible')
+                      and coalesce((select d.signed from debit_agreements d
+                                    where d.person_id::text = p.payer_id and d.line = $1 and d.from_month <= $2
+                                    order by d.from_month desc limit 1), false)
+                     then $6::date
+                     else $5::date end, $4
          from (select distinct payer_kind, payer_id from pg_temp.delta) p
          on conflict (line, payer_kind, payer_id, month) do nothing",
-        &[&line_s, &month, &employer_deadline, &run_id, &person_deadline],
+        &[&line_s, &month, &employer_deadline, &run_id, &person_deadline, &debit_deadline],
     )
     .await?;
     let total_change: Decimal = tx
@@ -231,8 +259,10 @@ pub async fn run(
                                 order by insurance_type, share) as lines
                -- delta has one row per payer, person, type and share: count(*) counts persons
                -- without the 2M-row sort a distinct would need.
-               from (select payer_kind, payer_id, insurance_type, share,
-                            count(*) as persons, sum(amount) as amount
+               -- A rounding item belongs to the employer's share and is nobody's person.
+               from (select payer_kind, payer_id, insurance_type,
+                            case when share = 'rounding' then 'employer' else share end as share,
+                            count(*) filter (where share <> 'rounding') as persons, sum(amount) as amount
                      from pg_temp.delta group by 1, 2, 3, 4) per_line
                group by 1, 2) l
          join assessments a on a.line = $6 and a.month = $7 and a.payer_kind = l.payer_kind and a.payer_id = l.payer_id

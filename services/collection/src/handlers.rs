@@ -3,7 +3,7 @@
 
 use crate::domain::assessment::Category;
 use crate::domain::base::{BaseInput, WageEvidence, determine_base};
-use crate::domain::deadline::{FreezeWindow, deadline};
+use crate::domain::deadline::FreezeWindow;
 use crate::domain::money::Money;
 use crate::domain::policy::{PolicyRule, PolicyTable};
 use crate::payments::{self, fen};
@@ -26,6 +26,13 @@ pub struct CollectionHandler {
 }
 
 type HResult = Result<Handled, HandlerError>;
+
+/// A month's deadlines by kind of payer (see `CollectionHandler::deadlines`).
+struct Deadlines {
+    employer: chrono::NaiveDate,
+    debit: chrono::NaiveDate,
+    person: chrono::NaiveDate,
+}
 
 fn reject(code: ErrorCode, field: &str, message: impl Into<String>) -> HandlerError {
     HandlerError::Rejected(ErrorBody::new(code, message).with_field(field))
@@ -68,6 +75,18 @@ fn category(s: &str) -> Category {
         "resident" => Category::Resident,
         _ => Category::Flexible,
     }
+}
+
+/// The rule a contribution year's base is determined under: the latest-starting rule of the
+/// type whose period touches the year.
+fn rule_for_year(policy: &[(i64, PolicyRule)], t: InsuranceType, year: i32) -> Option<&PolicyRule> {
+    let (start, end) = (YearMonth::new(year, 1).ok()?, YearMonth::new(year, 12).ok()?);
+    policy
+        .iter()
+        .map(|(_, p)| p)
+        .filter(|p| p.insurance_type == t && p.effective_from <= end)
+        .filter(|p| p.effective_to.is_none_or(|to| to >= start))
+        .max_by_key(|p| p.effective_from)
 }
 
 fn snake<T: serde::Serialize>(v: &T) -> String {
@@ -128,6 +147,7 @@ impl Handler for CollectionHandler {
             "detect-arrears" => self.detect_arrears(tx, msg).await,
             "start-batch-debit" => self.start_batch_debit(tx, msg).await,
             "record-debit-results" => self.record_debit_results(tx, msg).await,
+            "set-debit-agreement" => self.set_debit_agreement(tx, msg).await,
             "employer-statement" => self.employer_statement(tx, msg).await,
             "contribution-history" => self.contribution_history(tx, msg).await,
             "list-arrears" => self.list_arrears(tx, msg).await,
@@ -136,7 +156,7 @@ impl Handler for CollectionHandler {
                 format!(
                     "collection has no command '{other}'; it has set-policy, get-policy, declare-wages, \
                      assess-month, record-payment, detect-arrears, start-batch-debit, record-debit-results, \
-                     employer-statement, contribution-history, list-arrears"
+                     set-debit-agreement, employer-statement, contribution-history, list-arrears"
                 ),
             ))),
         }
@@ -192,6 +212,19 @@ impl CollectionHandler {
             crate::domain::policy::PolicyError::Overlap { .. } => conflict("effective_from", e.to_string()),
             other => invalid("policy", other.to_string()),
         })?;
+        // The rows being replaced or closed leave the unique index of current rules before
+        // their successors are inserted (pointing at themselves for the moment, as the
+        // successor's id is not known yet); the same transaction then points them at it.
+        let leaving: Vec<i64> = replaced
+            .iter()
+            .copied()
+            .chain(closing.iter().map(|(id, _)| *id))
+            .collect();
+        tx.execute(
+            "update policy_rules set superseded_by = rule_id where rule_id = any($1)",
+            &[&leaving],
+        )
+        .await?;
         for (old, r) in &closing {
             let new_id =
                 rules::insert(tx, r, "closed by a newer rule", Some(msg.envelope.message_id)).await?;
@@ -209,6 +242,11 @@ impl CollectionHandler {
             )
             .await?;
         }
+        let (bases_rederived, months_reassessed, rederived_events) = if cmd.region == self.region {
+            self.rederive(tx, msg, &rule).await?
+        } else {
+            (0, 0, Vec::new())
+        };
         let event = ev::PolicyChanged {
             region: cmd.region.clone(),
             insurance_type: t,
@@ -217,9 +255,199 @@ impl CollectionHandler {
             reason: cmd.reason.trim().to_owned(),
             line: msg.line,
         };
+        let mut outgoing = rederived_events;
+        outgoing.push(self.event(msg.line, &event, msg));
+        let result = c::SetPolicyResult {
+            version,
+            bases_rederived,
+            months_reassessed,
+        };
+        Ok(Handled {
+            result: Some(serde_json::to_value(result).expect("results serialise")),
+            outgoing,
+            wrote_outbox: months_reassessed > 0,
+        })
+    }
+
+    /// A policy change re-derives what it affects, for the region this service assesses:
+    /// the bases of the years the rule's period touches are determined again from the latest
+    /// declared wages under the rules now in force (a new floor or cap applied to them), and
+    /// every month of the period already assessed is assessed again, so that the difference
+    /// becomes adjustment items (补差) and `contribution-assessed` adjustments, never a
+    /// rewrite of what was assessed. Returns (bases changed, months re-assessed, events).
+    async fn rederive(
+        &self,
+        tx: &Transaction<'_>,
+        msg: &Incoming,
+        rule: &PolicyRule,
+    ) -> Result<(i64, i64, Vec<Outgoing>), HandlerError> {
+        let t = rule.insurance_type;
+        let policy = rules::current(tx, &self.region, Some(msg.line)).await?;
+        let to_year = rule.effective_to.map(YearMonth::year);
+        let rows = tx
+            .query(
+                "select b.person_id, p.id_number, b.year, p.category, b.base,
+                        d.previous_year_average, d.current_year_average, d.current_month, d.chosen_base
+                 from bases b join persons p using (person_id)
+                 left join lateral (
+                     select w.* from wage_declarations w
+                     where w.person_id = b.person_id and w.year = b.year
+                     order by w.declaration_id desc limit 1) d on true
+                 where b.insurance_type = $1 and b.year >= $2 and ($3::int is null or b.year <= $3)
+                 order by b.year, p.id_number",
+                &[&t.as_str(), &rule.effective_from.year(), &to_year],
+            )
+            .await?;
+        let mut changed = 0i64;
+        let mut events = Vec::new();
+        for r in &rows {
+            let (person, id_number, year): (Uuid, String, i32) = (r.get(0), r.get(1), r.get(2));
+            let before: Decimal = r.get(4);
+            let Some(in_force) = rule_for_year(&policy, t, year) else {
+                continue;
+            };
+            let input = match category(&r.get::<_, String>(3)) {
+                Category::Employee => BaseInput::Employee(WageEvidence {
+                    previous_year_average: r.get(5),
+                    current_year_average: r.get(6),
+                    current_month: r.get(7),
+                }),
+                Category::Flexible => BaseInput::Flexible {
+                    chosen_base: r.get::<_, Option<Decimal>>(8).map(Money::round_fen),
+                },
+                Category::Retiree => BaseInput::Retiree,
+                Category::Resident => BaseInput::Resident,
+            };
+            // A declaration the new figures no longer admit (a chosen band outside them) keeps
+            // its base until the person declares again; it is not clamped silently.
+            let Ok(d) = determine_base(&input, in_force) else {
+                continue;
+            };
+            if d.base.amount() == before {
+                continue;
+            }
+            tx.execute(
+                "update bases set base = $4, source = $5, clamp = $6, determined_at = now()
+                 where person_id = $1 and insurance_type = $2 and year = $3",
+                &[
+                    &person,
+                    &t.as_str(),
+                    &year,
+                    &d.base.amount(),
+                    &snake(&d.source),
+                    &snake(&d.clamped),
+                ],
+            )
+            .await?;
+            changed += 1;
+            let event = ev::BaseDetermined {
+                person_id: person.to_string(),
+                id_number,
+                year,
+                bases: vec![ev::DeterminedBase {
+                    insurance_type: t,
+                    base: d.base.to_string(),
+                    source: wire_source(d.source),
+                    clamp: wire_clamp(d.clamped),
+                }],
+                line: msg.line,
+            };
+            events.push(self.event(msg.line, &event, msg));
+        }
+        let months = tx
+            .query(
+                "select distinct month from assessment_runs
+                 where line = $1 and month >= $2 and ($3::date is null or month <= $3) order by month",
+                &[
+                    &msg.line.as_str(),
+                    &rule.effective_from.first_day(),
+                    &rule.effective_to.map(YearMonth::first_day),
+                ],
+            )
+            .await?;
+        let mut reassessed = 0i64;
+        for m in &months {
+            let first: chrono::NaiveDate = m.get(0);
+            let month = YearMonth::new(chrono::Datelike::year(&first), chrono::Datelike::month(&first))
+                .map_err(|e| HandlerError::Permanent(anyhow::anyhow!("assessed month {first}: {e}")))?;
+            let Some(d) = self.deadlines(tx, msg.line, month).await? else {
+                continue;
+            };
+            let run = assess::Run {
+                region: &self.region,
+                line: msg.line,
+                month: first,
+                employer_deadline: d.employer,
+                debit_deadline: d.debit,
+                person_deadline: d.person,
+            };
+            assess::run(tx, &self.names, &run, &msg.envelope).await?;
+            reassessed += 1;
+        }
+        Ok((changed, reassessed, events))
+    }
+
+    async fn set_debit_agreement(&self, tx: &Transaction<'_>, msg: &Incoming) -> HResult {
+        let cmd: c::SetDebitAgreement = msg.decode()?;
+        let id = IdNumber::parse(&cmd.id_number)
+            .map_err(|e| reject(ErrorCode::InvalidIdNumber, "id_number", e.to_string()))?;
+        let from = ym("from_month", &cmd.from_month)?;
+        let bank = cmd.bank.as_deref().map(str::trim).filter(|b| !b.is_empty());
+        let account = cmd
+            .account
+            .as_deref()
+            .map(|a| a.split_whitespace().collect::<String>());
+        if let Some(a) = &account
+            && !((12..=30).contains(&a.len()) && a.bytes().all(|b| b.is_ascii_digit()))
+        {
+            return Err(invalid("account", "a bank account number is 12 to 30 digits"));
+        }
+        if cmd.signed && account.is_none() {
+            return Err(invalid(
+                "account",
+                "a signed agreement names the account to debit",
+            ));
+        }
+        let row = tx
+            .query_opt(
+                "select p.person_id, p.category from persons p
+                 where p.id_number = $1 and exists (select 1 from coverage c where c.person_id = p.person_id and c.line = $2)",
+                &[&id.as_str(), &msg.line.as_str()],
+            )
+            .await?
+            .ok_or_else(|| not_found("id_number", format!("{id} has no {} line coverage", msg.line)))?;
+        let (person, cat): (Uuid, String) = (row.get(0), row.get(1));
+        if cat != "flexible" {
+            return Err(reject(
+                ErrorCode::NotEligible,
+                "id_number",
+                format!("bank batch debit is for flexible workers; {id} is a {cat}"),
+            ));
+        }
+        tx.execute(
+            "insert into debit_agreements (person_id, line, from_month, signed, bank, account, message_id)
+             values ($1, $2, $3, $4, $5, $6, $7)
+             on conflict (person_id, line, from_month) do update
+             set signed = excluded.signed, bank = excluded.bank, account = excluded.account,
+                 message_id = excluded.message_id, recorded_at = now()",
+            &[
+                &person,
+                &msg.line.as_str(),
+                &from.first_day(),
+                &cmd.signed,
+                &bank,
+                &account,
+                &msg.envelope.message_id,
+            ],
+        )
+        .await?;
         ok(
-            &c::SetPolicyResult { version },
-            vec![self.event(msg.line, &event, msg)],
+            &c::SetDebitAgreementResult {
+                person_id: person.to_string(),
+                signed: cmd.signed,
+                from_month: from.to_string(),
+            },
+            vec![],
         )
     }
 
@@ -367,12 +595,7 @@ impl CollectionHandler {
                     Category::Retiree => BaseInput::Retiree,
                     Category::Resident => BaseInput::Resident,
                 };
-                let Some((_, rule)) = policy
-                    .iter()
-                    .filter(|(_, p)| p.insurance_type == t && p.effective_from <= year_end)
-                    .filter(|(_, p)| p.effective_to.is_none_or(|to| to >= year_start))
-                    .max_by_key(|(_, p)| p.effective_from)
-                else {
+                let Some(rule) = rule_for_year(&policy, t, cmd.year) else {
                     return Err(not_found(
                         &field,
                         format!("no {t} policy rule for region {} in {}", self.region, cmd.year),
@@ -417,14 +640,16 @@ impl CollectionHandler {
         ok(&c::DeclareWagesResult { bases: views }, outgoing)
     }
 
-    /// The deadline for employers and for persons paying alone, for `month` on `line`: the
-    /// earliest among the line's rules, so nobody's deadline is later than its rule says.
+    /// The deadlines of `month` on `line`: for employers, for flexible workers with a bank
+    /// batch-debit agreement, and for everyone else paying alone; each the earliest among the
+    /// line's rules (so nobody's deadline is later than its rule says), in the collection month
+    /// the rule names, and replaced by a published override for the month where there is one.
     async fn deadlines(
         &self,
         tx: &Transaction<'_>,
         line: Line,
         month: YearMonth,
-    ) -> Result<Option<(chrono::NaiveDate, chrono::NaiveDate)>, HandlerError> {
+    ) -> Result<Option<Deadlines>, HandlerError> {
         let policy = rules::current(tx, &self.region, Some(line)).await?;
         let calendar = rules::calendar(tx).await?;
         let in_force: Vec<&PolicyRule> = policy
@@ -432,31 +657,47 @@ impl CollectionHandler {
             .map(|(_, r)| r)
             .filter(|r| r.contains(month))
             .collect();
-        let due = |cat: Category| {
+        let due = |cat: Category, debit: bool| {
             in_force
                 .iter()
-                .map(|r| deadline(month, r.deadline_for(cat), &calendar, &self.freezes))
+                .map(|r| r.due_date(month, cat, debit, &calendar, &self.freezes))
                 .min()
         };
-        Ok(due(Category::Employee).zip(due(Category::Flexible)))
+        let (Some(employer), Some(debit), Some(person)) = (
+            due(Category::Employee, false),
+            due(Category::Flexible, true),
+            due(Category::Flexible, false),
+        ) else {
+            return Ok(None);
+        };
+        let first = month.first_day();
+        let employer = rules::deadline_override(tx, &self.region, first, "employer")
+            .await?
+            .unwrap_or(employer);
+        let person_override = rules::deadline_override(tx, &self.region, first, "person").await?;
+        Ok(Some(Deadlines {
+            employer,
+            debit: person_override.unwrap_or(debit),
+            person: person_override.unwrap_or(person),
+        }))
     }
 
     async fn assess_month(&self, tx: &Transaction<'_>, msg: &Incoming) -> HResult {
         let cmd: c::AssessMonth = msg.decode()?;
         let month = ym("month", &cmd.month)?;
-        let (employer_deadline, person_deadline) =
-            self.deadlines(tx, msg.line, month).await?.ok_or_else(|| {
-                not_found(
-                    "month",
-                    format!("no {} line policy in force for {month}", msg.line),
-                )
-            })?;
+        let d = self.deadlines(tx, msg.line, month).await?.ok_or_else(|| {
+            not_found(
+                "month",
+                format!("no {} line policy in force for {month}", msg.line),
+            )
+        })?;
         let run = assess::Run {
             region: &self.region,
             line: msg.line,
             month: month.first_day(),
-            employer_deadline,
-            person_deadline,
+            employer_deadline: d.employer,
+            debit_deadline: d.debit,
+            person_deadline: d.person,
         };
         let outcome = assess::run(tx, &self.names, &run, &msg.envelope).await?;
         tracing::info!(%month, line = %msg.line, payers = outcome.payers, items = outcome.items, "month assessed");
@@ -539,31 +780,80 @@ impl CollectionHandler {
         ok(&a.status(), events)
     }
 
+    /// Flags every open assessment of the line whose deadline has passed, judged by when
+    /// payments were made: a month is judged only once the policy's arrival time (working
+    /// days for a payment to reach the fund) has passed after its deadline, so money paid on
+    /// the deadline and arriving days later is never late. Each flagged month says from when
+    /// benefits are affected (the 1st of the month after the deadline, or the policy's start
+    /// date if later) unless the system caused the delay: a deadline inside a freeze of the
+    /// line (`self.freezes`, supplied by the freeze machinery) is recorded but affects nothing.
     async fn detect_arrears(&self, tx: &Transaction<'_>, msg: &Incoming) -> HResult {
         let cmd: c::DetectArrears = msg.decode()?;
         let as_of = cmd.as_of.unwrap_or_else(crate::today);
+        let policy = rules::current(tx, &self.region, Some(msg.line)).await?;
+        let calendar = rules::calendar(tx).await?;
+        let arrival = policy
+            .iter()
+            .map(|(_, r)| r.arrival_working_days)
+            .max()
+            .unwrap_or(0);
+        let benefits_from = policy.iter().filter_map(|(_, r)| r.benefits_affected_from).max();
+        let candidates: Vec<chrono::NaiveDate> = tx
+            .query(
+                "select distinct deadline from assessments
+                 where line = $1 and not in_arrears and paid < due and deadline < $2",
+                &[&msg.line.as_str(), &as_of],
+            )
+            .await?
+            .iter()
+            .map(|r| r.get(0))
+            .collect();
+        let judged: Vec<chrono::NaiveDate> = candidates
+            .into_iter()
+            .filter(|d| calendar.add_working_days(*d, arrival) < as_of)
+            .collect();
+        let system: Vec<chrono::NaiveDate> = judged
+            .iter()
+            .copied()
+            .filter(|d| self.freezes.iter().any(|f| f.covers(*d)))
+            .collect();
         let mut headers = std::collections::BTreeMap::new();
         messaging::trace::continue_from(&mut headers, &msg.envelope.headers);
         let headers = serde_json::to_value(headers).unwrap_or_default();
         let key = format!("{}.collection.arrears-detected", msg.line);
-        // Set-based: flag every open assessment past its deadline and write one event each.
+        // Set-based: flag every judged open assessment and write one event each.
         let n = tx
             .execute(
                 "with flagged as (
-                     update assessments set in_arrears = true, updated_at = now()
-                     where line = $1 and not in_arrears and paid < due and deadline < $2
-                     returning assessment_id, payer_kind, payer_id, month, due - paid as outstanding, deadline
+                     update assessments set in_arrears = true, updated_at = now(),
+                         system_caused = deadline = any($8),
+                         benefits_affected_from = case when deadline = any($8) then null
+                             else greatest((date_trunc('month', deadline) + interval '1 month')::date, $9::date) end
+                     where line = $1 and not in_arrears and paid < due and deadline = any($7) and deadline < $2
+                     returning assessment_id, payer_kind, payer_id, month, due - paid as outstanding, deadline,
+                               benefits_affected_from, system_caused
                  )
                  insert into outbox (message_id, exchange, routing_key, message_type, correlation_id, headers, body)
                  select uuid_v7(), $3, $4, 'collection.arrears-detected.v1', $5, $6,
-                        jsonb_build_object('assessment_id', f.assessment_id, 'payer_kind', f.payer_kind,
+                        jsonb_strip_nulls(jsonb_build_object('assessment_id', f.assessment_id, 'payer_kind', f.payer_kind,
                             'payer_id', f.payer_id, 'month', to_char(f.month, 'YYYY-MM'),
                             'outstanding', to_char(f.outstanding, 'FM999999999990.00'), 'deadline', f.deadline,
-                            'persons', coalesce((select jsonb_agg(distinct i.person_id::text)
-                                                 from assessment_items i where i.assessment_id = f.assessment_id), '[]'::jsonb),
-                            'line', $1::text)
+                            'persons', coalesce((select jsonb_agg(distinct i.person_id::text) from assessment_items i
+                                                 where i.assessment_id = f.assessment_id and i.share <> 'rounding'), '[]'::jsonb),
+                            'line', $1::text, 'benefits_affected_from', f.benefits_affected_from,
+                            'system_caused', f.system_caused))
                  from flagged f order by f.month, f.payer_kind, f.payer_id",
-                &[&msg.line.as_str(), &as_of, &self.names.events_exchange(), &key, &msg.envelope.correlation(), &headers],
+                &[
+                    &msg.line.as_str(),
+                    &as_of,
+                    &self.names.events_exchange(),
+                    &key,
+                    &msg.envelope.correlation(),
+                    &headers,
+                    &judged,
+                    &system,
+                    &benefits_from,
+                ],
             )
             .await?;
         tracing::info!(line = %msg.line, %as_of, newly = n, "arrears detected");
@@ -590,6 +880,10 @@ impl CollectionHandler {
                  from assessments a join persons p on p.person_id::text = a.payer_id
                  where a.line = $1 and a.month = $2 and a.payer_kind = 'person' and p.category = 'flexible'
                    and a.paid < a.due
+                   -- only flexible workers whose latest agreement for the month is signed
+                   and coalesce((select d.signed from debit_agreements d
+                                 where d.person_id = p.person_id and d.line = $1 and d.from_month <= $2
+                                 order by d.from_month desc limit 1), false)
                    and not exists (select 1 from debit_items i join debit_batches b using (batch_id)
                                    where i.assessment_id = a.assessment_id and b.closed_at is null)
                  order by a.payer_id",
@@ -772,10 +1066,39 @@ impl CollectionHandler {
                 amount: fen(r.get(4)),
             })
             .collect();
+        // The employer's own share per type: on the sum of its employees' bases, rounded
+        // once; the rounding item reconciles it with the per-person lines above.
+        let shares = tx
+            .query(
+                "with per_person as (
+                     select insurance_type, max(base) as base, sum(amount) as amount
+                     from assessment_items where assessment_id = $1 and share = 'employer'
+                     group by person_id, insurance_type having sum(amount) <> 0),
+                 rounding as (
+                     select insurance_type, sum(amount) as amount
+                     from assessment_items where assessment_id = $1 and share = 'rounding'
+                     group by insurance_type)
+                 select p.insurance_type, sum(p.base), sum(p.amount) + coalesce(max(r.amount), 0),
+                        coalesce(max(r.amount), 0)
+                 from per_person p left join rounding r using (insurance_type)
+                 group by p.insurance_type order by p.insurance_type",
+                &[&id],
+            )
+            .await?;
+        let employer_shares = shares
+            .iter()
+            .map(|r| c::EmployerShareLine {
+                insurance_type: r.get(0),
+                base: fen(r.get::<_, Option<Decimal>>(1).unwrap_or_default()),
+                amount: fen(r.get(2)),
+                rounding: fen(r.get(3)),
+            })
+            .collect();
         ok(
             &c::EmployerStatementResult {
                 assessment: a.status(),
                 lines,
+                employer_shares,
             },
             vec![],
         )

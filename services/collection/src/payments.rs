@@ -94,7 +94,8 @@ pub async fn find(
 pub async fn persons_of(tx: &Transaction<'_>, id: Uuid) -> Result<Vec<String>, HandlerError> {
     let rows = tx
         .query(
-            "select distinct person_id::text from assessment_items where assessment_id = $1 order by 1",
+            "select distinct person_id::text from assessment_items
+             where assessment_id = $1 and share <> 'rounding' order by 1",
             &[&id],
         )
         .await?;
@@ -158,6 +159,23 @@ pub async fn apply(
         &[&a.id, &a.paid, &a.in_arrears],
     )
     .await?;
+    // Lateness is judged by when the payment was made, in China Standard Time, not by when
+    // it reached the fund or was reported.
+    let cst = chrono::FixedOffset::east_opt(8 * 3600).expect("a valid offset");
+    let on_time = paid_at.with_timezone(&cst).date_naive() <= a.deadline;
+    let paid_on_time = if clears {
+        let on_time_total: Decimal = tx
+            .query_one(
+                "select coalesce(sum(amount), 0) from payments
+                 where assessment_id = $1 and (paid_at at time zone 'Asia/Shanghai')::date <= $2",
+                &[&a.id, &a.deadline],
+            )
+            .await?
+            .get(0);
+        on_time_total >= a.due
+    } else {
+        false
+    };
     let month = a.month.format("%Y-%m").to_string();
     let mut out = vec![event(
         names,
@@ -174,6 +192,7 @@ pub async fn apply(
             paid_total: fen(a.paid),
             outstanding: fen((a.due - a.paid).max(Decimal::ZERO)),
             line: a.line,
+            on_time: Some(on_time),
         },
         cause,
     )];
@@ -222,6 +241,7 @@ pub async fn apply(
                 persons: persons_of(tx, a.id).await?,
                 cleared_at: paid_at,
                 line: a.line,
+                paid_on_time,
             },
             cause,
         ));

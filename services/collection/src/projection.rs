@@ -28,16 +28,20 @@ fn not_yet(what: String) -> HandlerError {
     HandlerError::Transient(anyhow::anyhow!("{what}; waiting for the event it follows"))
 }
 
+/// `minimum_years_met`: a retiree's fact from `person-enrolled`; `None` keeps what is known.
 async fn upsert_person(
     tx: &Transaction<'_>,
     person: Uuid,
     id_number: &str,
     category: Option<&str>,
+    minimum_years_met: Option<bool>,
 ) -> Result<(), HandlerError> {
     tx.execute(
-        "insert into persons (person_id, id_number, category) values ($1, $2, coalesce($3, 'employee'))
-         on conflict (person_id) do update set category = coalesce($3, persons.category), updated_at = now()",
-        &[&person, &id_number, &category],
+        "insert into persons (person_id, id_number, category, minimum_years_met)
+         values ($1, $2, coalesce($3, 'employee'), coalesce($4, true))
+         on conflict (person_id) do update set category = coalesce($3, persons.category),
+             minimum_years_met = coalesce($4, persons.minimum_years_met), updated_at = now()",
+        &[&person, &id_number, &category, &minimum_years_met],
     )
     .await?;
     Ok(())
@@ -106,7 +110,14 @@ pub async fn apply(tx: &Transaction<'_>, msg: &Incoming) -> Result<Handled, Hand
             let ev: e::PersonEnrolled = msg.decode()?;
             let person = person_id(&ev.person_id)?;
             let from = month("effective_month", &ev.effective_month)?;
-            upsert_person(tx, person, &ev.id_number, Some(&ev.category)).await?;
+            upsert_person(
+                tx,
+                person,
+                &ev.id_number,
+                Some(&ev.category),
+                Some(ev.minimum_years_met),
+            )
+            .await?;
             for t in ev.insurance_types {
                 open(
                     tx,
@@ -124,7 +135,7 @@ pub async fn apply(tx: &Transaction<'_>, msg: &Incoming) -> Result<Handled, Hand
             let from = month("month", &ev.month)?;
             for p in &ev.persons {
                 let person = person_id(&p.person_id)?;
-                upsert_person(tx, person, &p.id_number, Some("employee")).await?;
+                upsert_person(tx, person, &p.id_number, Some("employee"), None).await?;
                 for t in &ev.insurance_types {
                     open(tx, person, *t, "employee", Some(&ev.employer_credit_code), from).await?;
                 }
@@ -135,7 +146,7 @@ pub async fn apply(tx: &Transaction<'_>, msg: &Incoming) -> Result<Handled, Hand
             let person = person_id(&ev.person_id)?;
             let from = month("effective_month", &ev.effective_month)?;
             let category = ev.category.clone().unwrap_or_else(|| "flexible".into());
-            upsert_person(tx, person, &ev.id_number, Some(&category)).await?;
+            upsert_person(tx, person, &ev.id_number, Some(&category), None).await?;
             for t in ev.insurance_types {
                 open(tx, person, t, &category, ev.employer_credit_code.as_deref(), from).await?;
             }

@@ -14,7 +14,9 @@ const RULE_COLUMNS: &str = "rule_id, jsonb_build_object(
         'standard_base', standard_base::text, 'floor', floor::text, 'cap', cap::text,
         'employer_rate', employer_rate::text, 'employee_rate', employee_rate::text,
         'flexible_rate', flexible_rate::text, 'retiree_monthly_premium', retiree_monthly_premium::text,
-        'retiree_pays_rate', retiree_pays_rate, 'deadline', deadline, 'flexible_deadline', flexible_deadline)";
+        'retiree_pays_rate', retiree_pays_rate, 'deadline', deadline, 'flexible_deadline', flexible_deadline,
+        'deadline_month', deadline_month, 'arrival_working_days', arrival_working_days,
+        'benefits_affected_from', benefits_affected_from)";
 
 fn decode(row: &tokio_postgres::Row) -> Result<(i64, PolicyRule), HandlerError> {
     let id: i64 = row.get(0);
@@ -64,6 +66,23 @@ pub async fn calendar(db: &impl GenericClient) -> Result<Calendar, HandlerError>
     Calendar::new(holidays, workdays).map_err(|e| HandlerError::Permanent(anyhow::anyhow!("calendar: {e}")))
 }
 
+/// The published move of `month`'s deadline for `payer_kind` in `region`, if there is one
+/// (Hangzhou July 2020, employer payers: closes 08-25).
+pub async fn deadline_override(
+    db: &impl GenericClient,
+    region: &str,
+    month: NaiveDate,
+    payer_kind: &str,
+) -> Result<Option<NaiveDate>, HandlerError> {
+    Ok(db
+        .query_opt(
+            "select closes from deadline_overrides where region = $1 and month = $2 and payer_kind = $3",
+            &[&region, &month, &payer_kind],
+        )
+        .await?
+        .map(|r| r.get(0)))
+}
+
 /// Inserts a rule version; returns its id (the version number).
 pub async fn insert(
     db: &impl GenericClient,
@@ -80,8 +99,9 @@ pub async fn insert(
         .query_one(
             "insert into policy_rules (region, insurance_type, line, effective_from, effective_to, standard_base,
                  floor, cap, employer_rate, employee_rate, flexible_rate, retiree_monthly_premium, retiree_pays_rate,
-                 deadline, flexible_deadline, reason, message_id)
-             values ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17)
+                 deadline, flexible_deadline, reason, message_id, deadline_month, arrival_working_days,
+                 benefits_affected_from)
+             values ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20)
              returning rule_id",
             &[
                 &r.region.as_str(),
@@ -101,6 +121,9 @@ pub async fn insert(
                 &flexible,
                 &reason,
                 &message_id,
+                &r.deadline_month.as_str(),
+                &i32::from(r.arrival_working_days),
+                &r.benefits_affected_from,
             ],
         )
         .await?;
@@ -139,6 +162,21 @@ pub async fn seed(pool: &deadpool_postgres::Pool) -> anyhow::Result<()> {
             tx.execute(
                 "insert into calendar_days (day, kind) values ($1, 'workday') on conflict do nothing",
                 &[d],
+            )
+            .await?;
+        }
+        for o in &seed.deadline_overrides {
+            tx.execute(
+                "insert into deadline_overrides (region, month, payer_kind, opens, closes, source)
+                 values ($1, $2, $3, $4, $5, $6) on conflict do nothing",
+                &[
+                    &o.region.as_str(),
+                    &o.month.first_day(),
+                    &o.payer_kind.as_str(),
+                    &o.opens,
+                    &o.closes,
+                    &o.source,
+                ],
             )
             .await?;
         }

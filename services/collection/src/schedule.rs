@@ -15,8 +15,12 @@ use uuid::Uuid;
 #[serde(default)]
 pub struct ScheduleSettings {
     pub enabled: bool,
-    /// Day of month M+1 on which month M is assessed.
+    /// Day of the month on which month M is assessed: of M itself when `assess_in` is
+    /// `same_month`, of M+1 when `next_month`.
     pub assess_day: u32,
+    /// Must follow the region's policy `deadline_month`: a region that collects M within M
+    /// (Wuhan, Jinan) has to assess M before its deadline, so in M; Hangzhou assesses in M+1.
+    pub assess_in: crate::domain::deadline::DeadlineMonth,
     /// How often to look at the clock.
     pub check_every_secs: u64,
 }
@@ -26,6 +30,8 @@ impl Default for ScheduleSettings {
         ScheduleSettings {
             enabled: true,
             assess_day: 1,
+            // The default region is Wuhan, which pays month M within M.
+            assess_in: crate::domain::deadline::DeadlineMonth::SameMonth,
             check_every_secs: 60,
         }
     }
@@ -39,16 +45,19 @@ pub fn order_id(order: &str) -> Uuid {
     )
 }
 
-/// The commands due on `today`: the previous month's assessment once `assess_day` has come,
-/// and the arrears check, per line.
+/// The commands due on `today`: the assessment of the month `assess_in` names (this month,
+/// or the previous one) once `assess_day` has come, and the arrears check, per line.
 pub fn due(today: chrono::NaiveDate, settings: &ScheduleSettings) -> Vec<Command> {
     use chrono::Datelike;
     let mut out = Vec::new();
     for line in Line::BUSINESS {
+        let this = YearMonth::new(today.year(), today.month()).ok();
+        let assessed = match settings.assess_in {
+            crate::domain::deadline::DeadlineMonth::SameMonth => this,
+            crate::domain::deadline::DeadlineMonth::NextMonth => this.and_then(YearMonth::prev),
+        };
         if today.day() >= settings.assess_day
-            && let Some(prev) = YearMonth::new(today.year(), today.month())
-                .ok()
-                .and_then(YearMonth::prev)
+            && let Some(prev) = assessed
         {
             let body = serde_json::json!({ "month": prev.to_string() });
             out.push(
@@ -107,11 +116,13 @@ pub async fn run(broker: BrokerConfig, settings: ScheduleSettings, shutdown: Can
 #[cfg(test)]
 mod tests {
     use super::*;
+    use serde_json::Value;
 
     #[test]
     fn the_previous_month_is_assessed_from_the_assess_day_with_a_stable_id() {
         let s = ScheduleSettings {
             assess_day: 3,
+            assess_in: crate::domain::deadline::DeadlineMonth::NextMonth,
             ..Default::default()
         };
         let before = due("2024-04-02".parse().unwrap(), &s);
@@ -130,5 +141,18 @@ mod tests {
             jan.iter()
                 .any(|c| String::from_utf8_lossy(&c.body).contains("2023-12"))
         );
+    }
+
+    #[test]
+    fn a_region_paying_within_the_month_assesses_that_month() {
+        // Wuhan: March 2022 is due by 03-24, so it is assessed in March (on the 1st here).
+        let s = ScheduleSettings::default();
+        let on = due("2022-03-01".parse().unwrap(), &s);
+        let months: Vec<Value> = on
+            .iter()
+            .filter(|c| c.name == "assess-month")
+            .map(|c| serde_json::from_slice::<Value>(&c.body).unwrap()["month"].clone())
+            .collect();
+        assert_eq!(months, vec![Value::from("2022-03"); 2], "one per line");
     }
 }

@@ -114,8 +114,8 @@ async fn enroll_declare_assess_pay_and_fall_into_arrears() {
     assert_eq!(emp["amount"], "2313.80");
     assert_eq!(emp["kind"], "initial");
     assert_eq!(
-        emp["deadline"], "2024-04-23",
-        "before the last 5 working days of April"
+        emp["deadline"], "2024-03-24",
+        "Wuhan pays March within March, before its last 5 working days (03-25 … 03-29)"
     );
     let lines = emp["lines"].as_array().unwrap();
     assert_eq!(
@@ -145,8 +145,8 @@ async fn enroll_declare_assess_pay_and_fall_into_arrears() {
     assert_eq!(assessed_for(&events, &carol_id)["amount"], "362.76");
     assert_eq!(
         assessed_for(&events, &carol_id)["deadline"],
-        "2024-04-20",
-        "bank debit on the 20th"
+        "2024-03-24",
+        "a flexible worker without a bank agreement pays by the ordinary deadline"
     );
     assert_eq!(assessed_for(&events, &dave_id)["amount"], "7.00");
 
@@ -303,24 +303,32 @@ async fn enroll_declare_assess_pay_and_fall_into_arrears() {
         Line::Medical,
         C,
         "detect-arrears",
-        json!({"as_of": "2024-04-19"}),
+        json!({"as_of": "2024-03-29"}),
     )
     .await;
     assert_eq!(
         r.result.as_ref().unwrap()["newly_in_arrears"],
         0,
-        "not yet past any deadline"
+        "a payment made by 03-24 may reach the fund up to 5 working days later (03-29)"
     );
     let r = send(
         &client,
         Line::Medical,
         C,
         "detect-arrears",
-        json!({"as_of": "2024-05-01"}),
+        json!({"as_of": "2024-04-01"}),
     )
     .await;
     assert_eq!(r.result.as_ref().unwrap()["newly_in_arrears"], 1, "{r:?}");
     let arrears = tap.expect("medical.collection.arrears-detected").await.body;
+    assert_eq!(
+        (
+            arrears["benefits_affected_from"].as_str(),
+            arrears["system_caused"].as_bool()
+        ),
+        (Some("2024-04-01"), Some(false)),
+        "the 1st of the month after the missed deadline (after Wuhan's 2022-04-01 start)"
+    );
     assert_eq!(
         (arrears["payer_id"].as_str(), arrears["outstanding"].as_str()),
         (Some(dave_id.as_str()), Some("7.00"))
@@ -414,10 +422,34 @@ async fn bank_batch_debit_holds_other_payments_until_the_bank_reports() {
         .await;
         assert!(r.is_ok(), "{r:?}");
     }
+    let grace = id_number(12);
+    let r = send(
+        &client,
+        Line::Social,
+        E,
+        "enroll-person",
+        json!({"id_number": grace, "name": "灵活", "phone": "13800000000",
+        "category": "flexible", "insurance_types": ["pension"], "effective_month": "2024-01"}),
+    )
+    .await;
+    assert!(r.is_ok(), "{r:?}");
     wait_for("projection", WAIT, || async {
-        (count(&cdb, "select count(*) from coverage").await == 2).then_some(())
+        (count(&cdb, "select count(*) from coverage").await == 3).then_some(())
     })
     .await;
+    // Erin and Frank signed a bank agreement; Grace pays by herself.
+    for id in [&erin, &frank] {
+        let r = send(
+            &client,
+            Line::Social,
+            C,
+            "set-debit-agreement",
+            json!({"id_number": id, "signed": true, "from_month": "2024-05",
+                   "bank": "合作银行", "account": "6222 0000 0000 0000 123"}),
+        )
+        .await;
+        assert_eq!(r.result.as_ref().unwrap()["signed"], true, "{r:?}");
+    }
     let r = send(
         &client,
         Line::Social,
@@ -426,8 +458,24 @@ async fn bank_batch_debit_holds_other_payments_until_the_bank_reports() {
         json!({"month": "2024-05"}),
     )
     .await;
-    assert_eq!(r.result.as_ref().unwrap()["payers_assessed"], 2, "{r:?}");
-    tap.expect_n("social.collection.contribution-assessed", 2).await;
+    assert_eq!(r.result.as_ref().unwrap()["payers_assessed"], 3, "{r:?}");
+    let assessed = tap.expect_n("social.collection.contribution-assessed", 3).await;
+    let grace_id: String = cdb
+        .query_one(
+            "select person_id::text from persons where id_number = $1",
+            &[&grace],
+        )
+        .await
+        .unwrap()
+        .get(0);
+    for e in &assessed {
+        let expected = if e.body["payer_id"] == grace_id.as_str() {
+            "2024-05-26" // before the last 5 working days of May (05-27 … 05-31)
+        } else {
+            "2024-05-20" // the debit day: funds on the card by the 20th
+        };
+        assert_eq!(e.body["deadline"], expected, "{}", e.body);
+    }
 
     let r = send(
         &client,
@@ -438,7 +486,10 @@ async fn bank_batch_debit_holds_other_payments_until_the_bank_reports() {
     )
     .await;
     let batch = r.result.unwrap();
-    assert_eq!(batch["item_count"], 2);
+    assert_eq!(
+        batch["item_count"], 2,
+        "only the two with a bank agreement are debited"
+    );
     let requested = tap.expect("social.collection.batch-debit-requested").await.body;
     assert_eq!(requested["total"], batch["total"]);
     let items = requested["items"].as_array().unwrap().clone();

@@ -9,8 +9,7 @@ use serde_json::json;
 use testkit::{TestEnv, send};
 
 /// A set-policy body for pension in a region the seed does not cover, so that no older rule
-/// has to be closed or replaced: both paths insert the new version while the old one is still
-/// current and fail on the `policy_rules_current` index today (parked as INTERNAL).
+/// has to be closed or replaced (closing and replacing are tested in `notices.rs`).
 fn rule(from: &str, to: Option<&str>, floor: &str) -> serde_json::Value {
     let mut body = json!({"region": "420200", "insurance_type": "pension", "effective_from": from,
         "standard_base": "6500.00", "floor": floor, "cap": "19500.00",

@@ -4,7 +4,7 @@
 
 mod common;
 
-use collection::domain::assessment::{Category, Payer, assess};
+use collection::domain::assessment::{Category, Payer, assess, assess_retiree, employer_share};
 use collection::domain::money::Money;
 use contracts::{InsuranceType, Line};
 use rust_decimal::Decimal;
@@ -44,15 +44,20 @@ async fn sql_assessment_equals_the_rust_rules_for_random_bases() {
         (InsuranceType::WorkInjury, &["employee"]),
     ];
     let mut expected: BTreeMap<(Uuid, String, String), Decimal> = BTreeMap::new();
+    // (employer, type) → (employer rate, employees' bases): the employer's share is rounded
+    // once on the sum, with a rounding item (nil person) per employer and type.
+    let mut employer_bases: BTreeMap<(String, String), (Decimal, Vec<Money>)> = BTreeMap::new();
     let rules = collection::rules::current(&client, "420100", None).await.unwrap();
     let month = contracts::ids::YearMonth::parse("2024-03").unwrap();
     let tx = client.transaction().await.unwrap();
     for n in 0..600u32 {
         let person = Uuid::now_v7();
         let category = categories[(next() % 4) as usize];
+        // Half the retirees have not met the minimum contribution years.
+        let years_met = category != "retiree" || next() % 2 == 0;
         tx.execute(
-            "insert into persons (person_id, id_number, category) values ($1, $2, $3)",
-            &[&person, &testkit::id_number(n), &category],
+            "insert into persons (person_id, id_number, category, minimum_years_met) values ($1, $2, $3, $4)",
+            &[&person, &testkit::id_number(n), &category, &years_met],
         )
         .await
         .unwrap();
@@ -92,7 +97,19 @@ async fn sql_assessment_equals_the_rust_rules_for_random_bases() {
                 _ => Category::Resident,
             };
             let base = stored.unwrap_or_else(|| Money::round_fen(rule.standard_base));
-            for item in assess(cat, base, rule) {
+            if let Some(code) = &employer {
+                employer_bases
+                    .entry((code.clone(), t.as_str().to_owned()))
+                    .or_insert_with(|| (rule.employer_rate, Vec::new()))
+                    .1
+                    .push(base);
+            }
+            let items = if cat == Category::Retiree {
+                assess_retiree(years_met, base, rule)
+            } else {
+                assess(cat, base, rule)
+            };
+            for item in items {
                 let share = match item.payer {
                     Payer::Employer => "employer",
                     Payer::Employee => "employee",
@@ -104,6 +121,22 @@ async fn sql_assessment_equals_the_rust_rules_for_random_bases() {
             }
         }
     }
+    for ((_, t), (rate, bases)) in &employer_bases {
+        let share = employer_share(bases, *rate);
+        *expected
+            .entry((
+                collection::assess::ROUNDING_PERSON,
+                t.clone(),
+                "rounding".to_owned(),
+            ))
+            .or_default() += share.rounding.amount();
+    }
+    assert!(
+        employer_bases
+            .values()
+            .any(|(rate, b)| !employer_share(b, *rate).rounding.is_zero()),
+        "the sample has employers whose once-rounded share differs from the per-person sum"
+    );
     let envelope = messaging::Envelope {
         message_id: Uuid::now_v7(),
         correlation_id: None,
@@ -122,6 +155,7 @@ async fn sql_assessment_equals_the_rust_rules_for_random_bases() {
             line,
             month: month.first_day(),
             employer_deadline: d,
+            debit_deadline: d,
             person_deadline: d,
         };
         collection::assess::run(&tx, app.names(), &run, &envelope)

@@ -178,6 +178,9 @@ pub struct Enrollment {
     pub types: Vec<InsuranceType>,
     pub employer: Option<CreditCode>,
     pub effective_month: YearMonth,
+    /// Retirees: whether the minimum contribution years are met (absent: met, as before the
+    /// field existed); true for every other category.
+    pub minimum_years_met: bool,
 }
 
 impl Enrollment {
@@ -202,6 +205,16 @@ impl Enrollment {
             ));
         }
         let effective_month = month("effective_month", &cmd.effective_month)?;
+        let minimum_years_met = match (cmd.minimum_years_met, category) {
+            (Some(met), Category::Retiree) => met,
+            (None, _) => true,
+            (Some(_), other) => {
+                return Err(invalid(
+                    "minimum_years_met",
+                    format!("only retirees have minimum contribution years to meet, not a {other}"),
+                ));
+            }
+        };
         Ok(Enrollment {
             id_number,
             name,
@@ -210,6 +223,7 @@ impl Enrollment {
             types,
             employer,
             effective_month,
+            minimum_years_met,
         })
     }
 }
@@ -234,7 +248,28 @@ mod tests {
             insurance_types: types.iter().map(|s| s.to_string()).collect(),
             employer_credit_code: employer.map(str::to_owned),
             effective_month: "2024-01".into(),
+            minimum_years_met: None,
         }
+    }
+
+    #[test]
+    fn minimum_years_are_a_retirees_fact() {
+        let mut retiree = enroll(&["employee_medical", "large_amount_medical"], "retiree", None);
+        assert!(
+            Enrollment::validate(Line::Medical, &retiree)
+                .unwrap()
+                .minimum_years_met
+        );
+        retiree.minimum_years_met = Some(false);
+        assert!(
+            !Enrollment::validate(Line::Medical, &retiree)
+                .unwrap()
+                .minimum_years_met
+        );
+        let mut flexible = enroll(&["employee_medical"], "flexible", None);
+        flexible.minimum_years_met = Some(true);
+        let err = Enrollment::validate(Line::Medical, &flexible).unwrap_err();
+        assert_eq!(err.field.as_deref(), Some("minimum_years_met"));
     }
 
     const EMPLOYER: &str = "91350100M000100Y43";

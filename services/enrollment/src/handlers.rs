@@ -162,6 +162,7 @@ impl EnrollmentHandler {
             employer_credit_code: employer.map(str::to_owned),
             effective_month: month.clone(),
             line: msg.line,
+            minimum_years_met: v.minimum_years_met,
         };
         let result = c::EnrollPersonResult {
             person_id: person.person_id.to_string(),

@@ -225,6 +225,14 @@ pub const TABLE: &[(&str, &str, KeySource)] = &[
             field: "batch_id",
         },
     ),
+    (
+        "collection",
+        "set-debit-agreement",
+        Field {
+            aggregate: PERSON,
+            field: "id_number",
+        },
+    ),
     ("collection", "employer-statement", Unordered),
     ("collection", "contribution-history", Unordered),
     ("collection", "list-arrears", Unordered),

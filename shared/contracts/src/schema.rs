@@ -70,6 +70,8 @@ pub fn all() -> BTreeMap<String, serde_json::Value> {
     entry::<cc::BatchDebitResult>(&mut out, "collection.start-batch-debit.result");
     entry::<cc::RecordDebitResults>(&mut out, "collection.record-debit-results.command");
     entry::<cc::DebitResultsSummary>(&mut out, "collection.record-debit-results.result");
+    entry::<cc::SetDebitAgreement>(&mut out, "collection.set-debit-agreement.command");
+    entry::<cc::SetDebitAgreementResult>(&mut out, "collection.set-debit-agreement.result");
     entry::<cc::EmployerStatement>(&mut out, "collection.employer-statement.command");
     entry::<cc::EmployerStatementResult>(&mut out, "collection.employer-statement.result");
     entry::<cc::ContributionHistory>(&mut out, "collection.contribution-history.command");

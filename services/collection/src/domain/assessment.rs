@@ -134,6 +134,53 @@ pub fn assess(category: Category, base: Money, rule: &PolicyRule) -> Vec<LineIte
     items
 }
 
+/// The employer's share for one insurance type: `employer_rate` of the sum of its employees'
+/// bases, rounded once (Wuhan: "用人单位以本单位职工缴费基数之和作为缴费基数"), and the
+/// rounding item that reconciles it with the per-person employer items the statement shows.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub struct EmployerShare {
+    /// The employer's base: the sum of its employees' bases.
+    pub base: Money,
+    pub rate: Decimal,
+    /// `round_fen(base × rate)`: what the employer owes.
+    pub amount: Money,
+    /// `amount` minus the sum of the per-person employer items (each rounded on its own).
+    pub rounding: Money,
+}
+
+/// The employer's share on the sum of `bases` (one per employee) at `rate`. Three employees
+/// at 6666.69: base 20000.07, 8 % → 1600.01, while three per-person items of 533.34 sum to
+/// 1600.02, so the rounding item is -0.01.
+#[must_use]
+pub fn employer_share(bases: &[Money], rate: Decimal) -> EmployerShare {
+    let base: Money = bases.iter().copied().sum();
+    let amount = Money::round_fen(base.amount() * rate);
+    let per_person: Money = bases.iter().map(|b| Money::round_fen(b.amount() * rate)).sum();
+    EmployerShare {
+        base,
+        rate,
+        amount,
+        rounding: amount - per_person,
+    }
+}
+
+/// A retiree's items: with the minimum contribution years met, only the fixed premium (or
+/// the rate where the row says `retiree_pays_rate`), see [`assess`]; before that the retiree
+/// pays as a flexible worker on `base`, and the fixed premium too (the large-amount premium
+/// is owed by every retiree, DOMAIN.md §1).
+#[must_use]
+pub fn assess_retiree(minimum_years_met: bool, base: Money, rule: &PolicyRule) -> Vec<LineItem> {
+    if minimum_years_met {
+        return assess(Category::Retiree, base, rule);
+    }
+    let mut items = assess(Category::Flexible, base, rule);
+    if !rule.retiree_pays_rate {
+        items.extend(assess(Category::Retiree, base, rule));
+    }
+    items
+}
+
 /// What is due, by payer.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -241,6 +288,40 @@ mod tests {
             );
             assert_eq!(totals(&items).total, money(total), "{category} on {base}");
         }
+    }
+
+    #[test]
+    fn the_employer_share_is_rounded_once_on_the_sum_of_bases() {
+        let three = [money("6666.69"); 3];
+        let share = employer_share(&three, dec("0.08"));
+        assert_eq!(share.base, money("20000.07"));
+        assert_eq!(share.amount, money("1600.01"), "not 3 × 533.34 = 1600.02");
+        assert_eq!(share.rounding, -money("0.01"));
+        let employee = assess(Category::Employee, money("6666.69"), &wuhan_medical());
+        assert_eq!(employee[1].amount, money("133.33"), "each employee's own 2 %");
+        assert_eq!(employee[0].amount, money("533.34"), "the per-person line shown");
+        let one = employer_share(&[money("5000.00")], dec("0.08"));
+        assert_eq!((one.amount, one.rounding), (money("400.00"), Money::ZERO));
+        assert_eq!(employer_share(&[], dec("0.08")).amount, Money::ZERO);
+    }
+
+    #[test]
+    fn a_retiree_pays_as_a_flexible_worker_until_the_minimum_years_are_met() {
+        let base = money("6046.00");
+        assert!(assess_retiree(true, base, &wuhan_medical()).is_empty());
+        assert_eq!(
+            shape(&assess_retiree(false, base, &wuhan_medical())),
+            vec![(Payer::Person, dec("0.06"), money("362.76"))]
+        );
+        assert_eq!(
+            shape(&assess_retiree(true, base, &wuhan_large_amount())),
+            vec![(Payer::Person, Decimal::ZERO, money("7.00"))]
+        );
+        assert_eq!(
+            shape(&assess_retiree(false, base, &wuhan_large_amount())),
+            vec![(Payer::Person, Decimal::ZERO, money("7.00"))],
+            "the large-amount premium is owed either way"
+        );
     }
 
     #[test]

@@ -167,6 +167,22 @@ impl Calendar {
             .unwrap_or(first)
     }
 
+    /// The `n`-th working day after `date` (`date` itself for 0): when a payment made on
+    /// `date` has reached the fund at the latest, with `n` the policy's arrival time.
+    #[must_use]
+    pub fn add_working_days(&self, date: NaiveDate, n: u8) -> NaiveDate {
+        let mut day = date;
+        let mut left = n;
+        // At least 10 working days a month, so this ends within a few weeks.
+        while left > 0 {
+            day = Self::next_day(day);
+            if self.is_working_day(day) {
+                left -= 1;
+            }
+        }
+        day
+    }
+
     /// The first working day on or after `date`.
     pub(crate) fn working_day_on_or_after(&self, date: NaiveDate) -> NaiveDate {
         date.iter_days()
@@ -185,6 +201,18 @@ impl Calendar {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn working_days_are_added_past_weekends_and_holidays() {
+        let cal = Calendar::new(dates(&["2022-04-04", "2022-04-05"]), dates(&["2022-04-02"])).unwrap();
+        let d = |s: &str| date(s);
+        // Wuhan March 2022: paid on the deadline 03-24, at the fund by 03-31 at the latest.
+        assert_eq!(cal.add_working_days(d("2022-03-24"), 5), d("2022-03-31"));
+        assert_eq!(cal.add_working_days(d("2022-03-24"), 0), d("2022-03-24"));
+        // Over the 2022 Qingming holiday, with its make-up Saturday 04-02.
+        assert_eq!(cal.add_working_days(d("2022-04-01"), 1), d("2022-04-02"));
+        assert_eq!(cal.add_working_days(d("2022-04-01"), 2), d("2022-04-06"));
+    }
 
     fn date(s: &str) -> NaiveDate {
         s.parse().unwrap()

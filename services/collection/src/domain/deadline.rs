@@ -1,8 +1,10 @@
 //! Payment deadlines (缴费期限) and how outages (停机) extend them.
 //!
 //! Sources, DOMAIN.md §4 "Calendar" and §8:
-//! - contributions for month M are declared and collected in month M+1 (Hangzhou); every rule
-//!   here is applied to M+1;
+//! - which month a deadline falls in is policy data ([`DeadlineMonth`]): Hangzhou collects
+//!   month M in M+1, Wuhan and Jinan within M itself; every rule here is applied to that
+//!   collection month (the variant names say "following month" from when M+1 was the only
+//!   choice; they are kept because they are the published spelling);
 //! - Wuhan: employers finish before the last 5 working days of the month
 //!   ([`DeadlineRule::LastWorkingDays`]); flexible workers on bank batch debit must have funds
 //!   on the card by the 20th ([`DeadlineRule::DebitDay`]);
@@ -126,8 +128,8 @@ impl From<DayOfMonth> for u8 {
 /// When the contribution for a month must be paid, as data per policy row.
 ///
 /// Serialised with a `kind` tag, e.g. `{ kind: last_working_days, n: 5 }`.
-/// Every variant is applied to the month after the assessed month (month M is collected in
-/// M+1). Calendar-day rules are not moved off weekends or holidays: DOMAIN.md states no such
+/// Every variant is applied to the collection month the policy row's [`DeadlineMonth`]
+/// chooses (M itself or M+1). Calendar-day rules are not moved off weekends or holidays: DOMAIN.md states no such
 /// rule, payment channels (tax app, bank) work on non-working days, and where a bureau does
 /// move a date it publishes it, which is expressed as a [`FreezeWindow`] with `extend_to`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -285,7 +287,7 @@ impl FreezeWindow {
     }
 
     /// Whether the freeze takes away any part of the deadline day.
-    fn covers(&self, deadline: NaiveDate) -> bool {
+    pub(crate) fn covers(&self, deadline: NaiveDate) -> bool {
         self.start < midnight(Calendar::next_day(deadline)) && self.end > midnight(deadline)
     }
 
@@ -304,8 +306,77 @@ impl FreezeWindow {
     }
 }
 
-/// The deadline for the contributions of `month_assessed` under `rule`, extended by the
-/// freezes of its line.
+/// Which month a month's contributions are collected in: policy data per region
+/// (DOMAIN.md §4 "Calendar"). Wuhan and Jinan collect month M within M itself (Wuhan March
+/// 2022: by 03-24), Hangzhou collects M in M+1. The [`DeadlineRule`] is applied to that month.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum DeadlineMonth {
+    /// Month M is paid within M (Wuhan, Jinan).
+    SameMonth,
+    /// Month M is declared and collected in M+1 (Hangzhou). The default, because policy rows
+    /// written before the field existed were all applied to M+1.
+    #[default]
+    NextMonth,
+}
+
+impl DeadlineMonth {
+    #[must_use]
+    pub fn as_str(self) -> &'static str {
+        match self {
+            DeadlineMonth::SameMonth => "same_month",
+            DeadlineMonth::NextMonth => "next_month",
+        }
+    }
+
+    /// The first day of the month in which `month_assessed` is collected.
+    #[must_use]
+    pub fn collection_month(self, month_assessed: YearMonth) -> NaiveDate {
+        let assessed = month_assessed.first_day();
+        match self {
+            DeadlineMonth::SameMonth => assessed,
+            // Computed on dates, not `YearMonth`, so that 2200-12 (the last YearMonth) works too.
+            DeadlineMonth::NextMonth => assessed.checked_add_months(Months::new(1)).unwrap_or(assessed),
+        }
+    }
+}
+
+impl fmt::Display for DeadlineMonth {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// [`deadline`] with the rule applied to the collection month `in_month` chooses (policy
+/// data): the function every policy row goes through.
+#[must_use]
+pub fn deadline_in(
+    month_assessed: YearMonth,
+    in_month: DeadlineMonth,
+    rule: &DeadlineRule,
+    calendar: &Calendar,
+    freezes: &[FreezeWindow],
+) -> NaiveDate {
+    let mut current = plain_deadline(in_month.collection_month(month_assessed), rule, calendar);
+    // Each round moves the deadline past every freeze that covered it, so no freeze applies
+    // twice and `freezes.len()` rounds always suffice.
+    for _ in 0..freezes.len() {
+        let extended = freezes
+            .iter()
+            .filter(|f| f.covers(current))
+            .map(|f| f.extend(current, calendar))
+            .max();
+        match extended {
+            Some(next) if next > current => current = next,
+            _ => break,
+        }
+    }
+    current
+}
+
+/// The deadline for the contributions of `month_assessed` under `rule`, collected in M+1
+/// ([`DeadlineMonth::NextMonth`]; see [`deadline_in`] for the month as policy data), extended
+/// by the freezes of its line.
 ///
 /// 1. The plain deadline is `rule` applied to the month after `month_assessed` (see
 ///    [`DeadlineRule`]); working days come from `calendar`.
@@ -333,28 +404,12 @@ pub fn deadline(
     calendar: &Calendar,
     freezes: &[FreezeWindow],
 ) -> NaiveDate {
-    let mut current = plain_deadline(month_assessed, rule, calendar);
-    // Each round moves the deadline past every freeze that covered it, so no freeze applies
-    // twice and `freezes.len()` rounds always suffice.
-    for _ in 0..freezes.len() {
-        let extended = freezes
-            .iter()
-            .filter(|f| f.covers(current))
-            .map(|f| f.extend(current, calendar))
-            .max();
-        match extended {
-            Some(next) if next > current => current = next,
-            _ => break,
-        }
-    }
-    current
+    deadline_in(month_assessed, DeadlineMonth::NextMonth, rule, calendar, freezes)
 }
 
-/// Step 1 of [`deadline`]: the rule applied to M+1, without freezes.
-fn plain_deadline(month_assessed: YearMonth, rule: &DeadlineRule, calendar: &Calendar) -> NaiveDate {
-    let assessed = month_assessed.first_day();
-    // Computed on dates, not `YearMonth`, so that 2200-12 (the last YearMonth) works too.
-    let collected = assessed.checked_add_months(Months::new(1)).unwrap_or(assessed);
+/// Step 1 of [`deadline`]: the rule applied to the collection month starting on `collected`,
+/// without freezes.
+fn plain_deadline(collected: NaiveDate, rule: &DeadlineRule, calendar: &Calendar) -> NaiveDate {
     match rule {
         DeadlineRule::LastWorkingDays { n } => {
             let first_reserved = calendar.first_of_last_working_days(collected, *n);
@@ -368,6 +423,75 @@ fn plain_deadline(month_assessed: YearMonth, rule: &DeadlineRule, calendar: &Cal
 #[cfg(test)]
 mod tests {
     use std::collections::BTreeSet;
+
+    #[test]
+    fn the_deadline_month_is_policy_data() {
+        let cal = calendar();
+        let five = last(5);
+        let cases: &[(&str, DeadlineMonth, DeadlineRule, &str, &str)] = &[
+            (
+                "2022-03",
+                DeadlineMonth::SameMonth,
+                five,
+                "2022-03-24",
+                "Wuhan: March 2022 before 03-25, as 03-25 … 03-31 are the last 5 working days",
+            ),
+            (
+                "2022-03",
+                DeadlineMonth::NextMonth,
+                five,
+                "2022-04-24",
+                "the same rule collected in M+1 (what every region got before)",
+            ),
+            (
+                "2022-02",
+                DeadlineMonth::SameMonth,
+                five,
+                "2022-02-21",
+                "Wuhan February 2022: 02-22 … 02-28 are the last 5 working days",
+            ),
+            (
+                "2020-01",
+                DeadlineMonth::SameMonth,
+                day_of(15),
+                "2020-01-15",
+                "Jinan January 2020: the 15th of the month itself",
+            ),
+            (
+                "2020-02",
+                DeadlineMonth::SameMonth,
+                DeadlineRule::EndOfFollowingMonth {},
+                "2020-02-29",
+                "Jinan from February 2020: the end of the month itself",
+            ),
+            (
+                "2020-07",
+                DeadlineMonth::NextMonth,
+                day_of(15),
+                "2020-08-15",
+                "Hangzhou: July collected in August",
+            ),
+            (
+                "2200-12",
+                DeadlineMonth::NextMonth,
+                DeadlineRule::EndOfFollowingMonth {},
+                "2201-01-31",
+                "the last YearMonth collected in M+1",
+            ),
+        ];
+        for (month, in_month, rule, expected, why) in cases {
+            assert_eq!(
+                deadline_in(ym(month), *in_month, rule, &cal, &[]),
+                date(expected),
+                "{month} {in_month} under {rule}: {why}"
+            );
+        }
+        assert_eq!(
+            serde_json::to_value(DeadlineMonth::SameMonth).unwrap(),
+            serde_json::json!("same_month")
+        );
+        assert!(serde_json::from_str::<DeadlineMonth>(r#""this_month""#).is_err());
+    }
 
     use super::*;
 

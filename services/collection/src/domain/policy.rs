@@ -15,7 +15,7 @@ use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
 use super::assessment::Category;
 use super::calendar::Calendar;
-use super::deadline::DeadlineRule;
+use super::deadline::{DeadlineMonth, DeadlineRule, FreezeWindow, deadline_in};
 
 pub use contracts::ids::{RegionCode, RegionCodeError};
 
@@ -86,10 +86,24 @@ pub struct PolicyRule {
     pub retiree_pays_rate: bool,
     /// When the contribution is due, for everyone but flexible workers with their own rule.
     pub deadline: DeadlineRule,
-    /// Flexible workers' own deadline when it differs (Wuhan bank batch debit on the 20th);
-    /// absent means `deadline`.
+    /// The deadline of flexible workers who signed a bank batch-debit agreement (Wuhan: the
+    /// debit starts on the 20th, funds must be on the card by then); everyone else, flexible
+    /// workers without an agreement included, has `deadline`. Absent: no batch debit.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub flexible_deadline: Option<DeadlineRule>,
+    /// Which month the deadline rules are applied to: M itself (Wuhan, Jinan) or M+1
+    /// (Hangzhou). Absent in rows written before the field existed, which were all M+1.
+    #[serde(default)]
+    pub deadline_month: DeadlineMonth,
+    /// Working days a payment takes to reach the fund after it is made (Wuhan: 3-5, so 5):
+    /// arrears are judged by when a payment was made, so a month is checked only once this
+    /// many working days have passed after its deadline.
+    #[serde(default)]
+    pub arrival_working_days: u8,
+    /// From which day arrears affect benefits at all (Wuhan: 2022-04-01, "4月1日起"); absent:
+    /// from the 1st of the month after the missed deadline, with no start date.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub benefits_affected_from: Option<chrono::NaiveDate>,
 }
 
 impl PolicyRule {
@@ -107,13 +121,35 @@ impl PolicyRule {
         self.period().contains(month)
     }
 
-    /// The deadline rule that applies to a person of `category`.
+    /// The deadline rule that applies to a person of `category`: the batch-debit day only
+    /// for a flexible worker with a debit agreement; retirees, residents and flexible workers
+    /// paying by themselves have `deadline`.
     #[must_use]
-    pub fn deadline_for(&self, category: Category) -> &DeadlineRule {
-        match (category, &self.flexible_deadline) {
-            (Category::Flexible, Some(rule)) => rule,
+    pub fn deadline_for(&self, category: Category, debit_agreement: bool) -> &DeadlineRule {
+        match (category, debit_agreement, &self.flexible_deadline) {
+            (Category::Flexible, true, Some(rule)) => rule,
             _ => &self.deadline,
         }
+    }
+
+    /// The date by which `month` must be paid by a person of `category`, in the collection
+    /// month this row chooses, extended by `freezes`.
+    #[must_use]
+    pub fn due_date(
+        &self,
+        month: YearMonth,
+        category: Category,
+        debit_agreement: bool,
+        calendar: &Calendar,
+        freezes: &[FreezeWindow],
+    ) -> chrono::NaiveDate {
+        deadline_in(
+            month,
+            self.deadline_month,
+            self.deadline_for(category, debit_agreement),
+            calendar,
+            freezes,
+        )
     }
 
     fn invalid(&self, field: &'static str, problem: impl Into<String>) -> PolicyError {
@@ -152,6 +188,12 @@ impl PolicyRule {
                     format!("{value} has more than 2 decimals; amounts are yuan with fen"),
                 ));
             }
+        }
+        if self.arrival_working_days > 10 {
+            return Err(self.invalid(
+                "arrival_working_days",
+                format!("{} is more than 10 working days", self.arrival_working_days),
+            ));
         }
         if self.standard_base.is_zero() {
             return Err(self.invalid("standard_base", "is zero"));
@@ -278,6 +320,42 @@ impl<'de> Deserialize<'de> for PolicyTable {
 pub struct PolicySeed {
     pub calendar: Calendar,
     pub rules: PolicyTable,
+    /// Published moves of one month's declaration and payment window.
+    #[serde(default)]
+    pub deadline_overrides: Vec<DeadlineOverride>,
+}
+
+/// Who pays an assessment: an employer for its staff, or a person alone.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum PayerKind {
+    Employer,
+    Person,
+}
+
+impl PayerKind {
+    #[must_use]
+    pub fn as_str(self) -> &'static str {
+        match self {
+            PayerKind::Employer => "employer",
+            PayerKind::Person => "person",
+        }
+    }
+}
+
+/// A published move of one month's declaration window for one kind of payer: the deadline of
+/// `month` becomes `closes` whatever the rule says (Hangzhou: July 2020's declaration for
+/// employer payers moved to 08-01 … 08-25 because of the cutover). `opens` is kept for
+/// statements and notifications; payments before it are not refused.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case", deny_unknown_fields)]
+pub struct DeadlineOverride {
+    pub region: RegionCode,
+    pub month: YearMonth,
+    pub payer_kind: PayerKind,
+    pub opens: chrono::NaiveDate,
+    pub closes: chrono::NaiveDate,
+    pub source: String,
 }
 
 /// Test rows shared by the other modules' tests.
@@ -313,6 +391,9 @@ pub(crate) mod fixtures {
                 n: WorkingDays::new(5).unwrap(),
             },
             flexible_deadline: None,
+            deadline_month: DeadlineMonth::SameMonth,
+            arrival_working_days: 5,
+            benefits_affected_from: None,
         }
     }
 
@@ -326,6 +407,7 @@ pub(crate) mod fixtures {
             standard_base: dec("5960.25"),
             floor: dec("3321.60"),
             cap: dec("17880.75"),
+            deadline_month: DeadlineMonth::NextMonth,
             ..wuhan_medical()
         }
     }
@@ -561,10 +643,17 @@ mod tests {
             flexible_deadline: Some(debit),
             ..wuhan_medical()
         };
-        assert_eq!(rule.deadline_for(Category::Flexible), &debit);
-        assert_eq!(rule.deadline_for(Category::Employee), &rule.deadline);
+        assert_eq!(rule.deadline_for(Category::Flexible, true), &debit);
         assert_eq!(
-            wuhan_medical().deadline_for(Category::Flexible),
+            rule.deadline_for(Category::Flexible, false),
+            &rule.deadline,
+            "no agreement, no debit day"
+        );
+        assert_eq!(rule.deadline_for(Category::Employee, true), &rule.deadline);
+        assert_eq!(rule.deadline_for(Category::Retiree, true), &rule.deadline);
+        assert_eq!(rule.deadline_for(Category::Resident, true), &rule.deadline);
+        assert_eq!(
+            wuhan_medical().deadline_for(Category::Flexible, true),
             &wuhan_medical().deadline
         );
     }
@@ -638,10 +727,16 @@ mod tests {
         assert!(!medical.retiree_pays_rate);
         assert!(medical.retiree_monthly_premium.is_zero());
         assert_eq!(
-            medical.deadline_for(Category::Flexible),
+            medical.deadline_for(Category::Flexible, true),
             &DeadlineRule::DebitDay {
                 day: DayOfMonth::new(20).unwrap()
             }
+        );
+        assert_eq!(medical.deadline_month, DeadlineMonth::SameMonth);
+        assert_eq!(medical.arrival_working_days, 5);
+        assert_eq!(
+            medical.benefits_affected_from,
+            Some("2022-04-01".parse().unwrap())
         );
         let large = rule(&wuhan, InsuranceType::LargeAmountMedical, "2021-12");
         assert_eq!(large.retiree_monthly_premium, dec("7"));
@@ -704,16 +799,76 @@ mod tests {
             assert_eq!(cal.is_working_day(day(d)), working, "{d}");
         }
 
-        // The Wuhan stop applied with the seed's own rule and calendar (DOMAIN.md §8).
+        // The Wuhan stop applied with the seed's own rule and calendar (DOMAIN.md §8):
+        // December 2021 is due within December, before 12-27, inside the stop.
         let stop = FreezeWindow::new(
             "2021-12-22T18:00:00".parse().unwrap(),
             "2021-12-31T23:00:00".parse().unwrap(),
             None,
         )
         .unwrap();
+        let employee = |month: &str, freezes: &[FreezeWindow]| {
+            let r = rule(&wuhan, InsuranceType::EmployeeMedical, month);
+            r.due_date(ym(month), Category::Employee, false, cal, freezes)
+        };
+        assert_eq!(employee("2021-12", &[]), day("2021-12-26"));
+        assert_eq!(employee("2021-12", &[stop]), day("2022-01-04"));
+        // Wuhan 2022, month M within M, with the 2022 calendar.
+        for (month, due) in [
+            ("2022-01", "2022-01-25"), // 01-29/30 make-up days, 01-31 Spring Festival
+            ("2022-02", "2022-02-21"),
+            ("2022-03", "2022-03-24"),
+            ("2022-09", "2022-09-25"),
+        ] {
+            assert_eq!(employee(month, &[]), day(due), "Wuhan {month}");
+        }
+        for (d, working) in [
+            ("2022-01-29", true),
+            ("2022-01-31", false),
+            ("2022-04-02", true),
+            ("2022-04-05", false),
+            ("2022-04-24", true),
+            ("2022-05-04", false),
+            ("2022-05-07", true),
+            ("2022-06-03", false),
+            ("2022-09-12", false),
+            ("2022-10-07", false),
+            ("2022-10-08", true),
+            ("2022-10-09", true),
+        ] {
+            assert_eq!(cal.is_working_day(day(d)), working, "{d}");
+        }
+
+        // Jinan: the 15th until January 2020, the month end from February 2020.
+        let jinan = region("370100");
+        let jinan_due = |month: &str| {
+            rule(&jinan, InsuranceType::EmployeeMedical, month).due_date(
+                ym(month),
+                Category::Employee,
+                false,
+                cal,
+                &[],
+            )
+        };
+        assert_eq!(jinan_due("2020-01"), day("2020-01-15"));
+        assert_eq!(jinan_due("2020-02"), day("2020-02-29"));
+        // Hangzhou collects July 2020 in August; the override moves employers to 08-25.
+        let hz = rule(&hangzhou, InsuranceType::EmployeeMedical, "2020-07");
+        assert_eq!(hz.deadline_month, DeadlineMonth::NextMonth);
         assert_eq!(
-            deadline(ym("2021-11"), &medical.deadline, cal, &[stop]),
-            day("2022-01-04")
+            hz.due_date(ym("2020-07"), Category::Employee, false, cal, &[]),
+            day("2020-08-15")
+        );
+        assert_eq!(
+            seed.deadline_overrides,
+            vec![DeadlineOverride {
+                region: hangzhou.clone(),
+                month: ym("2020-07"),
+                payer_kind: PayerKind::Employer,
+                opens: day("2020-08-01"),
+                closes: day("2020-08-25"),
+                source: "Hangzhou 2020 cutover notice: July declaration 8-1 → 8-25".into(),
+            }]
         );
     }
 }

@@ -29,8 +29,13 @@ pub fn collection_settings(env: &TestEnv) -> collection::Settings {
     }
 }
 
-/// Enrollment and collection, both running.
+/// Enrollment and collection, both running, collection assessing Wuhan (420100).
 pub async fn spawn(env: &TestEnv) -> Running {
+    spawn_in(env, "420100").await
+}
+
+/// Enrollment and collection, collection assessing `region` (its policy rules apply).
+pub async fn spawn_in(env: &TestEnv, region: &str) -> Running {
     let shutdown = CancellationToken::new();
     let enrollment = enrollment::build(enrollment::Settings {
         service: env.service_settings("enrollment"),
@@ -39,9 +44,12 @@ pub async fn spawn(env: &TestEnv) -> Running {
     .await
     .expect("enrollment builds");
     env.track_queues(enrollment.topology().owned_queues(enrollment.names()));
-    let collection = collection::build(collection_settings(env))
-        .await
-        .expect("collection builds");
+    let collection = collection::build(collection::Settings {
+        region: region.into(),
+        ..collection_settings(env)
+    })
+    .await
+    .expect("collection builds");
     env.track_queues(collection.topology().owned_queues(collection.names()));
     let tasks = vec![
         tokio::spawn(enrollment.run_until_stopped(shutdown.clone())),

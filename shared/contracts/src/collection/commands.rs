@@ -18,6 +18,17 @@ pub enum DeadlineRuleDto {
     DebitDay { day: u32 },
 }
 
+/// Which month a month's contributions are collected in (policy data per region).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum DeadlineMonthDto {
+    /// Month M is paid within M (Wuhan, Jinan).
+    SameMonth,
+    /// Month M is collected in M+1 (Hangzhou); what a rule without the field means.
+    #[default]
+    NextMonth,
+}
+
 /// `set-policy`: a new version of one policy rule (region × insurance type × period).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
@@ -38,9 +49,18 @@ pub struct SetPolicy {
     #[serde(default)]
     pub retiree_pays_rate: bool,
     pub deadline: DeadlineRuleDto,
-    /// Flexible workers' own deadline where it differs (Wuhan: bank batch debit on the 20th).
+    /// The batch-debit day of flexible workers with a signed bank agreement (Wuhan: the 20th).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub flexible_deadline: Option<DeadlineRuleDto>,
+    /// Which month the deadline rules are applied to; absent: `next_month`.
+    #[serde(default)]
+    pub deadline_month: DeadlineMonthDto,
+    /// Working days a payment takes to reach the fund (Wuhan: 5); arrears wait for them.
+    #[serde(default)]
+    pub arrival_working_days: u8,
+    /// The day from which arrears affect benefits at all (Wuhan: 2022-04-01).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub benefits_affected_from: Option<chrono::NaiveDate>,
     pub reason: String,
 }
 
@@ -52,6 +72,13 @@ fn zero() -> String {
 pub struct SetPolicyResult {
     /// The version of the new rule (older open-ended rules are closed as versions of their own).
     pub version: i64,
+    /// Contribution bases of the rule's period re-derived from the declared wages (a new floor
+    /// or cap applied to them).
+    #[serde(default)]
+    pub bases_rederived: i64,
+    /// Months already assessed in the rule's period that were re-assessed, as adjustments.
+    #[serde(default)]
+    pub months_reassessed: i64,
 }
 
 /// A policy rule as it is in force: the figures of `set-policy`, without its reason.
@@ -76,6 +103,12 @@ pub struct PolicyRuleView {
     pub deadline: DeadlineRuleDto,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub flexible_deadline: Option<DeadlineRuleDto>,
+    #[serde(default)]
+    pub deadline_month: DeadlineMonthDto,
+    #[serde(default)]
+    pub arrival_working_days: u8,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub benefits_affected_from: Option<chrono::NaiveDate>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
@@ -278,10 +311,50 @@ pub struct StatementLine {
     pub amount: String,
 }
 
+/// The employer's own share of one insurance type: its rate on the sum of its employees'
+/// bases, rounded once. `rounding` is what reconciles it with the per-person employer lines
+/// (each rounded on its own), so that lines plus roundings add up to what is due.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+pub struct EmployerShareLine {
+    pub insurance_type: String,
+    /// The employer's base: the sum of its employees' bases.
+    pub base: String,
+    pub amount: String,
+    pub rounding: String,
+}
+
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 pub struct EmployerStatementResult {
     pub assessment: AssessmentStatus,
     pub lines: Vec<StatementLine>,
+    /// One per insurance type with an employer share.
+    #[serde(default)]
+    pub employer_shares: Vec<EmployerShareLine>,
+}
+
+/// `set-debit-agreement`: a flexible worker signs (or ends) a bank batch-debit agreement
+/// (批扣协议) from a month on. Only flexible workers with a signed agreement are debited on
+/// the debit day; everyone else pays by the ordinary deadline.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct SetDebitAgreement {
+    pub id_number: String,
+    /// `true`: signed; `false`: ended.
+    pub signed: bool,
+    /// First month the agreement (or its end) applies to, `YYYY-MM`.
+    pub from_month: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub bank: Option<String>,
+    /// The card's financial account the bank debits.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub account: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+pub struct SetDebitAgreementResult {
+    pub person_id: String,
+    pub signed: bool,
+    pub from_month: String,
 }
 
 /// `contribution-history` (缴费信息查询): a person's assessed and paid months.

@@ -94,6 +94,10 @@ pub struct PaymentRecorded {
     pub paid_total: String,
     pub outstanding: String,
     pub line: Line,
+    /// Whether the payment was made by the deadline, judged by `paid_at` in China Standard
+    /// Time (not by when the money reached the fund). Absent in older messages.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub on_time: Option<bool>,
 }
 event!(PaymentRecorded, "payment-recorded");
 
@@ -133,6 +137,15 @@ pub struct ArrearsDetected {
     /// Person ids covered by this assessment (for an employer: its staff that month).
     pub persons: Vec<String>,
     pub line: Line,
+    /// From when benefits are affected: the 1st of the month after the missed deadline, or
+    /// the policy's start date if later (Wuhan: 2022-04-01). Absent when the arrears do not
+    /// affect benefits (system-caused) and in older messages.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub benefits_affected_from: Option<chrono::NaiveDate>,
+    /// The system caused the delay ("除系统影响外": the deadline fell in a freeze of the
+    /// line): the arrears are recorded but never affect benefits.
+    #[serde(default)]
+    pub system_caused: bool,
 }
 event!(ArrearsDetected, "arrears-detected");
 
@@ -145,6 +158,10 @@ pub struct ArrearsCleared {
     pub persons: Vec<String>,
     pub cleared_at: chrono::DateTime<chrono::FixedOffset>,
     pub line: Line,
+    /// The payment that cleared the arrears was made by the deadline and only reached the
+    /// fund late: the month was never in arrears (benefits restored from the start).
+    #[serde(default)]
+    pub paid_on_time: bool,
 }
 event!(ArrearsCleared, "arrears-cleared");
 

@@ -20,6 +20,12 @@ pub struct EnrollPerson {
     pub employer_credit_code: Option<String>,
     /// `YYYY-MM`.
     pub effective_month: String,
+    /// Retirees only: whether the minimum contribution years are met (then only the fixed
+    /// large-amount premium is owed; before that the retiree pays as a flexible worker).
+    /// Absent for a retiree means met, as every retiree was assessed before the field existed;
+    /// refused for other categories.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub minimum_years_met: Option<bool>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]

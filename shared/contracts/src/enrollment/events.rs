@@ -40,8 +40,16 @@ pub struct PersonEnrolled {
     pub employer_credit_code: Option<String>,
     pub effective_month: String,
     pub line: Line,
+    /// Retirees: whether the minimum contribution years are met. Older messages lack it and
+    /// mean met (how every retiree was assessed then); always true for other categories.
+    #[serde(default = "met")]
+    pub minimum_years_met: bool,
 }
 event!(PersonEnrolled, "person-enrolled");
+
+fn met() -> bool {
+    true
+}
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 pub struct StaffPerson {
