@@ -379,20 +379,10 @@ async fn round_on(
 
 /// Consumers of `queue`, or `None` when it does not exist.
 async fn consumers(broker: &Broker, queue: &str) -> Option<u32> {
-    let ch = broker.channel().await.ok()?;
-    let opts = QueueDeclareOptions {
-        passive: true,
-        ..Default::default()
-    };
-    let q = bounded(
-        "queue.declare",
-        broker.timeout(),
-        ch.queue_declare(queue.into(), opts, FieldTable::default()),
-    )
-    .await
-    .ok()?;
-    let _ = ch.close(200, "done".into()).await;
-    Some(q.consumer_count())
+    messaging::parking::inspect(broker, queue)
+        .await
+        .ok()
+        .map(|(_, c)| c)
 }
 
 fn statuses(round: &Round) -> anyhow::Result<Vec<FreezeStatus>> {

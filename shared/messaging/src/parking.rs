@@ -52,6 +52,12 @@ fn describe(d: &lapin::message::BasicGetMessage) -> ParkedMessage {
 
 /// How many messages wait in `queue`.
 pub async fn depth(broker: &Broker, queue: &str) -> Result<u32, BrokerError> {
+    Ok(inspect(broker, queue).await?.0)
+}
+
+/// Messages waiting in `queue` and consumers reading it (a passive declare; an error when the
+/// queue does not exist).
+pub async fn inspect(broker: &Broker, queue: &str) -> Result<(u32, u32), BrokerError> {
     let ch = broker.channel().await?;
     let opts = QueueDeclareOptions {
         passive: true,
@@ -64,7 +70,7 @@ pub async fn depth(broker: &Broker, queue: &str) -> Result<u32, BrokerError> {
     )
     .await?;
     let _ = bounded("channel.close", broker.timeout(), ch.close(200, "done".into())).await;
-    Ok(q.message_count())
+    Ok((q.message_count(), q.consumer_count()))
 }
 
 /// Lists up to `limit` parked messages of `parking_queue` without removing them.
