@@ -14,6 +14,8 @@ pub mod contract;
 
 pub mod probe;
 
+pub mod services;
+
 use contracts::ids::{CreditCode, IdNumber};
 use contracts::{Line, Reply};
 use futures_util::StreamExt;

@@ -3,8 +3,7 @@
 #![allow(dead_code)]
 
 use std::process::Output;
-use testkit::{TestEnv, WAIT, wait_for};
-use tokio_util::sync::CancellationToken;
+use testkit::{TestEnv, WAIT};
 
 pub const WUHAN: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../cutovers/wuhan-2021.yaml");
 pub const HANGZHOU: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../cutovers/hangzhou-2020.yaml");
@@ -42,10 +41,7 @@ pub fn json(out: &Output) -> serde_json::Value {
     serde_json::from_slice(&out.stdout).unwrap_or_else(|e| panic!("not JSON ({e}): {}", text(&out.stdout)))
 }
 
-pub struct Services {
-    pub shutdown: CancellationToken,
-    pub tasks: Vec<tokio::task::JoinHandle<anyhow::Result<()>>>,
-}
+pub use testkit::services::Services;
 
 pub async fn spawn(env: &TestEnv) -> Services {
     spawn_on(env, messaging::freeze::ClockSettings::default()).await
@@ -59,14 +55,12 @@ pub async fn spawn_on(env: &TestEnv, clock: messaging::freeze::ClockSettings) ->
         s.messaging.freeze.tick_ms = 50;
         s
     };
-    let shutdown = CancellationToken::new();
     let enrollment = enrollment::build(enrollment::Settings {
         service: settings("enrollment"),
         region: "420100".into(),
     })
     .await
     .expect("enrollment builds");
-    env.track_queues(enrollment.topology().owned_queues(enrollment.names()));
     let collection = collection::build(collection::Settings {
         service: settings("collection"),
         region: "420100".into(),
@@ -77,41 +71,12 @@ pub async fn spawn_on(env: &TestEnv, clock: messaging::freeze::ClockSettings) ->
     })
     .await
     .expect("collection builds");
-    env.track_queues(collection.topology().owned_queues(collection.names()));
-    let tasks = vec![
-        tokio::spawn(enrollment.run_until_stopped(shutdown.clone())),
-        tokio::spawn(collection.run_until_stopped(shutdown.clone())),
-    ];
-    Services { shutdown, tasks }
+    let mut services = Services::new();
+    services.start(env, enrollment).start(env, collection);
+    services
 }
 
 /// Both control queues consumed, so that a round expects both answers.
 pub async fn both_listening(env: &TestEnv) {
-    let names = env.names();
-    wait_for("both control queues consumed", WAIT, || async {
-        for s in ["enrollment", "collection"] {
-            let q = names.control_queue(s);
-            if !queue_exists(env, &q).await || env.consumer_count(&q).await == 0 {
-                return None;
-            }
-        }
-        Some(())
-    })
-    .await;
-}
-
-pub async fn queue_exists(env: &TestEnv, queue: &str) -> bool {
-    let broker = env.broker();
-    let ok = messaging::parking::depth(&broker, queue).await.is_ok();
-    broker.close().await;
-    ok
-}
-
-impl Services {
-    pub async fn stop(self) {
-        self.shutdown.cancel();
-        for t in self.tasks {
-            t.await.expect("service task").expect("service ran cleanly");
-        }
-    }
+    testkit::services::wait_control_consumed(env, &["enrollment", "collection"]).await
 }

@@ -3,13 +3,13 @@
 
 use messaging::LineSwitches;
 use testkit::TestEnv;
-use tokio_util::sync::CancellationToken;
+use testkit::services::Services;
 
 pub const REGION: &str = "420100";
 
+/// Enrollment running in process, with its line switches and ops address at hand.
 pub struct Running {
-    pub shutdown: CancellationToken,
-    pub task: tokio::task::JoinHandle<anyhow::Result<()>>,
+    services: Services,
     pub switches: LineSwitches,
     pub ops: std::net::SocketAddr,
 }
@@ -17,11 +17,7 @@ pub struct Running {
 impl Running {
     /// Graceful stop: waits for in-flight work and the relay flush.
     pub async fn stop(self) {
-        self.shutdown.cancel();
-        self.task
-            .await
-            .expect("service task")
-            .expect("service ran cleanly");
+        self.services.stop().await
     }
 }
 
@@ -34,14 +30,12 @@ pub fn settings(env: &TestEnv) -> enrollment::Settings {
 
 pub async fn spawn(env: &TestEnv) -> Running {
     let app = enrollment::build(settings(env)).await.expect("enrollment builds");
-    env.track_queues(app.topology().owned_queues(app.names()));
     let switches = app.switches();
     let ops = app.ops_addr();
-    let shutdown = CancellationToken::new();
-    let task = tokio::spawn(app.run_until_stopped(shutdown.clone()));
+    let mut services = Services::new();
+    services.start(env, app);
     Running {
-        shutdown,
-        task,
+        services,
         switches,
         ops,
     }

@@ -1,0 +1,67 @@
+//! Services running in process for a test, all under one cancellation token.
+//!
+//! Each service's tests build their own `Settings` (testkit cannot depend on the services it
+//! serves) and hand the built runtime to [`Services::start`], which records its queues for
+//! removal and runs it. This is the part every service's `tests/common` used to repeat.
+
+use crate::{TestEnv, WAIT, wait_for};
+use messaging::consumer::Handler;
+use messaging::runtime::ServiceRuntime;
+use std::net::SocketAddr;
+use tokio_util::sync::CancellationToken;
+
+#[derive(Default)]
+pub struct Services {
+    pub shutdown: CancellationToken,
+    pub tasks: Vec<tokio::task::JoinHandle<anyhow::Result<()>>>,
+    /// The ops address of each service started, in start order.
+    pub ops: Vec<SocketAddr>,
+}
+
+impl Services {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Tracks the service's queues in `env` and runs it until [`Services::stop`].
+    pub fn start<H: Handler>(&mut self, env: &TestEnv, app: ServiceRuntime<H>) -> &mut Self {
+        env.track_queues(app.topology().owned_queues(app.names()));
+        self.ops.push(app.ops_addr());
+        self.tasks
+            .push(tokio::spawn(app.run_until_stopped(self.shutdown.clone())));
+        self
+    }
+
+    /// Graceful stop of all: waits for in-flight work and the relay flush of each, and fails
+    /// the test if any of them ended with an error.
+    pub async fn stop(self) {
+        self.shutdown.cancel();
+        for t in self.tasks {
+            t.await.expect("service task").expect("service ran cleanly");
+        }
+    }
+}
+
+/// Whether `queue` exists (a passive declare).
+pub async fn queue_exists(env: &TestEnv, queue: &str) -> bool {
+    let broker = env.broker();
+    let ok = messaging::parking::depth(&broker, queue).await.is_ok();
+    broker.close().await;
+    ok
+}
+
+/// Waits until the control queue of every one of `services` exists and is consumed, so that a
+/// control round expects each of their answers.
+pub async fn wait_control_consumed(env: &TestEnv, services: &[&str]) {
+    let names = env.names();
+    wait_for("control queues consumed", WAIT, || async {
+        for s in services {
+            let q = names.control_queue(s);
+            if !queue_exists(env, &q).await || env.consumer_count(&q).await == 0 {
+                return None;
+            }
+        }
+        Some(())
+    })
+    .await;
+}
