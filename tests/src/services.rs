@@ -65,3 +65,61 @@ pub async fn wait_control_consumed(env: &TestEnv, services: &[&str]) {
     })
     .await;
 }
+
+/// Sends one control message (a freeze order, lift, extend, …) to `target` (a service name)
+/// and waits for that service's answer: once it has answered, the order is stored and in the
+/// service's book, so what the test does next is judged under it.
+pub async fn control(
+    env: &TestEnv,
+    target: &str,
+    msg: &contracts::freeze::ControlMessage,
+) -> contracts::Reply {
+    use futures_util::StreamExt;
+    use lapin::options::{BasicConsumeOptions, QueueDeclareOptions};
+    let broker = env.broker();
+    let ch = broker.channel().await.expect("a channel");
+    ch.confirm_select(Default::default()).await.expect("confirms");
+    let q = ch
+        .queue_declare(
+            "".into(),
+            QueueDeclareOptions {
+                exclusive: true,
+                auto_delete: true,
+                ..Default::default()
+            },
+            Default::default(),
+        )
+        .await
+        .expect("a reply queue");
+    let mut replies = ch
+        .basic_consume(
+            q.name().clone(),
+            "control-test".into(),
+            BasicConsumeOptions {
+                no_ack: true,
+                ..Default::default()
+            },
+            Default::default(),
+        )
+        .await
+        .expect("consuming replies");
+    messaging::freeze::publish_control(
+        &ch,
+        &env.names(),
+        WAIT,
+        target,
+        msg,
+        Some(q.name().as_str()),
+        "test",
+    )
+    .await
+    .expect("control message published");
+    let delivery = tokio::time::timeout(WAIT, replies.next())
+        .await
+        .unwrap_or_else(|_| panic!("{target} answers the control message within {WAIT:?}"))
+        .expect("a reply")
+        .expect("a delivery");
+    let reply: contracts::Reply = serde_json::from_slice(&delivery.data).expect("a reply body");
+    broker.close().await;
+    reply
+}

@@ -24,6 +24,18 @@ pub struct Run<'a> {
     pub employer_deadline: NaiveDate,
     pub debit_deadline: NaiveDate,
     pub person_deadline: NaiveDate,
+    /// The same three before freeze orders moved them (see `crate::freezes`).
+    pub plain: PlainDeadlines,
+}
+
+/// A month's deadlines as its policy rules give them, before any freeze order, and the first
+/// day of the month they are collected in (what a `move-to` order names).
+#[derive(Debug, Clone, Copy)]
+pub struct PlainDeadlines {
+    pub employer: NaiveDate,
+    pub debit: NaiveDate,
+    pub person: NaiveDate,
+    pub collected_in: NaiveDate,
 }
 
 /// The nil person id of an employer's rounding item (the employer's share is rounded once on
@@ -53,6 +65,7 @@ pub async fn run(
         employer_deadline,
         debit_deadline,
         person_deadline,
+        plain,
     } = *what;
     let run_id = Uuid::now_v7();
     let line_s = line.as_str();
@@ -178,18 +191,34 @@ pub async fn run(
 
     // 3. Assessments for payers seen for the first time this month.
     tx.execute(
-        "insert into assessments (assessment_id, line, payer_kind, payer_id, month, deadline, created_run)
+        "insert into assessments (assessment_id, line, payer_kind, payer_id, month, deadline,
+                                  plain_deadline, collected_in, created_run)
          select uuid_v7(), $1, payer_kind, payer_id, $2,
-                case when payer_kind = 'employer' then $3::date
-                     when exists (select 1 from persons pe where pe.person_id::text = p.payer_id and pe.category = 'flexible')
-                      and coalesce((select d.signed from debit_agreements d
-                                    where d.person_id::text = p.payer_id and d.line = $1 and d.from_month <= $2
-                                    order by d.from_month desc limit 1), false)
-                     then $6::date
-                     else $5::date end, $4
-         from (select distinct payer_kind, payer_id from pg_temp.delta) p
+                case k when 'employer' then $3::date when 'debit' then $6::date else $5::date end,
+                case k when 'employer' then $7::date when 'debit' then $9::date else $8::date end,
+                $10::date, $4
+         from (select payer_kind, payer_id,
+                      case when payer_kind = 'employer' then 'employer'
+                           when exists (select 1 from persons pe where pe.person_id::text = p.payer_id and pe.category = 'flexible')
+                            and coalesce((select d.signed from debit_agreements d
+                                          where d.person_id::text = p.payer_id and d.line = $1 and d.from_month <= $2
+                                          order by d.from_month desc limit 1), false)
+                           then 'debit'
+                           else 'person' end as k
+               from (select distinct payer_kind, payer_id from pg_temp.delta) p) p
          on conflict (line, payer_kind, payer_id, month) do nothing",
-        &[&line_s, &month, &employer_deadline, &run_id, &person_deadline, &debit_deadline],
+        &[
+            &line_s,
+            &month,
+            &employer_deadline,
+            &run_id,
+            &person_deadline,
+            &debit_deadline,
+            &plain.employer,
+            &plain.person,
+            &plain.debit,
+            &plain.collected_in,
+        ],
     )
     .await?;
     let total_change: Decimal = tx

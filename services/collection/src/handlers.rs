@@ -3,9 +3,9 @@
 
 use crate::domain::assessment::Category;
 use crate::domain::base::{BaseInput, WageEvidence, determine_base};
-use crate::domain::deadline::FreezeWindow;
 use crate::domain::money::Money;
 use crate::domain::policy::{PolicyRule, PolicyTable};
+use crate::freezes::{DeadlineFreezes, PayerGroup};
 use crate::payments::{self, fen};
 use crate::{assess, projection, rules};
 use async_trait::async_trait;
@@ -16,22 +16,25 @@ use contracts::{ErrorBody, ErrorCode, InsuranceType, Line, MessageKind};
 use deadpool_postgres::Transaction;
 use messaging::{Handled, Handler, HandlerError, Incoming, Names, Outgoing};
 use rust_decimal::Decimal;
+use std::sync::{Arc, OnceLock};
 use uuid::Uuid;
 
 pub struct CollectionHandler {
     pub names: Names,
     pub region: String,
-    /// Freeze windows that extend deadlines (supplied by the freeze machinery; empty now).
-    pub freezes: Vec<FreezeWindow>,
+    /// The freeze orders this service holds (set once the runtime is built; see `crate::build`).
+    pub freeze: Arc<OnceLock<messaging::freeze::Freeze>>,
 }
 
 type HResult = Result<Handled, HandlerError>;
 
-/// A month's deadlines by kind of payer (see `CollectionHandler::deadlines`).
+/// A month's deadlines by kind of payer (see `CollectionHandler::deadlines`): as the freeze
+/// orders move them, and plain.
 struct Deadlines {
     employer: chrono::NaiveDate,
     debit: chrono::NaiveDate,
     person: chrono::NaiveDate,
+    plain: assess::PlainDeadlines,
 }
 
 fn reject(code: ErrorCode, field: &str, message: impl Into<String>) -> HandlerError {
@@ -380,6 +383,7 @@ impl CollectionHandler {
                 employer_deadline: d.employer,
                 debit_deadline: d.debit,
                 person_deadline: d.person,
+                plain: d.plain,
             };
             assess::run(tx, &self.names, &run, &msg.envelope).await?;
             reassessed += 1;
@@ -660,10 +664,15 @@ impl CollectionHandler {
         let due = |cat: Category, debit: bool| {
             in_force
                 .iter()
-                .map(|r| r.due_date(month, cat, debit, &calendar, &self.freezes))
+                .map(|r| {
+                    (
+                        r.due_date(month, cat, debit, &calendar, &[]),
+                        r.deadline_month.collection_month(month),
+                    )
+                })
                 .min()
         };
-        let (Some(employer), Some(debit), Some(person)) = (
+        let (Some((employer, collected_in)), Some((debit, _)), Some((person, _))) = (
             due(Category::Employee, false),
             due(Category::Flexible, true),
             due(Category::Flexible, false),
@@ -675,11 +684,55 @@ impl CollectionHandler {
             .await?
             .unwrap_or(employer);
         let person_override = rules::deadline_override(tx, &self.region, first, "person").await?;
-        Ok(Some(Deadlines {
+        let plain = assess::PlainDeadlines {
             employer,
             debit: person_override.unwrap_or(debit),
             person: person_override.unwrap_or(person),
+            collected_in,
+        };
+        let employers = self.deadline_freezes(line, PayerGroup::Employer);
+        let persons = self.deadline_freezes(line, PayerGroup::Person);
+        Ok(Some(Deadlines {
+            employer: employers.deadline(plain.employer, collected_in, &calendar),
+            debit: persons.deadline(plain.debit, collected_in, &calendar),
+            person: persons.deadline(plain.person, collected_in, &calendar),
+            plain,
         }))
+    }
+
+    /// The freezes of `line` that move the deadlines of `payer`, from the orders held now.
+    fn deadline_freezes(&self, line: Line, payer: PayerGroup) -> DeadlineFreezes {
+        self.freeze
+            .get()
+            .map(|f| DeadlineFreezes::of(&f.book(), line, payer, f.now()))
+            .unwrap_or_default()
+    }
+
+    /// Derives the assessment's effective deadline again from its plain one and the orders in
+    /// force, before a payment is judged against it. While an open-ended freeze holds the
+    /// deadline, a payment is on time (the deadline runs at least until the thaw).
+    async fn refresh_deadline(
+        &self,
+        tx: &Transaction<'_>,
+        a: &mut payments::Assessment,
+        paid_at: chrono::DateTime<chrono::FixedOffset>,
+    ) -> Result<(), HandlerError> {
+        let freezes = self.deadline_freezes(a.line, PayerGroup::from_kind(&a.payer_kind));
+        let calendar = rules::calendar(tx).await?;
+        let mut effective = freezes.deadline(a.plain_deadline, a.collected_in, &calendar);
+        if freezes.held(effective) {
+            let paid_on = paid_at.with_timezone(&contracts::freeze::cst()).date_naive();
+            effective = effective.max(paid_on);
+        }
+        if effective != a.deadline {
+            tx.execute(
+                "update assessments set deadline = $2, updated_at = now() where assessment_id = $1",
+                &[&a.id, &effective],
+            )
+            .await?;
+            a.deadline = effective;
+        }
+        Ok(())
     }
 
     async fn assess_month(&self, tx: &Transaction<'_>, msg: &Incoming) -> HResult {
@@ -698,6 +751,7 @@ impl CollectionHandler {
             employer_deadline: d.employer,
             debit_deadline: d.debit,
             person_deadline: d.person,
+            plain: d.plain,
         };
         let outcome = assess::run(tx, &self.names, &run, &msg.envelope).await?;
         tracing::info!(%month, line = %msg.line, payers = outcome.payers, items = outcome.items, "month assessed");
@@ -776,6 +830,7 @@ impl CollectionHandler {
             receipt_no: receipt,
             channel: "tax",
         };
+        self.refresh_deadline(tx, &mut a, cmd.paid_at).await?;
         let events = payments::apply(tx, &self.names, &mut a, &payment, &msg.envelope).await?;
         ok(&a.status(), events)
     }
@@ -785,8 +840,13 @@ impl CollectionHandler {
     /// days for a payment to reach the fund) has passed after its deadline, so money paid on
     /// the deadline and arriving days later is never late. Each flagged month says from when
     /// benefits are affected (the 1st of the month after the deadline, or the policy's start
-    /// date if later) unless the system caused the delay: a deadline inside a freeze of the
-    /// line (`self.freezes`, supplied by the freeze machinery) is recorded but affects nothing.
+    /// date if later).
+    ///
+    /// Deadlines are first derived again from the freeze orders held now (`crate::freezes`):
+    /// a deadline a freeze of the line covered is extended by it, and one that an open-ended
+    /// freeze in force covers is not judged at all until the thaw. So no payer is ever in
+    /// arrears because the system could not take its money (除系统影响外), and
+    /// `system_caused` stays false: the freeze moves the deadline instead.
     async fn detect_arrears(&self, tx: &Transaction<'_>, msg: &Incoming) -> HResult {
         let cmd: c::DetectArrears = msg.decode()?;
         let as_of = cmd.as_of.unwrap_or_else(crate::today);
@@ -798,25 +858,51 @@ impl CollectionHandler {
             .max()
             .unwrap_or(0);
         let benefits_from = policy.iter().filter_map(|(_, r)| r.benefits_affected_from).max();
-        let candidates: Vec<chrono::NaiveDate> = tx
+        let open = tx
             .query(
-                "select distinct deadline from assessments
-                 where line = $1 and not in_arrears and paid < due and deadline < $2",
-                &[&msg.line.as_str(), &as_of],
+                "select distinct payer_kind, plain_deadline, collected_in, deadline from assessments
+                 where line = $1 and not in_arrears and paid < due",
+                &[&msg.line.as_str()],
             )
-            .await?
-            .iter()
-            .map(|r| r.get(0))
-            .collect();
-        let judged: Vec<chrono::NaiveDate> = candidates
-            .into_iter()
-            .filter(|d| calendar.add_working_days(*d, arrival) < as_of)
-            .collect();
-        let system: Vec<chrono::NaiveDate> = judged
-            .iter()
-            .copied()
-            .filter(|d| self.freezes.iter().any(|f| f.covers(*d)))
-            .collect();
+            .await?;
+        let employers = self.deadline_freezes(msg.line, PayerGroup::Employer);
+        let persons = self.deadline_freezes(msg.line, PayerGroup::Person);
+        let (mut kinds, mut judged, mut held) =
+            (Vec::<String>::new(), Vec::<chrono::NaiveDate>::new(), 0usize);
+        for r in &open {
+            let (kind, plain, collected_in, stored): (
+                String,
+                chrono::NaiveDate,
+                chrono::NaiveDate,
+                chrono::NaiveDate,
+            ) = (r.get(0), r.get(1), r.get(2), r.get(3));
+            let freezes = if kind == "employer" { &employers } else { &persons };
+            let effective = freezes.deadline(plain, collected_in, &calendar);
+            if freezes.held(effective) {
+                held += 1;
+                continue;
+            }
+            if effective != stored {
+                tx.execute(
+                    "update assessments set deadline = $5, updated_at = now()
+                     where line = $1 and payer_kind = $2 and plain_deadline = $3 and collected_in = $4
+                       and deadline = $6 and not in_arrears and paid < due",
+                    &[
+                        &msg.line.as_str(),
+                        &kind,
+                        &plain,
+                        &collected_in,
+                        &effective,
+                        &stored,
+                    ],
+                )
+                .await?;
+            }
+            if effective < as_of && calendar.add_working_days(effective, arrival) < as_of {
+                kinds.push(kind);
+                judged.push(effective);
+            }
+        }
         let mut headers = std::collections::BTreeMap::new();
         messaging::trace::continue_from(&mut headers, &msg.envelope.headers);
         let headers = serde_json::to_value(headers).unwrap_or_default();
@@ -826,10 +912,11 @@ impl CollectionHandler {
             .execute(
                 "with flagged as (
                      update assessments set in_arrears = true, updated_at = now(),
-                         system_caused = deadline = any($8),
-                         benefits_affected_from = case when deadline = any($8) then null
-                             else greatest((date_trunc('month', deadline) + interval '1 month')::date, $9::date) end
-                     where line = $1 and not in_arrears and paid < due and deadline = any($7) and deadline < $2
+                         system_caused = false,
+                         benefits_affected_from =
+                             greatest((date_trunc('month', deadline) + interval '1 month')::date, $9::date)
+                     where line = $1 and not in_arrears and paid < due and deadline < $2
+                       and (payer_kind, deadline) in (select * from unnest($7::text[], $8::date[]))
                      returning assessment_id, payer_kind, payer_id, month, due - paid as outstanding, deadline,
                                benefits_affected_from, system_caused
                  )
@@ -850,13 +937,13 @@ impl CollectionHandler {
                     &key,
                     &msg.envelope.correlation(),
                     &headers,
+                    &kinds,
                     &judged,
-                    &system,
                     &benefits_from,
                 ],
             )
             .await?;
-        tracing::info!(line = %msg.line, %as_of, newly = n, "arrears detected");
+        tracing::info!(line = %msg.line, %as_of, newly = n, held_by_freeze = held, "arrears detected");
         Ok(Handled {
             result: Some(
                 serde_json::to_value(c::DetectArrearsResult {
@@ -987,6 +1074,7 @@ impl CollectionHandler {
                     receipt_no: &receipt,
                     channel: "bank-debit",
                 };
+                self.refresh_deadline(tx, &mut a, cmd.debited_at).await?;
                 outgoing.extend(payments::apply(tx, &self.names, &mut a, &payment, &msg.envelope).await?);
                 tx.execute(
                     "update debit_items set result = 'debited' where batch_id = $1 and assessment_id = $2",

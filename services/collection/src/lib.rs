@@ -9,6 +9,7 @@
 
 pub mod assess;
 pub mod domain;
+pub mod freezes;
 pub mod handlers;
 pub mod payments;
 pub mod projection;
@@ -55,6 +56,7 @@ pub async fn build(settings: Settings) -> anyhow::Result<Application> {
     let names = messaging::Names::new(settings.service.broker.prefix.clone());
     let mut migrations = embedded::migrations::runner();
     migrations.set_migration_table_name("collection_schema_history");
+    let freeze = std::sync::Arc::new(std::sync::OnceLock::new());
     let spec = ServiceSpec {
         service: contracts::collection::SERVICE,
         command_lines: vec![Line::Medical, Line::Social],
@@ -65,11 +67,13 @@ pub async fn build(settings: Settings) -> anyhow::Result<Application> {
         handler: handlers::CollectionHandler {
             names,
             region: settings.region.clone(),
-            freezes: vec![],
+            freeze: freeze.clone(),
         },
         migrations,
     };
     let app = ServiceRuntime::build(settings.service, spec).await?;
+    // The handler is built before the runtime that owns the orders; it reads them from here.
+    let _ = freeze.set(app.freeze());
     rules::seed(&app.pool()).await?;
     Ok(app)
 }

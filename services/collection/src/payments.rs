@@ -24,6 +24,9 @@ pub struct Assessment {
     pub paid: Decimal,
     pub deadline: chrono::NaiveDate,
     pub in_arrears: bool,
+    /// The deadline before freeze orders moved it, and the month it is collected in.
+    pub plain_deadline: chrono::NaiveDate,
+    pub collected_in: chrono::NaiveDate,
 }
 
 impl Assessment {
@@ -52,7 +55,7 @@ impl Assessment {
     }
 }
 
-const COLUMNS: &str = "assessment_id, line, payer_kind, payer_id, month, due, paid, deadline, in_arrears";
+const COLUMNS: &str = "assessment_id, line, payer_kind, payer_id, month, due, paid, deadline, in_arrears, plain_deadline, collected_in";
 
 fn from_row(r: &tokio_postgres::Row) -> Assessment {
     Assessment {
@@ -65,6 +68,8 @@ fn from_row(r: &tokio_postgres::Row) -> Assessment {
         paid: r.get(6),
         deadline: r.get(7),
         in_arrears: r.get(8),
+        plain_deadline: r.get(9),
+        collected_in: r.get(10),
     }
 }
 

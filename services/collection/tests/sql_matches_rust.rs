@@ -157,6 +157,12 @@ async fn sql_assessment_equals_the_rust_rules_for_random_bases() {
             employer_deadline: d,
             debit_deadline: d,
             person_deadline: d,
+            plain: collection::assess::PlainDeadlines {
+                employer: d,
+                debit: d,
+                person: d,
+                collected_in: month.first_day(),
+            },
         };
         collection::assess::run(&tx, app.names(), &run, &envelope)
             .await

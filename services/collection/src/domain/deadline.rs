@@ -357,7 +357,19 @@ pub fn deadline_in(
     calendar: &Calendar,
     freezes: &[FreezeWindow],
 ) -> NaiveDate {
-    let mut current = plain_deadline(in_month.collection_month(month_assessed), rule, calendar);
+    extend_by(
+        plain_deadline(in_month.collection_month(month_assessed), rule, calendar),
+        calendar,
+        freezes,
+    )
+}
+
+/// A plain deadline moved by `freezes` (steps 2 to 4 of [`deadline`]). Always applied to the
+/// plain deadline, never to one already extended: an extended deadline that a longer freeze
+/// still covers would otherwise be extended twice.
+#[must_use]
+pub fn extend_by(plain: NaiveDate, calendar: &Calendar, freezes: &[FreezeWindow]) -> NaiveDate {
+    let mut current = plain;
     // Each round moves the deadline past every freeze that covered it, so no freeze applies
     // twice and `freezes.len()` rounds always suffice.
     for _ in 0..freezes.len() {
