@@ -3,8 +3,12 @@
 # both lines, wages are declared, last month is assessed, the (simulated) tax authority pays,
 # and what was not paid becomes arrears. Every run uses fresh people, so it can be repeated.
 #
+# Then a cutover: the medical line's counters are frozen intake-only, paperwork gets receipts
+# while the social line keeps working, and the thaw processes what was held.
+#
 # Needs the services running (make run starts this script by itself) and, for payments,
-# the tax-authority simulator. Inputs: AMQP_URL (and INSURANCE_PREFIX) as insurancectl reads them.
+# the tax-authority simulator. Inputs: AMQP_URL (and INSURANCE_PREFIX) as insurancectl reads them;
+# DEMO_PAYMENT_WAIT, the seconds to wait for the simulated payment (30).
 set -euo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -83,7 +87,7 @@ ctl send medical collection assess-month --body "{\"month\":\"$MONTH\"}" | sed -
 ctl send social collection assess-month --body "{\"month\":\"$MONTH\"}" | sed -n '1,12p'
 
 say "The tax authority pays (simulated); the employer's statement shows it"
-deadline=$((SECONDS + 30))
+deadline=$((SECONDS + ${DEMO_PAYMENT_WAIT:-30}))
 until ctl --json send medical collection employer-statement --body "{\"employer_credit_code\":\"$EMPLOYER\",\"month\":\"$MONTH\"}" | grep -q '"status":"settled"'; do
 	((SECONDS < deadline)) || { say "no payment yet (is the tax-authority simulator running?)"; break; }
 	sleep 1
@@ -96,4 +100,42 @@ ctl send medical collection contribution-history --body "{\"id_number\":\"$ALICE
 say "Months still unpaid after their deadline become arrears"
 send medical collection detect-arrears --body "{\"as_of\":\"$(date -d "$(date +%Y-%m-01) +2 month" +%Y-%m-%d)\"}"
 send social collection detect-arrears --body "{\"as_of\":\"$(date -d "$(date +%Y-%m-01) +2 month" +%Y-%m-%d)\"}"
-say "done: see the services' logs above; try: $CTL send medical collection list-arrears"
+# ---------------------------------------------------------------------------------------------
+# A cutover (停机切换): the medical line is frozen for migration while the social line works.
+# ---------------------------------------------------------------------------------------------
+ERIN=$(id_number "42010219920815${seq}")
+ORDER="demo-medical-counter-$(date +%H%M%S)${seq}"
+
+say "Cutover: the medical line is frozen; its counters take in paperwork for later (收件, intake-only)"
+ctl freeze order --id "$ORDER" --lines medical --channels counter --mode intake-only \
+	--reason "医保系统切换（演示）" \
+	--announcement "医保信息系统切换升级，期间柜台只收件、恢复后按收件顺序办理，咨询电话027-87812393"
+ctl freeze status | sed -n '1,20p'
+
+say "At the medical counter, a newcomer's enrollment is taken in and answered with a receipt"
+out=$("$CTL" --json send medical enrollment enroll-person --channel counter --body "{\"id_number\":\"$ERIN\",\"name\":\"吴敏\",\"phone\":\"13812345682\",\"category\":\"flexible\",\"insurance_types\":[\"employee_medical\"],\"effective_month\":\"$MONTH\"}" 2>&1) || true
+echo "$out"
+RECEIPT=$(grep -o '"receipt":{"id":"[^"]*"' <<<"$out" | head -n 1 | sed 's/.*"id":"//; s/"$//')
+
+say "Meanwhile the social line is not frozen: Erin's pension enrollment is done at once"
+send social enrollment enroll-person --body "{\"id_number\":\"$ERIN\",\"name\":\"吴敏\",\"phone\":\"13812345682\",\"category\":\"flexible\",\"insurance_types\":[\"pension\"],\"effective_month\":\"$MONTH\"}"
+
+if [[ -n $RECEIPT ]]; then
+	say "The receipt, while the line is frozen"
+	ctl receipt show "$RECEIPT" | sed -n '1,12p'
+fi
+
+say "Thaw: the order is lifted; what the counter took in is processed in arrival order"
+ctl freeze lift "$ORDER"
+if [[ -n $RECEIPT ]]; then
+	deadline=$((SECONDS + 30))
+	until ctl --json receipt show "$RECEIPT" 2>/dev/null | grep -Eq '"state": *"(processed|failed)"'; do
+		((SECONDS < deadline)) || { say "receipt $RECEIPT not processed yet"; break; }
+		sleep 0.5
+	done
+	ctl receipt show "$RECEIPT" | sed -n '1,20p'
+fi
+say "Erin, as the medical line knows her after the thaw"
+ctl send medical enrollment get-person --body "{\"id_number\":\"$ERIN\"}" | sed -n '1,14p'
+
+say "done: see the services' logs above; try: $CTL send medical collection list-arrears; $CTL freeze list"
