@@ -28,14 +28,13 @@ pub struct Run<'a> {
     pub plain: PlainDeadlines,
 }
 
-/// A month's deadlines as its policy rules give them, before any freeze order, and the first
-/// day of the month they are collected in (what a `move-to` order names).
+/// A month's deadlines as its policy rules give them (with any published override), before
+/// any freeze order.
 #[derive(Debug, Clone, Copy)]
 pub struct PlainDeadlines {
     pub employer: NaiveDate,
     pub debit: NaiveDate,
     pub person: NaiveDate,
-    pub collected_in: NaiveDate,
 }
 
 /// The nil person id of an employer's rounding item (the employer's share is rounded once on
@@ -192,11 +191,11 @@ pub async fn run(
     // 3. Assessments for payers seen for the first time this month.
     tx.execute(
         "insert into assessments (assessment_id, line, payer_kind, payer_id, month, deadline,
-                                  plain_deadline, collected_in, created_run)
+                                  plain_deadline, created_run)
          select uuid_v7(), $1, payer_kind, payer_id, $2,
                 case k when 'employer' then $3::date when 'debit' then $6::date else $5::date end,
                 case k when 'employer' then $7::date when 'debit' then $9::date else $8::date end,
-                $10::date, $4
+                $4
          from (select payer_kind, payer_id,
                       case when payer_kind = 'employer' then 'employer'
                            when exists (select 1 from persons pe where pe.person_id::text = p.payer_id and pe.category = 'flexible')
@@ -217,7 +216,6 @@ pub async fn run(
             &plain.employer,
             &plain.person,
             &plain.debit,
-            &plain.collected_in,
         ],
     )
     .await?;

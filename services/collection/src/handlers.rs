@@ -664,15 +664,10 @@ impl CollectionHandler {
         let due = |cat: Category, debit: bool| {
             in_force
                 .iter()
-                .map(|r| {
-                    (
-                        r.due_date(month, cat, debit, &calendar, &[]),
-                        r.deadline_month.collection_month(month),
-                    )
-                })
+                .map(|r| r.due_date(month, cat, debit, &calendar, &[]))
                 .min()
         };
-        let (Some((employer, collected_in)), Some((debit, _)), Some((person, _))) = (
+        let (Some(employer), Some(debit), Some(person)) = (
             due(Category::Employee, false),
             due(Category::Flexible, true),
             due(Category::Flexible, false),
@@ -688,14 +683,13 @@ impl CollectionHandler {
             employer,
             debit: person_override.unwrap_or(debit),
             person: person_override.unwrap_or(person),
-            collected_in,
         };
         let employers = self.deadline_freezes(line, PayerGroup::Employer);
         let persons = self.deadline_freezes(line, PayerGroup::Person);
         Ok(Some(Deadlines {
-            employer: employers.deadline(plain.employer, collected_in, &calendar),
-            debit: persons.deadline(plain.debit, collected_in, &calendar),
-            person: persons.deadline(plain.person, collected_in, &calendar),
+            employer: employers.deadline(plain.employer, first, &calendar),
+            debit: persons.deadline(plain.debit, first, &calendar),
+            person: persons.deadline(plain.person, first, &calendar),
             plain,
         }))
     }
@@ -719,7 +713,7 @@ impl CollectionHandler {
     ) -> Result<(), HandlerError> {
         let freezes = self.deadline_freezes(a.line, PayerGroup::from_kind(&a.payer_kind));
         let calendar = rules::calendar(tx).await?;
-        let mut effective = freezes.deadline(a.plain_deadline, a.collected_in, &calendar);
+        let mut effective = freezes.deadline(a.plain_deadline, a.month, &calendar);
         if freezes.held(effective) {
             let paid_on = paid_at.with_timezone(&contracts::freeze::cst()).date_naive();
             effective = effective.max(paid_on);
@@ -860,7 +854,7 @@ impl CollectionHandler {
         let benefits_from = policy.iter().filter_map(|(_, r)| r.benefits_affected_from).max();
         let open = tx
             .query(
-                "select distinct payer_kind, plain_deadline, collected_in, deadline from assessments
+                "select distinct payer_kind, plain_deadline, month, deadline from assessments
                  where line = $1 and not in_arrears and paid < due",
                 &[&msg.line.as_str()],
             )
@@ -870,14 +864,14 @@ impl CollectionHandler {
         let (mut kinds, mut judged, mut held) =
             (Vec::<String>::new(), Vec::<chrono::NaiveDate>::new(), 0usize);
         for r in &open {
-            let (kind, plain, collected_in, stored): (
+            let (kind, plain, month, stored): (
                 String,
                 chrono::NaiveDate,
                 chrono::NaiveDate,
                 chrono::NaiveDate,
             ) = (r.get(0), r.get(1), r.get(2), r.get(3));
             let freezes = if kind == "employer" { &employers } else { &persons };
-            let effective = freezes.deadline(plain, collected_in, &calendar);
+            let effective = freezes.deadline(plain, month, &calendar);
             if freezes.held(effective) {
                 held += 1;
                 continue;
@@ -885,16 +879,9 @@ impl CollectionHandler {
             if effective != stored {
                 tx.execute(
                     "update assessments set deadline = $5, updated_at = now()
-                     where line = $1 and payer_kind = $2 and plain_deadline = $3 and collected_in = $4
+                     where line = $1 and payer_kind = $2 and plain_deadline = $3 and month = $4
                        and deadline = $6 and not in_arrears and paid < due",
-                    &[
-                        &msg.line.as_str(),
-                        &kind,
-                        &plain,
-                        &collected_in,
-                        &effective,
-                        &stored,
-                    ],
+                    &[&msg.line.as_str(), &kind, &plain, &month, &effective, &stored],
                 )
                 .await?;
             }

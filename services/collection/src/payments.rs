@@ -24,9 +24,8 @@ pub struct Assessment {
     pub paid: Decimal,
     pub deadline: chrono::NaiveDate,
     pub in_arrears: bool,
-    /// The deadline before freeze orders moved it, and the month it is collected in.
+    /// The deadline before freeze orders moved it.
     pub plain_deadline: chrono::NaiveDate,
-    pub collected_in: chrono::NaiveDate,
 }
 
 impl Assessment {
@@ -55,7 +54,8 @@ impl Assessment {
     }
 }
 
-const COLUMNS: &str = "assessment_id, line, payer_kind, payer_id, month, due, paid, deadline, in_arrears, plain_deadline, collected_in";
+const COLUMNS: &str =
+    "assessment_id, line, payer_kind, payer_id, month, due, paid, deadline, in_arrears, plain_deadline";
 
 fn from_row(r: &tokio_postgres::Row) -> Assessment {
     Assessment {
@@ -69,7 +69,6 @@ fn from_row(r: &tokio_postgres::Row) -> Assessment {
         deadline: r.get(7),
         in_arrears: r.get(8),
         plain_deadline: r.get(9),
-        collected_in: r.get(10),
     }
 }
 

@@ -161,7 +161,6 @@ async fn sql_assessment_equals_the_rust_rules_for_random_bases() {
                 employer: d,
                 debit: d,
                 person: d,
-                collected_in: month.first_day(),
             },
         };
         collection::assess::run(&tx, app.names(), &run, &envelope)
