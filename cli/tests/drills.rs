@@ -11,7 +11,7 @@
 mod common;
 
 use chrono::{DateTime, Duration as Span, FixedOffset, Utc};
-use common::{HANGZHOU, WUHAN, both_listening, ctl, exit, spawn_on};
+use common::{HANGZHOU, WUHAN, both_listening, ctl, exit, spawn_in};
 use contracts::freeze::{Decision, FreezeOrder, Request, Timetable, decide};
 use contracts::{Channel, Line, Reply, ReplyStatus};
 use messaging::client::Command;
@@ -153,7 +153,7 @@ struct Drill {
 impl Drill {
     /// Both services on a drill clock that shows `origin` (CST) `lead` seconds from now and
     /// runs at `speed`; the timetable planned through the command line before that.
-    async fn start(file: &str, origin: &str, speed: f64) -> Drill {
+    async fn start(file: &str, origin: &str, speed: f64, region: &str) -> Drill {
         let env = TestEnv::new();
         let origin: DateTime<FixedOffset> = format!("{origin}+08:00").parse().expect("origin");
         let wall_start = Utc::now() + Span::seconds(6);
@@ -163,7 +163,7 @@ impl Drill {
             drill_speed: Some(speed),
         };
         let clock = settings.clock();
-        let services = spawn_on(&env, settings).await;
+        let services = spawn_in(&env, settings, region).await;
         both_listening(&env).await;
         exit(&ctl(&env, &["freeze", "plan", file]).await, 0);
         assert!(clock.now() < origin, "planning took longer than the lead");
@@ -237,6 +237,90 @@ impl Drill {
     }
 }
 
+/// An employer with one employee on `line` from `month`, its base declared for `month`'s
+/// year, and `month` assessed; returns the deadlines of the month's assessments by payer kind
+/// (`employer`, and `person` for a flexible worker enrolled alongside).
+async fn assessed_deadlines(d: &Drill, seed: u32, line: Line, month: &str) -> BTreeMap<String, String> {
+    let ok = |name: &'static str, body: serde_json::Value| {
+        let service = if name.ends_with("-month") || name == "declare-wages" {
+            "collection"
+        } else {
+            "enrollment"
+        };
+        let cmd = Command::new(line, service, name, &body);
+        async move {
+            let r = send_command(&d.client, &cmd, WAIT).await.expect("a reply");
+            assert_eq!(r.status, ReplyStatus::Ok, "{name}: {r:?}");
+        }
+    };
+    let code = testkit::credit_code(seed);
+    let (employee, flexible) = (id_number(seed), id_number(seed + 1));
+    let types = if line == Line::Medical {
+        serde_json::json!(["employee_medical"])
+    } else {
+        serde_json::json!(["pension"])
+    };
+    ok(
+        "register-employer",
+        serde_json::json!({"credit_code": code, "name": "单位", "contact": {"name": "李", "phone": "13900000001"}}),
+    )
+    .await;
+    ok(
+        "add-staff",
+        serde_json::json!({"employer_credit_code": code, "persons": [{"id_number": employee, "name": "员工", "phone": "13800000000"}],
+                           "insurance_types": types, "month": month}),
+    )
+    .await;
+    ok(
+        "enroll-person",
+        serde_json::json!({"id_number": flexible, "name": "灵活", "phone": phone(seed + 1), "category": "flexible",
+                           "insurance_types": types, "effective_month": month}),
+    )
+    .await;
+    // Collection learns of the staff through events.
+    let wages = Command::new(
+        line,
+        "collection",
+        "declare-wages",
+        &serde_json::json!({"employer_credit_code": code, "year": month[..4].parse::<i32>().expect("a year"),
+                            "wages": [{"id_number": employee, "previous_year_average": "6000.00"}]}),
+    );
+    wait_for("collection knows the employee", WAIT, || async {
+        let r = send_command(
+            &d.client,
+            &wages.clone().with_message_id(uuid::Uuid::now_v7()),
+            WAIT,
+        )
+        .await
+        .ok()?;
+        (r.status == ReplyStatus::Ok).then_some(())
+    })
+    .await;
+    let pool = d.env.pool("collection").await;
+    wait_for("collection knows the flexible worker", WAIT, || async {
+        let db = pool.get().await.ok()?;
+        let n: i64 = db
+            .query_one("select count(*) from persons where id_number = $1", &[&flexible])
+            .await
+            .ok()?
+            .get(0);
+        (n == 1).then_some(())
+    })
+    .await;
+    ok("assess-month", serde_json::json!({"month": month})).await;
+    let db = pool.get().await.expect("db");
+    let first = chrono::NaiveDate::parse_from_str(&format!("{month}-01"), "%Y-%m-%d").expect("a month");
+    db.query(
+        "select payer_kind, deadline::text from assessments where line = $1 and month = $2",
+        &[&line.as_str(), &first],
+    )
+    .await
+    .expect("assessments")
+    .iter()
+    .map(|r| (r.get(0), r.get(1)))
+    .collect()
+}
+
 fn with_id(mut p: Probe) -> Probe {
     p.cmd.message_id = Some(uuid::Uuid::now_v7());
     p
@@ -245,7 +329,7 @@ fn with_id(mut p: Probe) -> Probe {
 #[tokio::test]
 async fn the_wuhan_2021_cutover_replayed_in_accelerated_time() {
     // 12-14 17:00 → 12-16 02:00 at an hour a second.
-    let mut d = Drill::start(WUHAN, "2021-12-14T17:00:00", 3600.0).await;
+    let mut d = Drill::start(WUHAN, "2021-12-14T17:00:00", 3600.0, "420100").await;
     let mut n = 0u32;
     while d.until("2021-12-16T02:00:00") {
         n += 1;
@@ -315,6 +399,17 @@ async fn the_wuhan_2021_cutover_replayed_in_accelerated_time() {
         .await;
         assert!(r.result.is_some());
     }
+    // Deadlines extended exactly (DOMAIN.md §8: 停机期间到期的各项期限顺延): December 2021's
+    // plain deadline 12-26 (before the last 5 working days) falls in the settlement stop
+    // 12-22 18:00 → 12-31 23:00 of each line, which took 4 whole days of it: given back from
+    // 01-01, past New Year (01-01 … 01-03), 2022-01-04, for employers and persons alike.
+    for (seed, line) in [(9_100_000, Line::Medical), (9_200_000, Line::Social)] {
+        let deadlines = assessed_deadlines(&d, seed, line, "2021-12").await;
+        let expected: BTreeMap<String, String> = [("employer", "2022-01-04"), ("person", "2022-01-04")]
+            .map(|(k, v)| (k.to_owned(), v.to_owned()))
+            .into();
+        assert_eq!(deadlines, expected, "{line} December 2021");
+    }
     eprintln!("wuhan drill: {} rounds, {:?}", n, d.tally.outcomes);
     d.stop().await;
 }
@@ -322,7 +417,7 @@ async fn the_wuhan_2021_cutover_replayed_in_accelerated_time() {
 #[tokio::test]
 async fn the_hangzhou_2020_cutover_replayed_in_accelerated_time() {
     // 7-17 11:00 → 8-13 06:00 at a day a second.
-    let mut d = Drill::start(HANGZHOU, "2020-07-17T11:00:00", 86_400.0).await;
+    let mut d = Drill::start(HANGZHOU, "2020-07-17T11:00:00", 86_400.0, "330100").await;
     let mut n = 0u32;
     // Persons whose enrollment and contact change were both taken in at the counter.
     let mut pairs: Vec<u32> = Vec::new();
@@ -417,6 +512,13 @@ async fn the_hangzhou_2020_cutover_replayed_in_accelerated_time() {
     let (_, first) = &d.tally.receipts[0];
     let r = send_command(&d.client, first, WAIT).await.expect("a reply");
     assert_eq!(r.status, ReplyStatus::Ok, "{r:?}");
+    // Deadlines as the notice moved them: July's declaration closes 08-25 for employers
+    // (phase 2's move-to); a flexible worker's July, collected in August, stays 08-15.
+    let deadlines = assessed_deadlines(&d, 9_300_000, Line::Medical, "2020-07").await;
+    let expected: BTreeMap<String, String> = [("employer", "2020-08-25"), ("person", "2020-08-15")]
+        .map(|(k, v)| (k.to_owned(), v.to_owned()))
+        .into();
+    assert_eq!(deadlines, expected, "Hangzhou July 2020");
     eprintln!(
         "hangzhou drill: {n} rounds, {} held pairs, {:?}",
         pairs.len(),

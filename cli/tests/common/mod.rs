@@ -49,6 +49,11 @@ pub async fn spawn(env: &TestEnv) -> Services {
 
 /// Both services on `clock` (a drill clock: both get the same origin, wall start and speed).
 pub async fn spawn_on(env: &TestEnv, clock: messaging::freeze::ClockSettings) -> Services {
+    spawn_in(env, clock, "420100").await
+}
+
+/// As [`spawn_on`], with collection assessing `region` (its policy rules apply).
+pub async fn spawn_in(env: &TestEnv, clock: messaging::freeze::ClockSettings, region: &str) -> Services {
     let settings = |name: &str| {
         let mut s = env.service_settings(name);
         s.messaging.freeze.clock = clock.clone();
@@ -63,7 +68,7 @@ pub async fn spawn_on(env: &TestEnv, clock: messaging::freeze::ClockSettings) ->
     .expect("enrollment builds");
     let collection = collection::build(collection::Settings {
         service: settings("collection"),
-        region: "420100".into(),
+        region: region.into(),
         schedule: collection::schedule::ScheduleSettings {
             enabled: false,
             ..Default::default()

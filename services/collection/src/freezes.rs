@@ -94,6 +94,10 @@ impl DeadlineFreezes {
                     // Announced, open-ended, not started: nothing is known of its length yet.
                     None => {}
                 },
+                // A declaration period (申报期) is the employers': persons' deadlines are
+                // moved only by `extend` orders (Hangzhou 2020: flexible workers' July stays
+                // 08-15 while employers declare until 08-25).
+                DeadlineEffect::MoveTo { .. } if payer == PayerGroup::Person => {}
                 DeadlineEffect::MoveTo { period, closes, .. } => {
                     out.moves
                         .push((period.clone(), last_day(*closes), o.starts_at.with_timezone(&Utc)));
