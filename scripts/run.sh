@@ -118,6 +118,7 @@ start_service() {
 	APP__DATABASE__URL="$INSURANCE_DB_URL" \
 		APP__BROKER__URL="$AMQP_URL" \
 		APP__OPS__PORT="$port" \
+		APP__MESSAGING__FREEZE__DATA_SHARING__API_URL="${RABBITMQ_API_URL:-}" \
 		APP_ENVIRONMENT=local \
 		"$BIN_DIR/$name" > >(prefix_lines "$name") 2>&1 &
 	local pid=$!

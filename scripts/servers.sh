@@ -302,9 +302,9 @@ curl_quote() {
 # HTTP status of GET $1/api/overview with the API credentials; 000 when nothing
 # answers. The credentials go through stdin, not the command line (ps shows that).
 api_status() {
-	local url=${1%/}
+	local url=${1%/} path=${2:-overview}
 	have curl || install_packages curl
-	curl -s -o /dev/null -w '%{http_code}' --max-time 5 -K - "$url/api/overview" \
+	curl -s -o /dev/null -w '%{http_code}' --max-time 5 -K - "$url/api/$path" \
 		<<<"user = \"$(curl_quote "$API_USER"):$(curl_quote "$API_PASSWORD")\"" || true
 }
 
@@ -325,6 +325,28 @@ check_api_login() {
 	fi
 }
 
+# The shovel plugin answers (the data-sharing hold of a freeze moves each line's events to
+# the subscribers through a dynamic shovel): GET /api/shovels is 200, not 404.
+shovels_answer() {
+	[[ $(api_status "$1" shovels) == 200 ]]
+}
+
+# For a configured broker on this machine: enable the shovel plugins when they are missing.
+ensure_configured_shovel() {
+	local api_url=${1%/} log_file
+	[[ $(api_status "$api_url") == 200 ]] || return 0
+	shovels_answer "$api_url" && return 0
+	have rabbitmq-plugins || die "rabbitmq: the shovel plugin is not enabled and rabbitmq-plugins is not installed to enable it"
+	log "rabbitmq: enabling rabbitmq_shovel on the local broker (the freeze's data-sharing hold)"
+	log_file="$LOCAL_DIR/rabbitmq-plugins.log"
+	if ! as_root timeout 120 rabbitmq-plugins enable rabbitmq_shovel rabbitmq_shovel_management >"$log_file" 2>&1; then
+		cat "$log_file" >&2
+		die "rabbitmq: could not enable rabbitmq_shovel on the local broker"
+	fi
+	wait_until "$RMQ_API_TIMEOUT" "the shovel API at $api_url" shovels_answer "$api_url" ||
+		die "rabbitmq: rabbitmq_shovel is enabled but $api_url/api/shovels does not answer"
+}
+
 is_local_host() {
 	case "$1" in
 	localhost | ::1 | 127.*) return 0 ;;
@@ -341,6 +363,7 @@ ensure_configured_api() {
 	set_api_credentials "$amqp_url"
 	if api_answers "$api_url"; then
 		check_api_login "$api_url"
+		is_local_host "$(url_host_port "$api_url" 80 | cut -d' ' -f1)" && ensure_configured_shovel "$api_url"
 		return 0
 	fi
 	read -r amqp_host amqp_port < <(url_host_port "$amqp_url" 5672)
@@ -364,6 +387,7 @@ ensure_configured_api() {
 		die "rabbitmq: rabbitmq_management is enabled but $api_url does not answer within ${RMQ_API_TIMEOUT}s (is the broker's management.tcp.port $api_port? set RABBITMQ_API_URL)"
 	fi
 	check_api_login "$api_url"
+	ensure_configured_shovel "$api_url"
 }
 
 # The private node's environment. Everything points into .local/rabbitmq so
@@ -418,9 +442,8 @@ pid_gone() { ! kill -0 "$1" 2>/dev/null; }
 start_private_rabbitmq() {
 	if rmq_private_answers; then
 		log "rabbitmq: reusing private instance on 127.0.0.1:$RMQ_PORT (node $RMQ_NODE)"
-		if ! api_answers "$RMQ_PRIVATE_API_URL" &&
-			! grep -qs rabbitmq_management "$RMQ_PLUGINS_FILE"; then
-			die "rabbitmq: the private node was started without the management API (by an older scripts/servers.sh); run 'scripts/servers.sh stop', then this again"
+		if ! grep -qs rabbitmq_shovel "$RMQ_PLUGINS_FILE"; then
+			die "rabbitmq: the private node was started without the management API or the shovel plugin (by an older scripts/servers.sh); run 'scripts/servers.sh stop', then this again"
 		fi
 		wait_private_api
 		return 0
@@ -432,8 +455,9 @@ start_private_rabbitmq() {
 
 	mkdir -p "$RMQ_HOME" "$RMQ_MNESIA" "$RMQ_LOGS"
 	: >"$RMQ_ENV_CONF_FILE" # replaces /etc/rabbitmq/rabbitmq-env.conf
-	# The management API: operator tooling creates subscriber users through it.
-	printf '[rabbitmq_management].\n' >"$RMQ_PLUGINS_FILE"
+	# The management API: operator tooling creates subscriber users through it; the shovel
+	# plugin: a freeze holds a line's events back from subscribers by removing its shovel.
+	printf '[rabbitmq_management,rabbitmq_shovel,rabbitmq_shovel_management].\n' >"$RMQ_PLUGINS_FILE"
 	cat >"$RMQ_CONF_FILE" <<-EOF
 		# private instance (scripts/servers.sh); replaces /etc/rabbitmq/rabbitmq.conf
 		listeners.tcp.local = 127.0.0.1:$RMQ_PORT

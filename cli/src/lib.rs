@@ -14,7 +14,7 @@
 pub mod args;
 mod commands;
 pub mod freeze;
-pub mod management;
+pub use messaging::management;
 mod outbox;
 mod provisioning;
 pub mod queues;

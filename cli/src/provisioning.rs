@@ -11,7 +11,7 @@ use anyhow::{Context, anyhow, bail};
 use lapin::options::QueueBindOptions;
 use lapin::types::FieldTable;
 use messaging::broker::bounded;
-use messaging::topology::{QueueSettings, declare_shared, declare_work_queue};
+use messaging::topology::{QueueSettings, declare_data_sharing, declare_shared, declare_work_queue};
 use messaging::{Broker, BrokerConfig, Names};
 use serde_json::{Value, json};
 use std::fmt::Write as _;
@@ -132,8 +132,9 @@ async fn bindings_between(ctx: &Ctx<'_>, exchange: &str, queue: &str) -> anyhow:
     Ok(keys)
 }
 
-/// Declares the topology as the operator: the shared exchanges if missing, the quorum queue
-/// with its parking lot, and exactly the requested bindings on the events exchange.
+/// Declares the topology as the operator: the shared exchanges if missing, each line's
+/// data-sharing hold queue with its shovel the first time, the quorum queue with its parking
+/// lot, and exactly the requested bindings on the subscribers' exchange.
 async fn declare_queue(ctx: &Ctx<'_>, plan: &Plan) -> anyhow::Result<(Vec<String>, Vec<String>)> {
     let broker = connect(ctx).await?;
     let result = async {
@@ -143,6 +144,33 @@ async fn declare_queue(ctx: &Ctx<'_>, plan: &Plan) -> anyhow::Result<(Vec<String
         declare_shared(&ch, &ctx.names, &settings, timeout)
             .await
             .context("declaring the shared exchanges")?;
+        // The first subscriber on this broker (prefix): each line's hold queue and the shovel
+        // that feeds the subscribers from it. Afterwards the services own the shovels' state
+        // (removed while a freeze holds the line's data sharing).
+        let mut new_holds = Vec::new();
+        for line in contracts::Line::BUSINESS {
+            let hold = ctx.names.data_sharing_hold(line);
+            if ctx
+                .api
+                .get(&api_path(&["queues", &ctx.target.vhost, &hold]))
+                .await?
+                .is_none()
+            {
+                new_holds.push(line);
+            }
+        }
+        declare_data_sharing(&ch, &ctx.names, timeout)
+            .await
+            .context("declaring the data-sharing hold queues")?;
+        for line in new_holds {
+            messaging::freeze::data_sharing::restore(&ctx.api, &ctx.names, line, &ctx.target.vhost)
+                .await
+                .with_context(|| {
+                    format!(
+                        "starting the {line} data-sharing shovel (is the rabbitmq_shovel plugin enabled?)"
+                    )
+                })?;
+        }
         declare_work_queue(&ch, &plan.queue, &settings, timeout)
             .await
             .with_context(|| {
@@ -159,7 +187,7 @@ async fn declare_queue(ctx: &Ctx<'_>, plan: &Plan) -> anyhow::Result<(Vec<String
         {
             return Err(different_brokers(ctx, &plan.queue));
         }
-        let existing = bindings_between(ctx, &plan.events_exchange, &plan.queue).await?;
+        let existing = bindings_between(ctx, &plan.bound_to, &plan.queue).await?;
         let mut added = Vec::new();
         for key in plan.bindings.iter().filter(|k| !existing.contains(k)) {
             bounded(
@@ -167,7 +195,7 @@ async fn declare_queue(ctx: &Ctx<'_>, plan: &Plan) -> anyhow::Result<(Vec<String
                 timeout,
                 ch.queue_bind(
                     plan.queue.as_str().into(),
-                    plan.events_exchange.as_str().into(),
+                    plan.bound_to.as_str().into(),
                     key.as_str().into(),
                     QueueBindOptions::default(),
                     FieldTable::default(),
@@ -177,13 +205,30 @@ async fn declare_queue(ctx: &Ctx<'_>, plan: &Plan) -> anyhow::Result<(Vec<String
             added.push(key.clone());
         }
         let mut removed = Vec::new();
+        // Provisioned before data sharing had its shovels: the queue was bound to the events
+        // exchange itself, which would now deliver every event twice and never hold any.
+        let events = ctx.names.events_exchange();
+        for key in bindings_between(ctx, &events, &plan.queue).await? {
+            bounded(
+                "queue.unbind",
+                timeout,
+                ch.queue_unbind(
+                    plan.queue.as_str().into(),
+                    events.as_str().into(),
+                    key.as_str().into(),
+                    FieldTable::default(),
+                ),
+            )
+            .await?;
+            removed.push(format!("{key} (on {events})"));
+        }
         for key in existing.iter().filter(|k| !plan.bindings.contains(k)) {
             bounded(
                 "queue.unbind",
                 timeout,
                 ch.queue_unbind(
                     plan.queue.as_str().into(),
-                    plan.events_exchange.as_str().into(),
+                    plan.bound_to.as_str().into(),
                     key.as_str().into(),
                     FieldTable::default(),
                 ),
@@ -381,7 +426,15 @@ async fn show(mut ctx: Ctx<'_>, name: &str) -> anyhow::Result<Report> {
 
 async fn remove(mut ctx: Ctx<'_>, name: &str, force: bool) -> anyhow::Result<Report> {
     let vhost = ctx.target.vhost.clone();
-    let queues = subscriber::queues(&ctx.names, name);
+    let mut queues = subscriber::queues(&ctx.names, name).to_vec();
+    // The retry tiers `provision` declares with the work queue (`declare_work_queue`).
+    let work = queues[0].clone();
+    queues.extend(
+        QueueSettings::default()
+            .retry_tiers()
+            .into_iter()
+            .map(|d| Names::retry_tier(&work, d)),
+    );
     let user = subscriber::user_name(&ctx.names, name);
     let user_path = api_path(&["users", &user]);
     let existing = ctx.api.get(&user_path).await?;

@@ -188,7 +188,9 @@ pub struct Plan {
     pub queue: String,
     pub parking: String,
     pub retry: String,
-    pub events_exchange: String,
+    /// The exchange the subscriber's queue is bound to: the subscribers' exchange, which each
+    /// line's data-sharing shovel feeds from its hold queue.
+    pub bound_to: String,
     pub bindings: Vec<String>,
     pub permissions: Permissions,
     pub topic_permissions: Vec<TopicPermission>,
@@ -267,7 +269,7 @@ pub fn plan(names: &Names, name: &str, bindings: &[String], publish: &[PublishRu
         queue,
         parking,
         retry,
-        events_exchange: names.events_exchange(),
+        bound_to: names.subscribers_exchange(),
         bindings,
         permissions,
         topic_permissions,
@@ -315,10 +317,10 @@ pub fn provisioned_text(p: &Provisioned) -> String {
         } else {
             ""
         };
-        let _ = writeln!(out, "  {label:<10} {} {key}{mark}", plan.events_exchange);
+        let _ = writeln!(out, "  {label:<10} {} {key}{mark}", plan.bound_to);
     }
     for key in &p.bindings_removed {
-        let _ = writeln!(out, "  {:<10} {} {key}  (removed)", "", plan.events_exchange);
+        let _ = writeln!(out, "  {:<10} {} {key}  (removed)", "", plan.bound_to);
     }
     let user_note = match p.user_change {
         UserChange::Created => "created",
@@ -501,7 +503,7 @@ mod tests {
         assert_eq!(p.user, "t0c1d.tax-authority");
         assert_eq!(p.queue, "t0c1d.subscriber.tax-authority");
         assert_eq!(p.parking, "t0c1d.subscriber.tax-authority.parking");
-        assert_eq!(p.events_exchange, "t0c1d.insurance.events");
+        assert_eq!(p.bound_to, "t0c1d.insurance.subscribers");
         assert_eq!(
             p.bindings,
             [
@@ -637,8 +639,8 @@ mod tests {
         for want in [
             "subscriber tax-authority provisioned\n",
             "  queue      t1.subscriber.tax-authority (quorum, durable; parking lot t1.subscriber.tax-authority.parking)\n",
-            "  bindings   t1.insurance.events *.collection.contribution-assessed  (new)\n",
-            "             t1.insurance.events #  (removed)\n",
+            "  bindings   t1.insurance.subscribers *.collection.contribution-assessed  (new)\n",
+            "             t1.insurance.subscribers #  (removed)\n",
             "  user       t1.tax-authority (no tags; created)\n",
             "  vhost /    configure ^amq\\.gen-.*$\n",
             "             write     ^t1\\.insurance\\.commands$\n",

@@ -285,8 +285,8 @@ async fn the_tax_authority_may_read_its_queue_and_send_payments_and_nothing_else
     assert_eq!(
         shown["bindings"],
         serde_json::json!([
-            [names.events_exchange(), "*.collection.arrears-detected"],
-            [names.events_exchange(), "*.collection.contribution-assessed"]
+            [names.subscribers_exchange(), "*.collection.arrears-detected"],
+            [names.subscribers_exchange(), "*.collection.contribution-assessed"]
         ])
     );
     assert_eq!(shown["user_tags"], serde_json::json!([]));

@@ -40,6 +40,11 @@ pub fn amqp_url() -> String {
     std::env::var("AMQP_URL").unwrap_or_else(|_| "amqp://guest:guest@127.0.0.1:5672/%2f".into())
 }
 
+/// The broker's management API (`RABBITMQ_API_URL`, what `make test` exports).
+pub fn api_url() -> String {
+    std::env::var("RABBITMQ_API_URL").unwrap_or_else(|_| "http://127.0.0.1:15672".into())
+}
+
 /// How long tests wait for anything by default.
 pub const WAIT: Duration = Duration::from_secs(20);
 
@@ -114,6 +119,14 @@ impl TestEnv {
                 handler_timeout_ms: 10_000,
                 outbox_poll_ms: 200,
                 drain_deadline_ms: 10_000,
+                freeze: messaging::freeze::FreezeSettings {
+                    data_sharing: messaging::freeze::data_sharing::DataSharingSettings {
+                        api_url: Some(api_url()),
+                        recheck_ms: Some(1_000),
+                        ..Default::default()
+                    },
+                    ..Default::default()
+                },
                 ..Default::default()
             },
         }
@@ -214,10 +227,12 @@ impl Drop for TestEnv {
         let mut queues = std::mem::take(&mut *self.queues.lock().expect("lock"));
         let names = self.names();
         queues.push(names.events_archive());
+        queues.extend(contracts::Line::BUSINESS.map(|l| names.data_sharing_hold(l)));
         let exchanges = vec![
             names.commands_exchange(),
             names.events_exchange(),
             names.control_exchange(),
+            names.subscribers_exchange(),
         ];
         let broker_config = self.broker_config();
         // Teardown runs on its own runtime so it also works while a test is unwinding.
@@ -242,6 +257,19 @@ impl Drop for TestEnv {
                     }
                     drop(client);
                     let _ = driver.await;
+                }
+                // The data-sharing shovels a provisioned subscriber left (before their queues).
+                if let Ok(t) = messaging::management::amqp_target(&amqp_url())
+                    && let Ok(api) = messaging::management::Api::new(
+                        &api_url(),
+                        &t.user,
+                        &t.password,
+                        Duration::from_secs(5),
+                    )
+                {
+                    for line in contracts::Line::BUSINESS {
+                        let _ = messaging::freeze::data_sharing::hold(&api, &names, line, &t.vhost).await;
+                    }
                 }
                 let broker = Broker::new(broker_config, "test-teardown");
                 if let Ok(ch) = broker.channel().await {

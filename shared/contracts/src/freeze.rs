@@ -332,10 +332,16 @@ impl FreezeOrder {
             && self.scope.payer_kinds.is_empty()
     }
 
-    /// Whether the order closes the data-sharing channel of `line` (external subscribers).
+    /// Whether the order closes the data-sharing channel of `line` (external subscribers):
+    /// it names the channel, or it stops the whole line (no channel, operation or payer
+    /// list). An order over some operations or payers of every channel (Wuhan's resident
+    /// registration) leaves the line's feed to the tax authority open.
     pub fn holds_data_sharing(&self, line: Line) -> bool {
         (self.scope.lines.is_empty() || self.scope.lines.contains(&line))
-            && (self.scope.channels.is_empty() || self.scope.channels.contains(&Channel::DataSharing))
+            && (self.scope.channels.contains(&Channel::DataSharing)
+                || (self.scope.channels.is_empty()
+                    && self.scope.operations.is_empty()
+                    && self.scope.payer_kinds.is_empty()))
     }
 }
 

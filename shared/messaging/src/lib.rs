@@ -10,6 +10,7 @@
 //! - [`connect`]: open an `amqp://` or `amqps://` connection (TLS with a configurable CA).
 //! - [`client`]: send a command and wait for its reply (CLI and tests).
 //! - [`parking`]: list, show and replay parked messages.
+//! - [`management`]: the broker's management HTTP API (subscribers, the data-sharing shovels).
 
 pub mod broker;
 pub mod client;
@@ -20,6 +21,7 @@ pub mod freeze;
 pub mod health;
 pub mod inbox;
 pub mod lines;
+pub mod management;
 pub mod names;
 pub mod outbox;
 pub mod parking;

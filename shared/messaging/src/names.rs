@@ -56,6 +56,23 @@ impl Names {
         self.p(&format!("subscriber.{name}"))
     }
 
+    /// What external subscribers' queues are bound to: the events of each line, as the
+    /// line's data-sharing shovel releases them (`freeze::data_sharing`).
+    pub fn subscribers_exchange(&self) -> String {
+        self.p("insurance.subscribers")
+    }
+
+    /// Where `line`'s events wait for external subscribers while its data-sharing channel is
+    /// frozen.
+    pub fn data_sharing_hold(&self, line: Line) -> String {
+        self.p(&format!("subscribers.{line}.hold"))
+    }
+
+    /// The dynamic shovel that moves `line`'s events from its hold queue to the subscribers.
+    pub fn data_sharing_shovel(&self, line: Line) -> String {
+        self.p(&format!("subscribers-{line}"))
+    }
+
     /// Where poison and exhausted messages from `queue` wait for an operator.
     pub fn parking(queue: &str) -> String {
         format!("{queue}.parking")

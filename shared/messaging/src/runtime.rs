@@ -346,6 +346,15 @@ impl<H: Handler> ServiceRuntime<H> {
         );
         let relay = tokio::spawn(relay.run(relay_stop.clone()));
 
+        let data_sharing = tokio::spawn(crate::freeze::data_sharing::run(
+            self.freeze.clone(),
+            self.names.clone(),
+            m.freeze.data_sharing.clone(),
+            self.settings.broker.url.clone(),
+            m.freeze.tick(),
+            background.clone(),
+        ));
+
         let retention = tokio::spawn(retention(
             self.pools.get(Line::Common).clone(),
             Duration::from_secs(m.retention_hours.max(1) * 3600),
@@ -396,6 +405,7 @@ impl<H: Handler> ServiceRuntime<H> {
         background.cancel();
         let _ = health_task.await;
         let _ = retention.await;
+        let _ = data_sharing.await;
         ops_stop.cancel();
         let _ = ops.await;
         tracing::info!(service = self.service, "stopped");

@@ -181,6 +181,7 @@ pub async fn declare_shared(
         names.commands_exchange(),
         names.events_exchange(),
         names.control_exchange(),
+        names.subscribers_exchange(),
     ] {
         // durable: the exchanges are the suite's addresses and must survive broker restarts.
         let opts = ExchangeDeclareOptions {
@@ -213,6 +214,25 @@ pub async fn declare_shared(
     // The archive receives every event, so every event routes somewhere: a `mandatory`
     // publish that comes back means the topology itself is missing.
     bind(ch, &archive, &names.events_exchange(), "#", timeout).await
+}
+
+/// The data-sharing hold queue of each business line (`freeze::data_sharing`), bound to the
+/// line's events. Declared by the operator tooling with the first subscriber, together with
+/// the line's shovel (a hold queue without its shovel would keep every event).
+pub async fn declare_data_sharing(ch: &Channel, names: &Names, timeout: Duration) -> Result<(), BrokerError> {
+    for line in Line::BUSINESS {
+        let hold = names.data_sharing_hold(line);
+        let mut args = FieldTable::default();
+        args.insert("x-queue-type".into(), s("quorum"));
+        bounded(
+            "queue.declare",
+            timeout,
+            ch.queue_declare(hold.as_str().into(), durable(), args),
+        )
+        .await?;
+        bind(ch, &hold, &names.events_exchange(), &format!("{line}.#"), timeout).await?;
+    }
+    Ok(())
 }
 
 /// A consumed quorum queue, its parking lot and its retry tiers.

@@ -16,6 +16,7 @@
 
 pub mod clock;
 pub(crate) mod control;
+pub mod data_sharing;
 pub mod store;
 pub(crate) mod supervisor;
 
@@ -47,6 +48,8 @@ pub struct FreezeSettings {
     pub drain_batch: i64,
     /// Held requests processed at once at thaw (different ordering keys).
     pub drain_concurrency: usize,
+    /// The management API, for holding external subscribers' events ([`data_sharing`]).
+    pub data_sharing: data_sharing::DataSharingSettings,
 }
 
 impl Default for FreezeSettings {
@@ -57,6 +60,7 @@ impl Default for FreezeSettings {
             refresh_ms: 1_000,
             drain_batch: 500,
             drain_concurrency: 8,
+            data_sharing: Default::default(),
         }
     }
 }
@@ -171,6 +175,14 @@ impl Freeze {
         self.book()
             .iter()
             .any(|o| o.in_force(now) && o.pauses_events(line, &self.inner.service))
+    }
+
+    /// Whether an order in force holds `line`'s events back from external subscribers now.
+    pub fn data_sharing_held(&self, line: Line) -> bool {
+        let now = self.now();
+        self.book()
+            .iter()
+            .any(|o| o.in_force(now) && o.holds_data_sharing(line))
     }
 
     /// The freeze windows that extend `line`'s deadlines (open-ended ones until now).

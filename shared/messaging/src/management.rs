@@ -1,5 +1,6 @@
-//! A small client of the RabbitMQ management HTTP API: AMQP cannot create users or set
-//! permissions, so `subscriber` commands go through it.
+//! A small client of the RabbitMQ management HTTP API: AMQP cannot create users, set
+//! permissions or run shovels, so the command-line client's `subscriber` commands and the
+//! services' data-sharing hold (`freeze::data_sharing`) go through it.
 //!
 //! The API is plain HTTP here (no TLS stack is built in); ureq is blocking, so every call runs
 //! on tokio's blocking pool and is bounded by the tool's `--timeout`.

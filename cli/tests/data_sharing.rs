@@ -1,0 +1,225 @@
+//! The data-sharing channel frozen for the medical line (issue 7 §4): an external subscriber
+//! provisioned by the binary receives both lines' events through the lines' shovels; while an
+//! order holds the medical line's data sharing it receives only the social line's, the
+//! medical ones waiting in the line's hold queue; at the lift it receives every held one, in
+//! the order they were published, once.
+//!
+//! Needs the management API with the shovel plugin (`scripts/servers.sh` enables both;
+//! `make test` runs it first) at `RABBITMQ_API_URL`.
+
+mod common;
+
+use common::{both_listening, ctl, exit};
+use contracts::Line;
+use lapin::options::{BasicAckOptions, BasicGetOptions};
+use messaging::client::Command;
+use messaging::freeze::data_sharing::shovel_path;
+use messaging::management::{Api, amqp_target};
+use testkit::{TestEnv, WAIT, id_number, phone, send_command, wait_for};
+
+const NAME: &str = "data-sharing-test";
+
+/// Removes the subscriber (user, permissions, queue) even when the test fails half-way.
+struct RemoveOnDrop(String);
+
+impl Drop for RemoveOnDrop {
+    fn drop(&mut self) {
+        let _ = std::process::Command::new(env!("CARGO_BIN_EXE_insurancectl"))
+            .args(["subscriber", "remove", NAME, "--force"])
+            .env("AMQP_URL", testkit::amqp_url())
+            .env("INSURANCE_PREFIX", &self.0)
+            .env("RABBITMQ_API_URL", testkit::api_url())
+            .stdin(std::process::Stdio::null())
+            .output();
+    }
+}
+
+fn enroll(n: u32, line: Line) -> Command {
+    let types = if line == Line::Medical {
+        serde_json::json!(["employee_medical"])
+    } else {
+        serde_json::json!(["pension"])
+    };
+    Command::new(
+        line,
+        "enrollment",
+        "enroll-person",
+        &serde_json::json!({
+            "id_number": id_number(n), "name": format!("参保人{n}"), "phone": phone(n),
+            "category": "flexible", "insurance_types": types, "effective_month": "2021-12"
+        }),
+    )
+}
+
+/// What the subscriber has received so far: (routing key, id number), in delivery order.
+async fn take(env: &TestEnv, queue: &str, got: &mut Vec<(String, String)>) {
+    let broker = env.broker();
+    let ch = broker.channel().await.expect("a channel");
+    while let Ok(Some(m)) = ch.basic_get(queue.into(), BasicGetOptions::default()).await {
+        let body: serde_json::Value = serde_json::from_slice(&m.delivery.data).expect("JSON");
+        got.push((
+            m.delivery.routing_key.to_string(),
+            body["id_number"].as_str().unwrap_or_default().to_owned(),
+        ));
+        m.delivery.ack(BasicAckOptions::default()).await.expect("ack");
+    }
+    broker.close().await;
+}
+
+async fn wait_received(env: &TestEnv, queue: &str, got: &mut Vec<(String, String)>, n: usize) {
+    let deadline = std::time::Instant::now() + WAIT;
+    while got.len() < n {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "received {got:?}, expected {n}"
+        );
+        take(env, queue, got).await;
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+}
+
+#[tokio::test]
+async fn frozen_data_sharing_holds_the_lines_events_and_releases_them_in_order_at_the_lift() {
+    let env = TestEnv::new();
+    let names = env.names();
+    let services = common::spawn(&env).await;
+    both_listening(&env).await;
+    let _cleanup = RemoveOnDrop(env.prefix());
+    let out = ctl_with(
+        &env,
+        &[
+            "subscriber",
+            "provision",
+            NAME,
+            "--bind",
+            "*.enrollment.person-enrolled",
+            "--password-env",
+            "DS_TEST_PASSWORD",
+        ],
+    )
+    .await;
+    exit(&out, 0);
+    let queue = names.subscriber_queue(NAME);
+    let client = env.client().await;
+    let mut got = Vec::new();
+
+    // Open: both lines' events reach the subscriber through the shovels.
+    for (n, line) in [(1, Line::Medical), (2, Line::Social)] {
+        assert!(
+            send_command(&client, &enroll(n, line), WAIT)
+                .await
+                .expect("a reply")
+                .is_ok()
+        );
+    }
+    wait_received(&env, &queue, &mut got, 2).await;
+
+    // The medical line's data sharing frozen (to be announced).
+    let order = [
+        "freeze",
+        "order",
+        "--id",
+        "ds-medical",
+        "--lines",
+        "medical",
+        "--channels",
+        "data-sharing",
+        "--mode",
+        "suspended",
+        "--reason",
+        "医保数据共享暂停（系统切换）",
+    ];
+    exit(&ctl(&env, &order).await, 0);
+    let t = amqp_target(&testkit::amqp_url()).expect("AMQP_URL");
+    let api = Api::new(&testkit::api_url(), &t.user, &t.password, WAIT).expect("the API");
+    let medical_shovel = shovel_path(&names, Line::Medical, &t.vhost);
+    wait_for("the medical shovel removed", WAIT, || async {
+        api.get(&medical_shovel).await.ok()?.is_none().then_some(())
+    })
+    .await;
+    assert!(
+        api.get(&shovel_path(&names, Line::Social, &t.vhost))
+            .await
+            .expect("API")
+            .is_some(),
+        "the social line's shovel is untouched"
+    );
+
+    // Commands on both lines go on (the order names only the channel); the subscriber gets
+    // the social events, the medical ones wait in the hold queue in publication order.
+    let medical: Vec<u32> = (11..=15).collect();
+    for &n in &medical {
+        assert!(
+            send_command(&client, &enroll(n, Line::Medical), WAIT)
+                .await
+                .expect("a reply")
+                .is_ok()
+        );
+        assert!(
+            send_command(&client, &enroll(n + 100, Line::Social), WAIT)
+                .await
+                .expect("a reply")
+                .is_ok()
+        );
+    }
+    wait_received(&env, &queue, &mut got, 2 + medical.len()).await;
+    let hold = names.data_sharing_hold(Line::Medical);
+    wait_for("the medical events held", WAIT, || async {
+        let broker = env.broker();
+        let depth = messaging::parking::depth(&broker, &hold).await.ok();
+        broker.close().await;
+        // Every medical event waits there (freeze-started too), not only those subscribed to.
+        (depth >= Some(medical.len() as u32)).then_some(())
+    })
+    .await;
+    assert!(
+        got[2..]
+            .iter()
+            .all(|(key, _)| key == "social.enrollment.person-enrolled"),
+        "only the social line's events while medical data sharing is frozen: {got:?}"
+    );
+
+    // The lift: every held event, in the order published, then nothing more.
+    exit(&ctl(&env, &["freeze", "lift", "ds-medical"]).await, 0);
+    wait_received(&env, &queue, &mut got, 2 + 2 * medical.len()).await;
+    let released: Vec<String> = got[2 + medical.len()..]
+        .iter()
+        .map(|(_, id)| id.clone())
+        .collect();
+    let expected: Vec<String> = medical.iter().map(|&n| id_number(n)).collect();
+    assert_eq!(
+        released, expected,
+        "held medical events released in order: {got:?}"
+    );
+    assert!(
+        send_command(&client, &enroll(99, Line::Medical), WAIT)
+            .await
+            .expect("a reply")
+            .is_ok()
+    );
+    wait_received(&env, &queue, &mut got, 3 + 2 * medical.len()).await;
+    assert_eq!(
+        got.last().map(|(_, id)| id.clone()),
+        Some(id_number(99)),
+        "flowing again, nothing twice: {got:?}"
+    );
+
+    client.close().await;
+    services.stop().await;
+}
+
+/// `ctl` with the password variable `subscriber provision` reads.
+async fn ctl_with(env: &TestEnv, args: &[&str]) -> std::process::Output {
+    let mut cmd = tokio::process::Command::new(env!("CARGO_BIN_EXE_insurancectl"));
+    cmd.args(args)
+        .env("AMQP_URL", testkit::amqp_url())
+        .env("INSURANCE_PREFIX", env.prefix())
+        .env("RABBITMQ_API_URL", testkit::api_url())
+        .env("DS_TEST_PASSWORD", "ds-test-password-1")
+        .stdin(std::process::Stdio::null())
+        .kill_on_drop(true);
+    tokio::time::timeout(WAIT * 3, cmd.output())
+        .await
+        .expect("insurancectl finishes")
+        .expect("insurancectl runs")
+}
