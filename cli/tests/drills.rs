@@ -156,7 +156,10 @@ impl Drill {
     async fn start(file: &str, origin: &str, speed: f64, region: &str) -> Drill {
         let env = TestEnv::new();
         let origin: DateTime<FixedOffset> = format!("{origin}+08:00").parse().expect("origin");
-        let wall_start = Utc::now() + Span::seconds(6);
+        // Time to spawn both services and plan the timetable before the drill reaches its
+        // origin, on a loaded 2-core machine too.
+        let lead = Span::seconds(15);
+        let wall_start = Utc::now() + lead;
         let settings = ClockSettings {
             drill_origin: Some(origin),
             drill_wall_start: Some(wall_start.fixed_offset()),
@@ -167,6 +170,12 @@ impl Drill {
         both_listening(&env).await;
         exit(&ctl(&env, &["freeze", "plan", file]).await, 0);
         assert!(clock.now() < origin, "planning took longer than the lead");
+        // The traffic starts just before the origin (an hour of drill time), not at once.
+        let soon = origin - Span::hours(1);
+        wait_for("the drill clock near its origin", WAIT, || async {
+            (clock.now() >= soon).then_some(())
+        })
+        .await;
         let text = std::fs::read_to_string(file).expect("timetable");
         let orders = Timetable::from_yaml(&text).expect("timetable").orders;
         let client = env.client().await;

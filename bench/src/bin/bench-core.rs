@@ -7,7 +7,10 @@
 //!   the raw rate of plain lapin (pipelined confirms, manual acks) on the same broker;
 //! - `commands`: `enroll-person` commands/s with replies, and pgbench TPC-B-like in the same run;
 //! - `breakdown`: where the time of `commands` goes, counted on the wire by proxies in front
-//!   of Postgres and RabbitMQ (round trips and statements per command, NOTIFYs, confirms).
+//!   of Postgres and RabbitMQ (round trips and statements per command, NOTIFYs, confirms);
+//! - `thaw` (issue 7 §5): `--held` medical `enroll-person` taken in at the counter during an
+//!   intake-only freeze, drained at the lift (held commands/s), the social line's p99 during
+//!   the drain against alone, and pgbench TPC-B-like with 8 clients in the same sitting.
 //!
 //! Each section runs in its own `testkit::TestEnv` (schema and broker prefix, removed
 //! afterwards) with the services in process. Appends a dated section to `BENCHMARKS.md`
@@ -44,13 +47,14 @@ enum Section {
     Pipeline,
     Commands,
     Breakdown,
+    Thaw,
 }
 
 #[derive(Debug, Parser)]
 #[command(about = "Benchmark: the messaging core (isolation, event pipeline, command throughput, breakdown)")]
 struct Args {
     /// Sections to run, comma separated.
-    #[arg(long, value_enum, value_delimiter = ',', default_values_t = [Section::Isolation, Section::Pipeline, Section::Commands, Section::Breakdown])]
+    #[arg(long, value_enum, value_delimiter = ',', default_values_t = [Section::Isolation, Section::Pipeline, Section::Commands, Section::Breakdown, Section::Thaw])]
     sections: Vec<Section>,
     /// Isolation: social-line commands per second in the steady stream.
     #[arg(long, default_value_t = 50)]
@@ -79,6 +83,9 @@ struct Args {
     /// Commands: pgbench scale factor (`-i -s`).
     #[arg(long, default_value_t = 10)]
     pgbench_scale: u32,
+    /// Thaw: medical-line commands held during the freeze, drained at the lift.
+    #[arg(long, default_value_t = 100_000)]
+    held: u32,
     /// Breakdown: commands sent through the counting proxies.
     #[arg(long, default_value_t = 1_000)]
     breakdown_commands: u32,
@@ -236,6 +243,47 @@ async fn stream(
     out
 }
 
+/// Publishes `n` medical-line `enroll-person` (persons `base`…) straight onto the command
+/// exchange, at the counter, with pipelined confirms and no `reply_to`; returns the time to
+/// the last confirm.
+async fn publish_burst(env: &TestEnv, n: u32, base: u32) -> anyhow::Result<Duration> {
+    let started = Instant::now();
+    let broker = Broker::new(env.broker_config(), "bench-burst");
+    let ch = broker.channel().await?;
+    ch.confirm_select(ConfirmSelectOptions::default()).await?;
+    let exchange = env.names().commands_exchange();
+    let mut confirms = Vec::with_capacity(n as usize);
+    for i in 0..n {
+        let cmd = enroll(Line::Medical, base + i);
+        let props = messaging::envelope::properties(
+            Uuid::now_v7(),
+            "enrollment.enroll-person.v1",
+            None,
+            None,
+            "bench-burst",
+            BTreeMap::from([("x-channel".to_owned(), "counter".to_owned())]),
+        );
+        let c = ch
+            .basic_publish(
+                exchange.as_str().into(),
+                cmd.routing_key().as_str().into(),
+                BasicPublishOptions {
+                    mandatory: true,
+                    ..Default::default()
+                },
+                &cmd.body,
+                props,
+            )
+            .await?;
+        confirms.push(c);
+    }
+    for c in confirms {
+        confirmed(Duration::from_secs(60), c).await?;
+    }
+    broker.close().await;
+    Ok(started.elapsed())
+}
+
 struct Isolation {
     alone: Stream,
     with_burst: Stream,
@@ -272,42 +320,7 @@ async fn isolation(args: &Args) -> anyhow::Result<Isolation> {
     let stop = CancellationToken::new();
     let streaming = tokio::spawn(stream(client.clone(), args.rate, run, stop.clone(), next.clone()));
     let started = Instant::now();
-    let published = {
-        let broker = Broker::new(env.broker_config(), "bench-burst");
-        let ch = broker.channel().await?;
-        ch.confirm_select(ConfirmSelectOptions::default()).await?;
-        let exchange = env.names().commands_exchange();
-        let mut confirms = Vec::with_capacity(args.burst as usize);
-        for i in 0..args.burst {
-            let cmd = enroll(Line::Medical, 20_000_000 + i);
-            let props = messaging::envelope::properties(
-                Uuid::now_v7(),
-                "enrollment.enroll-person.v1",
-                None,
-                None,
-                "bench-burst",
-                BTreeMap::from([("x-channel".to_owned(), "counter".to_owned())]),
-            );
-            let c = ch
-                .basic_publish(
-                    exchange.as_str().into(),
-                    cmd.routing_key().as_str().into(),
-                    BasicPublishOptions {
-                        mandatory: true,
-                        ..Default::default()
-                    },
-                    &cmd.body,
-                    props,
-                )
-                .await?;
-            confirms.push(c);
-        }
-        for c in confirms {
-            confirmed(Duration::from_secs(60), c).await?;
-        }
-        broker.close().await;
-        started.elapsed()
-    };
+    let published = publish_burst(&env, args.burst, 20_000_000).await?;
     eprintln!("isolation: burst published and confirmed in {}", secs(published));
     let mut burst_done;
     let drained = loop {
@@ -340,6 +353,145 @@ async fn isolation(args: &Args) -> anyhow::Result<Isolation> {
         published,
         drained,
         burst_done,
+    })
+}
+
+// ---------------------------------------------------------------------------------------
+// Thaw (issue 7 §5)
+
+struct Thaw {
+    /// Publish → every command held in the backlog with its receipt.
+    intake: Duration,
+    alone: Stream,
+    during: Stream,
+    /// Lift → the last held command processed.
+    drained: Duration,
+    processed: i64,
+    ok: i64,
+    pgbench: Pgbench,
+}
+
+async fn thaw(args: &Args) -> anyhow::Result<Thaw> {
+    use contracts::freeze::{ControlMessage, FreezeMode, FreezeOrder, FreezeScope};
+    let env = TestEnv::new();
+    let svc = spawn_enrollment(&env, settings(&env, "enrollment", args)).await?;
+    let pool = env.pool("enrollment").await;
+    let client = Arc::new(env.client().await);
+    let next = Arc::new(AtomicU32::new(30_000_000));
+    for _ in 0..20 {
+        let c = enroll(Line::Social, next.fetch_add(1, Ordering::Relaxed));
+        client.send(&c, Duration::from_secs(30)).await?;
+    }
+    let order = ControlMessage::Order {
+        order: Box::new(FreezeOrder {
+            id: "bench-thaw".into(),
+            scope: FreezeScope {
+                lines: vec![Line::Medical],
+                channels: vec![contracts::Channel::Counter],
+                ..Default::default()
+            },
+            mode: FreezeMode::IntakeOnly,
+            starts_at: (chrono::Utc::now() - chrono::Duration::minutes(1)).fixed_offset(),
+            ends_at: None,
+            reason: "benchmark".into(),
+            announcement: "医保系统切换，柜台收件，咨询电话027-87812393".into(),
+            deadlines: Default::default(),
+            redirect_to: None,
+        }),
+    };
+    ensure!(
+        testkit::services::control(&env, "enrollment", &order)
+            .await
+            .is_ok(),
+        "the freeze order was refused"
+    );
+    eprintln!(
+        "thaw: {} medical commands taken in at the counter…",
+        thousands(args.held.into())
+    );
+    let started = Instant::now();
+    publish_burst(&env, args.held, 40_000_000).await?;
+    let intake = loop {
+        let held = count(&pool, "select count(*) from backlog", None).await?;
+        if held >= i64::from(args.held) {
+            break started.elapsed();
+        }
+        ensure!(
+            started.elapsed() < Duration::from_secs(3600),
+            "not all held after an hour ({held})"
+        );
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    };
+    eprintln!("thaw: all held in {}; social stream alone…", secs(intake));
+    let run = Duration::from_secs(args.duration);
+    let done = CancellationToken::new();
+    done.cancel();
+    let alone = stream(client.clone(), args.rate, run, done, next.clone()).await;
+    eprintln!("thaw: lifting; social stream again until drained…");
+    let stop = CancellationToken::new();
+    let streaming = tokio::spawn(stream(client.clone(), args.rate, run, stop.clone(), next.clone()));
+    let lifted = Instant::now();
+    let lift = ControlMessage::Lift {
+        id: "bench-thaw".into(),
+    };
+    ensure!(
+        testkit::services::control(&env, "enrollment", &lift)
+            .await
+            .is_ok(),
+        "the lift was refused"
+    );
+    let drained = loop {
+        let left = count(
+            &pool,
+            "select count(*) from backlog where processed_at is null",
+            None,
+        )
+        .await?;
+        if left == 0 {
+            break lifted.elapsed();
+        }
+        ensure!(
+            lifted.elapsed() < Duration::from_secs(3600),
+            "backlog not drained after an hour ({left} left)"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    stop.cancel();
+    let during = streaming.await?;
+    let processed = count(
+        &pool,
+        "select count(*) from backlog where processed_at is not null",
+        None,
+    )
+    .await?;
+    let ok = count(
+        &pool,
+        "select count(*) from backlog where reply->>'status' = 'ok'",
+        None,
+    )
+    .await?;
+    eprintln!("thaw: {processed} processed ({ok} ok) in {}", secs(drained));
+    drop(pool);
+    if let Ok(c) = Arc::try_unwrap(client) {
+        c.close().await;
+    }
+    svc.stop().await?;
+    drop(env);
+    let pgbench = pgbench(&PgbenchArgs {
+        clients: 8,
+        seconds: args.pgbench_seconds,
+        scale: args.pgbench_scale,
+    })
+    .await?;
+    eprintln!("pgbench: {}", pgbench.summary);
+    Ok(Thaw {
+        intake,
+        alone,
+        during,
+        drained,
+        processed,
+        ok,
+        pgbench,
     })
 }
 
@@ -606,7 +758,14 @@ struct Pgbench {
     summary: String,
 }
 
-async fn pgbench(args: &Args) -> anyhow::Result<Pgbench> {
+/// pgbench's own settings: every section that compares with it says which.
+struct PgbenchArgs {
+    clients: u32,
+    seconds: u32,
+    scale: u32,
+}
+
+async fn pgbench(args: &PgbenchArgs) -> anyhow::Result<Pgbench> {
     let cfg: tokio_postgres::Config = testkit::database_url().parse()?;
     let host = match cfg.get_hosts().first() {
         Some(tokio_postgres::config::Host::Tcp(h)) => h.clone(),
@@ -637,19 +796,19 @@ async fn pgbench(args: &Args) -> anyhow::Result<Pgbench> {
     admin.batch_execute(&format!("create database {db}")).await?;
     let common = ["-h", &host, "-p", &port, "-U", &user];
     let run = || -> anyhow::Result<Pgbench> {
-        eprintln!("pgbench: initialising scale {} in {db}…", args.pgbench_scale);
+        eprintln!("pgbench: initialising scale {} in {db}…", args.scale);
         let init = std::process::Command::new(&exe)
             .args(common)
-            .args(["-i", "-q", "-s", &args.pgbench_scale.to_string(), &db])
+            .args(["-i", "-q", "-s", &args.scale.to_string(), &db])
             .output()?;
         ensure!(
             init.status.success(),
             "pgbench -i failed: {}",
             String::from_utf8_lossy(&init.stderr)
         );
-        let clients = args.pgbench_clients.to_string();
-        let threads = args.pgbench_clients.min(2).to_string();
-        let secs = args.pgbench_seconds.to_string();
+        let clients = args.clients.to_string();
+        let threads = args.clients.min(2).to_string();
+        let secs = args.seconds.to_string();
         let bench_args = ["-c", &clients, "-j", &threads, "-T", &secs];
         eprintln!("pgbench: {}…", bench_args.join(" "));
         let out = std::process::Command::new(&exe)
@@ -683,7 +842,7 @@ async fn pgbench(args: &Args) -> anyhow::Result<Pgbench> {
             tps,
             command: format!(
                 "pgbench -c {clients} -j {threads} -T {secs} (TPC-B-like, scale {})",
-                args.pgbench_scale
+                args.scale
             ),
             summary,
         })
@@ -720,7 +879,12 @@ async fn commands(args: &Args) -> anyhow::Result<Commands> {
     client.close().await;
     svc.stop().await?;
     drop(env);
-    let pgbench = pgbench(args).await?;
+    let pgbench = pgbench(&PgbenchArgs {
+        clients: args.pgbench_clients,
+        seconds: args.pgbench_seconds,
+        scale: args.pgbench_scale,
+    })
+    .await?;
     eprintln!("pgbench: {}", pgbench.summary);
     Ok(Commands { burst, pgbench })
 }
@@ -798,6 +962,7 @@ struct Report {
     pipeline: Option<Pipeline>,
     commands: Option<Commands>,
     breakdown: Option<Breakdown>,
+    thaw: Option<Thaw>,
 }
 
 #[tokio::main]
@@ -828,6 +993,7 @@ async fn main() -> anyhow::Result<()> {
             Section::Pipeline => report.pipeline = Some(pipeline(&args).await?),
             Section::Commands => report.commands = Some(commands(&args).await?),
             Section::Breakdown => report.breakdown = Some(breakdown(&args).await?),
+            Section::Thaw => report.thaw = Some(thaw(&args).await?),
         }
     }
     let section = report.markdown(&args, &machine, &postgres);
@@ -946,6 +1112,73 @@ impl Report {
                 per_s(f64::from(args.burst), i.drained),
                 args.duration
             );
+        }
+        if let Some(t) = &self.thaw {
+            let rate = per_s(t.processed as f64, t.drained);
+            let p99a = quantile(&t.alone.latencies, 0.99);
+            let p99b = quantile(&t.during.latencies, 0.99);
+            let ratio = match (p99a, p99b) {
+                (Some(a), Some(b)) if !a.is_zero() => Some(b.as_secs_f64() / a.as_secs_f64()),
+                _ => None,
+            };
+            let _ = writeln!(
+                s,
+                "#### Thaw: {} medical `enroll-person` held at the counter (intake-only), drained at the lift\n",
+                thousands(args.held.into())
+            );
+            let _ = writeln!(
+                s,
+                "**{}/s held commands drained** ({} ≥ 1,000/s); pgbench (8 clients) {:.0} tps in the \
+                 same sitting, ratio {:.0} %. **Social-line p99 during the drain / alone = {}** ({} ≤ 1.5×).\n",
+                thousands(rate.round() as i64),
+                verdict(rate >= 1000.0),
+                t.pgbench.tps,
+                rate / t.pgbench.tps * 100.0,
+                ratio.map_or("n/a".into(), |r| format!("{r:.2}×")),
+                verdict(ratio.is_some_and(|r| r <= 1.5))
+            );
+            s.push_str("| measure | value |\n|---|---:|\n");
+            let rows = [
+                (
+                    "Published at the counter → all held with receipts (backlog rows)".to_owned(),
+                    secs(t.intake),
+                ),
+                (
+                    "Lift → last held command processed".to_owned(),
+                    format!(
+                        "{} ({} processed, {} `ok`)",
+                        secs(t.drained),
+                        thousands(t.processed),
+                        thousands(t.ok)
+                    ),
+                ),
+                (
+                    "**Held commands/s**".to_owned(),
+                    format!("{}/s", thousands(rate.round() as i64)),
+                ),
+                (
+                    format!("Social `enroll-person` at {}/s alone: p50 / p99", args.rate),
+                    format!("{} / {}", q(&t.alone.latencies, 0.5), q(&t.alone.latencies, 0.99)),
+                ),
+                (
+                    "The same during the drain: p50 / **p99**".to_owned(),
+                    format!(
+                        "{} / {}",
+                        q(&t.during.latencies, 0.5),
+                        q(&t.during.latencies, 0.99)
+                    ),
+                ),
+                (
+                    "Social commands failed (alone / during)".to_owned(),
+                    format!("{} / {}", t.alone.failed, t.during.failed),
+                ),
+                ("pgbench".to_owned(), format!("`{}`", t.pgbench.command)),
+                ("pgbench output".to_owned(), t.pgbench.summary.clone()),
+            ];
+            for (k, v) in rows {
+                let _ = writeln!(s, "| {k} | {v} |");
+            }
+            s.push('\n');
         }
         if let Some(p) = &self.pipeline {
             let e2e = per_s(f64::from(p.events), p.end_to_end);
