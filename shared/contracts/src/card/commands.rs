@@ -170,8 +170,8 @@ pub struct ReplaceCard {
     pub id_number: String,
 }
 
-/// `renew-card` (换卡): `damage` or `data-change`; the old card stays usable until the new
-/// one is activated.
+/// `renew-card` (换卡): `damage` or `data-change`. The old card is withdrawn and a new one
+/// is made on the same financial account.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RenewCard {
