@@ -217,11 +217,18 @@ impl CardHandler {
     async fn answered(
         &self,
         tx: &Transaction<'_>,
+        msg_channel: Option<Channel>,
         raw_id: &str,
         application_id: &str,
         step: Step,
     ) -> Result<(App, Person), HandlerError> {
         let id = domain::id_number("id_number", raw_id).map_err(reject)?;
+        if msg_channel != Some(Channel::Bank) {
+            return Err(reject(not_eligible(
+                "x-channel",
+                "only the bank (channel bank) reports accounts, production, shipping and arrival",
+            )));
+        }
         let (app, person) = self.current(tx, &id).await?;
         if app.application_id.to_string() != application_id {
             return Err(reject(conflict(
@@ -309,7 +316,13 @@ impl CardHandler {
     async fn record_bank_account(&self, tx: &Transaction<'_>, msg: &Incoming) -> HResult {
         let cmd: c::RecordBankAccount = msg.decode()?;
         let (mut app, person) = self
-            .answered(tx, &cmd.id_number, &cmd.application_id, Step::PhotoApproved)
+            .answered(
+                tx,
+                msg.envelope.channel,
+                &cmd.id_number,
+                &cmd.application_id,
+                Step::PhotoApproved,
+            )
             .await?;
         let mut change;
         if cmd.opened {
@@ -338,7 +351,13 @@ impl CardHandler {
     async fn record_production(&self, tx: &Transaction<'_>, msg: &Incoming) -> HResult {
         let cmd: c::RecordProduction = msg.decode()?;
         let (mut app, person) = self
-            .answered(tx, &cmd.id_number, &cmd.application_id, Step::BankAccountOpened)
+            .answered(
+                tx,
+                msg.envelope.channel,
+                &cmd.id_number,
+                &cmd.application_id,
+                Step::BankAccountOpened,
+            )
             .await?;
         let mut change;
         if cmd.produced {
@@ -362,7 +381,13 @@ impl CardHandler {
     async fn record_shipment(&self, tx: &Transaction<'_>, msg: &Incoming) -> HResult {
         let cmd: c::RecordShipment = msg.decode()?;
         let (mut app, person) = self
-            .answered(tx, &cmd.id_number, &cmd.application_id, Step::CardProduced)
+            .answered(
+                tx,
+                msg.envelope.channel,
+                &cmd.id_number,
+                &cmd.application_id,
+                Step::CardProduced,
+            )
             .await?;
         if app.state.kind == Kind::Instant {
             return Err(reject(conflict(
@@ -381,7 +406,13 @@ impl CardHandler {
         let cmd: c::RecordArrival = msg.decode()?;
         let branch = domain::text("branch", &cmd.branch, 100).map_err(reject)?;
         let (mut app, person) = self
-            .answered(tx, &cmd.id_number, &cmd.application_id, Step::Shipped)
+            .answered(
+                tx,
+                msg.envelope.channel,
+                &cmd.id_number,
+                &cmd.application_id,
+                Step::Shipped,
+            )
             .await?;
         app.state.branch = Some(branch.clone());
         app.state.step = Step::ArrivedAtBranch;

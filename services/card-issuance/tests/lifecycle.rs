@@ -250,6 +250,16 @@ async fn each_failure_shows_red_with_its_reason_and_the_rollback_redoes_its_step
     let again = tap.expect("common.card-issuance.bank-account-requested").await;
     assert_eq!(again.body["attempt"], 2);
 
+    // Only the bank reports what the bank did.
+    refused(
+        &client,
+        "record-bank-account",
+        json!({"id_number": id, "application_id": application, "opened": true, "financial_account": "6217000011112222"}),
+        Counter,
+        "NOT_ELIGIBLE",
+        "x-channel",
+    )
+    .await;
     // Production failed → rollback makes the card again, the account is kept.
     ok(
         &client,

@@ -77,6 +77,17 @@ pub fn answers(cfg: &SimConfig, routing_key: &str, ev: &CardEvent) -> Vec<Comman
         c.operator = Some("bank-sim".into());
         c
     };
+    // The same answer to the same request has the same message id: a request redelivered
+    // after a lost connection gets the stored reply instead of a second effect.
+    let idempotent = |mut c: Command| {
+        let key = format!(
+            "bank-sim/{}/{}/{}/{}",
+            cfg.seed, ev.application_id, ev.attempt, c.name
+        );
+        c.message_id = Some(uuid::Uuid::new_v5(&uuid::Uuid::NAMESPACE_OID, key.as_bytes()));
+        c
+    };
+    let cmd = |name: &str, body: serde_json::Value| idempotent(cmd(name, body));
     let app = &ev.application_id;
     let base = json!({"id_number": ev.id_number, "application_id": app});
     let with = |extra: serde_json::Value| {
@@ -370,5 +381,9 @@ mod tests {
         assert_eq!(body["financial_account"].as_str().unwrap().len(), 19);
         assert_eq!(acct[0].channel, Some(Channel::Bank));
         assert!(answers(&c, "common.card-issuance.card-applied", &ev).is_empty());
+        // The same request is answered with the same message ids (idempotent redelivery).
+        let again = answers(&c, "common.card-issuance.bank-account-requested", &ev);
+        assert_eq!(again[0].message_id, acct[0].message_id);
+        assert!(acct[0].message_id.is_some());
     }
 }
