@@ -134,6 +134,7 @@ async fn a_loss_report_at_a_bank_is_answered_during_a_freeze_of_the_medical_line
     orders_stored(&env, 1).await;
     medical_is_frozen(&client, 501, "flexible", "employee_medical").await;
     loss_and_replacement_at_the_bank(&client, &id).await;
+    common::assert_drained(&env).await;
     app.stop().await;
 }
 
@@ -205,5 +206,6 @@ async fn with_the_wuhan_timetable_in_force_loss_and_replacement_at_banks_keep_wo
     orders_stored(&env, t.orders.len() as i64).await;
     medical_is_frozen(&client, 601, "resident", "resident_medical").await;
     loss_and_replacement_at_the_bank(&client, &id).await;
+    common::assert_drained(&env).await;
     app.stop().await;
 }

@@ -155,6 +155,7 @@ async fn an_application_goes_from_information_to_activation_with_a_status_and_an
         "id_number",
     )
     .await;
+    common::assert_drained(&env).await;
     app.stop().await;
 }
 
@@ -341,6 +342,35 @@ async fn each_failure_shows_red_with_its_reason_and_the_rollback_redoes_its_step
         "application_id",
     )
     .await;
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn a_repeated_command_gets_the_stored_reply_and_changes_nothing() {
+    let env = TestEnv::new();
+    let app = common::spawn(&env).await;
+    let client = env.client().await;
+    let id = enroll(&env, &client, 40, "flexible").await;
+    let cmd = common::command("apply-card", json!({"id_number": id, "bank": "ICBC"}), Counter)
+        .with_message_id(uuid::Uuid::now_v7());
+    let first = testkit::send_command(&client, &cmd, testkit::WAIT).await.unwrap();
+    let again = testkit::send_command(&client, &cmd, testkit::WAIT).await.unwrap();
+    assert!(first.is_ok(), "{first:?}");
+    assert_eq!(first, again, "the stored reply, not a CONFLICT");
+    let pool = env.pool(common::SERVICE).await;
+    let db = pool.get().await.unwrap();
+    let n: i64 = db
+        .query_one("select count(*) from applications", &[])
+        .await
+        .unwrap()
+        .get(0);
+    let steps: i64 = db
+        .query_one("select count(*) from steps", &[])
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!((n, steps), (1, 1));
+    common::assert_drained(&env).await;
     app.stop().await;
 }
 

@@ -184,6 +184,7 @@ async fn pick_up_in_person_by_an_agent_or_by_a_guardian_and_where_each_may_activ
     )
     .await;
     assert_eq!(v["state"], "activated");
+    common::assert_drained(&env).await;
     app.stop().await;
 }
 
@@ -303,6 +304,7 @@ async fn instant_issuance_at_a_bank_skips_shipping_and_is_refused_for_an_agent()
         "id_number",
     )
     .await;
+    common::assert_drained(&env).await;
     app.stop().await;
 }
 
@@ -446,6 +448,7 @@ async fn loss_reports_replacement_and_renewal() {
     let renewed = tap.expect("common.card-issuance.card-renewed").await;
     assert_eq!(renewed.body["name"], "参保人三百");
     assert_eq!(renewed.body["in_production"], true);
+    common::assert_drained(&env).await;
     app.stop().await;
 }
 
@@ -493,5 +496,6 @@ async fn a_death_reported_by_enrollment_cancels_the_card() {
         "id_number",
     )
     .await;
+    common::assert_drained(&env).await;
     app.stop().await;
 }

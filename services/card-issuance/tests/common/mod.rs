@@ -201,3 +201,34 @@ pub async fn from_production(client: &CommandClient, id: &str, app: &str) {
 pub fn in_person() -> Value {
     json!({"by": "self"})
 }
+
+/// The end of a test: the card service's outbox is drained and none of its parking lots
+/// holds anything (no message was parked as malformed or exhausted).
+pub async fn assert_drained(env: &TestEnv) {
+    let pool = env.pool(SERVICE).await;
+    wait_for("the card outbox to drain", WAIT, || async {
+        let db = pool.get().await.ok()?;
+        let n: i64 = db
+            .query_one("select count(*) from outbox where published_at is null", &[])
+            .await
+            .ok()?
+            .get(0);
+        (n == 0).then_some(())
+    })
+    .await;
+    let names = env.names();
+    let broker = env.broker();
+    let queues = [
+        names.command_queue(SERVICE, Line::Common),
+        names.event_queue(SERVICE, Line::Medical),
+        names.event_queue(SERVICE, Line::Social),
+    ];
+    for q in queues {
+        let parking = messaging::Names::parking(&q);
+        let depth = messaging::parking::depth(&broker, &parking)
+            .await
+            .expect("a parking lot");
+        assert_eq!(depth, 0, "{parking} holds {depth} messages");
+    }
+    broker.close().await;
+}
