@@ -64,6 +64,7 @@ impl Handler for CardHandler {
             "activate-card" => self.activate(tx, msg).await,
             "issue-instantly" => self.issue_instantly(tx, msg).await,
             "report-loss" => self.report_loss(tx, msg).await,
+            "lift-loss" => self.lift_loss(tx, msg).await,
             "replace-card" => self.replace_card(tx, msg).await,
             "renew-card" => self.renew_card(tx, msg).await,
             "get-card-status" => self.get_status(tx, msg).await,
@@ -703,6 +704,28 @@ impl CardHandler {
         change
             .events
             .push(("card-loss-reported", Some(kind.as_str().to_owned())));
+        self.commit(tx, msg, &person, change).await
+    }
+
+    async fn lift_loss(&self, tx: &Transaction<'_>, msg: &Incoming) -> HResult {
+        let cmd: c::LiftLoss = msg.decode()?;
+        let id = domain::id_number("id_number", &cmd.id_number).map_err(reject)?;
+        let (mut app, person) = self.current(tx, &id).await?;
+        match app.state.loss {
+            Some(Loss::Temporary) => {}
+            Some(Loss::Formal) => {
+                return Err(reject(not_eligible(
+                    "id_number",
+                    "a formal loss report is not lifted: the card is replaced (replace-card)",
+                )));
+            }
+            None => {
+                return Err(reject(conflict("id_number", "the card is not reported lost")));
+            }
+        }
+        app.state.loss = None;
+        let mut change = Change::new(app);
+        change.events.push(("card-loss-lifted", None));
         self.commit(tx, msg, &person, change).await
     }
 

@@ -391,8 +391,30 @@ async fn loss_reports_replacement_and_renewal() {
         "id_number",
     )
     .await;
+    // Found again: a temporary report is lifted (解挂), then made again.
+    let v = ok(&client, "lift-loss", json!({"id_number": id}), Bank).await;
+    assert_eq!(v["state"], "activated");
+    refused(
+        &client,
+        "lift-loss",
+        json!({"id_number": id}),
+        Bank,
+        "CONFLICT",
+        "id_number",
+    )
+    .await;
+    ok(&client, "report-loss", loss("temporary"), Bank).await;
     let v = ok(&client, "report-loss", loss("formal"), Bank).await;
     assert_eq!(v["state"], "lost");
+    refused(
+        &client,
+        "lift-loss",
+        json!({"id_number": id}),
+        Bank,
+        "NOT_ELIGIBLE",
+        "id_number",
+    )
+    .await;
     assert!(v["action"].as_str().unwrap().contains("补卡"));
     let reported = tap.expect("common.card-issuance.card-loss-reported").await;
     assert_eq!(reported.body["reason"], "temporary");

@@ -163,6 +163,13 @@ pub struct ReportLoss {
     pub kind: String,
 }
 
+/// `lift-loss` (解挂): the card is found again; only a temporary loss report is lifted.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct LiftLoss {
+    pub id_number: String,
+}
+
 /// `replace-card` (补卡) after a formal loss report: a new card on the same account.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]

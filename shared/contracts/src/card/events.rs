@@ -27,6 +27,7 @@ pub const NAMES: &[&str] = &[
     "card-picked-up",
     "card-activated",
     "card-loss-reported",
+    "card-loss-lifted",
     "card-replaced",
     "card-renewed",
     "card-cancelled",

@@ -27,6 +27,7 @@ pub const COMMANDS: &[&str] = &[
     "activate-card",
     "issue-instantly",
     "report-loss",
+    "lift-loss",
     "replace-card",
     "renew-card",
     "get-card-status",
@@ -66,6 +67,7 @@ pub fn schema_entries(out: &mut BTreeMap<String, serde_json::Value>) {
     entry::<c::ActivateCard>(out, "activate-card.command");
     entry::<c::IssueInstantly>(out, "issue-instantly.command");
     entry::<c::ReportLoss>(out, "report-loss.command");
+    entry::<c::LiftLoss>(out, "lift-loss.command");
     entry::<c::ReplaceCard>(out, "replace-card.command");
     entry::<c::RenewCard>(out, "renew-card.command");
     entry::<c::GetCardStatus>(out, "get-card-status.command");
