@@ -455,3 +455,49 @@ async fn only_persons_known_from_enrollment_may_apply_and_the_query_validates_th
     assert_eq!(n, 0, "refusals change nothing");
     app.stop().await;
 }
+
+#[tokio::test]
+async fn the_card_serves_both_lines_and_its_events_name_them() {
+    let env = TestEnv::new();
+    let app = common::spawn(&env).await;
+    let client = env.client().await;
+    let mut tap = env.tap("common.card-issuance.card-applied").await;
+    let id = enroll(&env, &client, 50, "flexible").await;
+    // The same person in pension, on the social line: the card service hears both lines.
+    let r = testkit::send(
+        &client,
+        contracts::Line::Social,
+        "enrollment",
+        "enroll-person",
+        json!({"id_number": id, "name": "参保人50", "phone": testkit::phone(50), "category": "flexible",
+               "insurance_types": ["pension"], "effective_month": "2024-03"}),
+    )
+    .await;
+    assert!(r.is_ok(), "{r:?}");
+    let pool = env.pool(common::SERVICE).await;
+    testkit::wait_for("the pension enrollment seen", testkit::WAIT, || async {
+        let db = pool.get().await.ok()?;
+        let n: i64 = db
+            .query_one(
+                "select count(*) from person_enrollments where id_number = $1 and insurance_type = 'pension'",
+                &[&id],
+            )
+            .await
+            .ok()?
+            .get(0);
+        (n == 1).then_some(())
+    })
+    .await;
+    ok(
+        &client,
+        "apply-card",
+        json!({"id_number": id, "bank": "ICBC"}),
+        Counter,
+    )
+    .await;
+    let e = tap.expect("common.card-issuance.card-applied").await;
+    assert_eq!(e.body["insurance_types"], json!(["employee_medical", "pension"]));
+    assert_eq!(e.body["lines"], json!(["medical", "social"]));
+    common::assert_drained(&env).await;
+    app.stop().await;
+}
