@@ -181,8 +181,57 @@ start_tax_authority() {
 	NAMES+=("tax-authority-sim")
 }
 
+# The cooperating bank: opens card accounts, produces and ships cards (simulators/bank). It
+# declares its own queue (subscriber.bank) and answers card issuance on the bank channel.
+# BANK_SIM_ARGS passes options (--seed, --fail-account, --fail-production, --delay-ms).
+start_bank() {
+	local sim="$BIN_DIR/bank-sim"
+	[[ -x $sim && -x $BIN_DIR/card-issuance ]] || return 0
+	log "starting bank-sim"
+	# shellcheck disable=SC2086
+	BANK_AMQP_URL="$AMQP_URL" "$sim" --fail-account 0 --fail-production 0 --delay-ms 1500 ${BANK_SIM_ARGS:-} \
+		> >(prefix_lines bank) 2>&1 &
+	PIDS+=("$!")
+	NAMES+=("bank-sim")
+}
+
+# A card from application to activation: enrolled, applied for, photo approved at the counter,
+# account and card made by the simulated bank, picked up and activated at the bank.
+card_demo() {
+	local ctl="$BIN_DIR/insurancectl" id body step="" i out=""
+	[[ -x $ctl && -x $BIN_DIR/card-issuance && -x $BIN_DIR/bank-sim ]] || return 0
+	# GB 11643 check character over a body with a fresh sequence from the clock.
+	body="15020219880808$(printf '%03d' $((10#$(date +%N | cut -c1-3))))"
+	local w=(7 9 10 5 8 4 2 1 6 3 7 9 10 5 8 4 2) checks=(1 0 X 9 8 7 6 5 4 3 2) sum=0
+	for i in {0..16}; do sum=$((sum + ${body:i:1} * w[i])); done
+	id="$body${checks[sum % 11]}"
+	card() { "$ctl" send common card-issuance "$@" 2>&1 | head -n 1 || true; }
+	echo "[card] enrolling a flexible worker, then applying for the card"
+	"$ctl" send medical enrollment enroll-person --body "{\"id_number\":\"$id\",\"name\":\"刘敏\",\"phone\":\"13912340000\",\"category\":\"flexible\",\"insurance_types\":[\"employee_medical\"],\"effective_month\":\"$(date +%Y-%m)\"}" 2>&1 | head -n 1
+	for i in {1..20}; do
+		# Until card issuance has seen the enrollment event.
+		out=$(card apply-card --body "{\"id_number\":\"$id\",\"bank\":\"ICBC\"}")
+		[[ $out == ok* ]] && { echo "$out"; break; }
+		sleep 0.5
+	done
+	card review-photo --body "{\"id_number\":\"$id\",\"approved\":true}"
+	echo "[card] the bank opens the account, produces and ships the card"
+	for i in {1..60}; do
+		step=$("$ctl" --json send common card-issuance get-card-status --channel online --body "{\"id_number\":\"$id\"}" 2>/dev/null | grep -o '"step":"[a-z-]*"' | head -n 1 || true)
+		echo "[card] status: $step"
+		[[ $step == '"step":"arrived-at-branch"' ]] && break
+		sleep 1
+	done
+	card pick-up-card --channel bank --body "{\"id_number\":\"$id\",\"representative\":{\"by\":\"self\"},\"documents\":[\"id_card\"],\"activate\":true}"
+	"$ctl" --json send common card-issuance get-card-status --channel online --body "{\"id_number\":\"$id\"}" 2>&1 | grep -o '"state":"[a-z-]*"\|"text":"[^"]*"' | head -n 2
+}
+
 if wait_ready; then
 	start_tax_authority
+	start_bank
+	if [[ ${RUN_DEMO:-1} == 1 ]]; then
+		card_demo > >(prefix_lines card-demo) 2>&1 &
+	fi
 	if [[ ${RUN_DEMO:-1} == 1 && -x $BIN_DIR/insurancectl ]]; then
 		log "playing a day at the agency (scripts/demo.sh; RUN_DEMO=0 skips it)"
 		CTL="$BIN_DIR/insurancectl" bash scripts/demo.sh > >(prefix_lines demo) 2>&1 &

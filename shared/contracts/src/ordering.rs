@@ -334,7 +334,13 @@ pub fn source(service: &str, name: &str) -> Option<KeySource> {
             .find(|(s, n, _)| *s == service && *n == name)
             .map(|(_, _, k)| *k)
     };
-    find(service).or_else(|| find("freeze"))
+    find(service)
+        .or_else(|| {
+            (service == crate::card::SERVICE)
+                .then(|| crate::card::ordering_source(name))
+                .flatten()
+        })
+        .or_else(|| find("freeze"))
 }
 
 fn text(v: Option<&Value>) -> Option<String> {

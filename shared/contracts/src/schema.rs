@@ -18,6 +18,7 @@ fn entry<T: JsonSchema>(out: &mut BTreeMap<String, serde_json::Value>, name: &st
 pub fn all() -> BTreeMap<String, serde_json::Value> {
     let mut out = BTreeMap::new();
     entry::<crate::Reply>(&mut out, "reply");
+    crate::card::schema_entries(&mut out);
     entry::<crate::freeze::ControlMessage>(&mut out, "control.freeze.command");
     entry::<crate::freeze::FreezeStatus>(&mut out, "control.freeze-status.result");
     entry::<crate::freeze::Timetable>(&mut out, "control.timetable");
