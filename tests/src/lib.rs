@@ -431,7 +431,7 @@ pub async fn send_command(
     Ok(reply)
 }
 
-/// A valid resident ID number, distinct for every `n` below 36 million (region 420102,
+/// A valid resident ID number, distinct for every `n` below 24 million (born by 2026; region 420102,
 /// Wuhan Jiang'an district; birth dates from 1960).
 pub fn id_number(n: u32) -> String {
     let birth =

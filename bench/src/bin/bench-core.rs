@@ -377,7 +377,7 @@ async fn thaw(args: &Args) -> anyhow::Result<Thaw> {
     let svc = spawn_enrollment(&env, settings(&env, "enrollment", args)).await?;
     let pool = env.pool("enrollment").await;
     let client = Arc::new(env.client().await);
-    let next = Arc::new(AtomicU32::new(30_000_000));
+    let next = Arc::new(AtomicU32::new(5_000_000));
     for _ in 0..20 {
         let c = enroll(Line::Social, next.fetch_add(1, Ordering::Relaxed));
         client.send(&c, Duration::from_secs(30)).await?;
@@ -410,7 +410,7 @@ async fn thaw(args: &Args) -> anyhow::Result<Thaw> {
         thousands(args.held.into())
     );
     let started = Instant::now();
-    publish_burst(&env, args.held, 40_000_000).await?;
+    publish_burst(&env, args.held, 12_000_000).await?;
     let intake = loop {
         let held = count(&pool, "select count(*) from backlog", None).await?;
         if held >= i64::from(args.held) {
@@ -1055,7 +1055,7 @@ impl Report {
             s,
             "- Command: `bench-core --sections {} --rate {} --duration {} --burst {} --events {} \
              --raw-prefetch {} --commands {} --pgbench-clients {} --pgbench-seconds {} \
-             --pgbench-scale {} --breakdown-commands {}`.\n",
+             --pgbench-scale {} --breakdown-commands {} --held {}`.\n",
             names.join(","),
             args.rate,
             args.duration,
@@ -1066,7 +1066,8 @@ impl Report {
             args.pgbench_clients,
             args.pgbench_seconds,
             args.pgbench_scale,
-            args.breakdown_commands
+            args.breakdown_commands,
+            args.held
         );
         if let Some(i) = &self.isolation {
             let p99a = quantile(&i.alone.latencies, 0.99);
