@@ -1,6 +1,7 @@
 //! Daily reconciliation 对账 with an institution (3201 totals, 3202 details) per
 //! institution, settlement day and insurance type, and the service-wide check that what the
-//! settlements say the accounts paid is what the ledger debited.
+//! settlements say the accounts paid is what the ledger debited. `acct_pay` in 3201 / 3202 is
+//! the person's own account; mutual aid (`acct_mulaid_pay`) is reported on its own.
 
 use crate::domain::money::text;
 use crate::handlers::{HResult, date, insutype, invalid, money, ok};
@@ -31,7 +32,7 @@ pub async fn totals(tx: &Transaction<'_>, msg: &Incoming) -> HResult {
     let r = tx
         .query_one(
             "select coalesce(sum(medfee_sumamt), 0)::numeric(14, 2), coalesce(sum(fund_pay_sumamt), 0)::numeric(14, 2),
-                    coalesce(sum(acct_pay + acct_mulaid_pay), 0)::numeric(14, 2), count(*)
+                    coalesce(sum(acct_pay), 0)::numeric(14, 2), count(*)
              from settlements
              where fixmedins_code = $1 and insutype = $2 and setl_date between $3 and $4 and status = 'settled'",
             &[&cmd.fixmedins_code, &cmd.insutype, &b, &e],
@@ -86,7 +87,7 @@ pub async fn details(tx: &Transaction<'_>, msg: &Incoming) -> HResult {
     let (b, e) = period(&cmd.stmt_begndate, &cmd.stmt_enddate)?;
     let rows = tx
         .query(
-            "select setl_id::text, medfee_sumamt, fund_pay_sumamt, (acct_pay + acct_mulaid_pay)::numeric(14, 2), status
+            "select setl_id::text, medfee_sumamt, fund_pay_sumamt, acct_pay, status
              from settlements where fixmedins_code = $1 and insutype = $2 and setl_date between $3 and $4",
             &[&cmd.fixmedins_code, &cmd.insutype, &b, &e],
         )
