@@ -81,6 +81,42 @@ async fn employee_is_covered_the_month_after_paying_and_the_account_is_credited(
     .await;
     assert_eq!(info["insuinfo"][0]["eligible"], false);
     assert_eq!(info["insuinfo"][0]["not_eligible_reason"], "not-yet-paid");
+
+    // Suspended from June (left the job): covered through May only, status 2 (暂停).
+    let r = cmd(
+        &client,
+        E,
+        "suspend",
+        json!({"id_number": alice_id, "insurance_types": ["employee_medical"], "reason": "left the job", "month": "2024-06"}),
+    )
+    .await;
+    assert!(r.is_ok(), "{r:?}");
+    let sql =
+        format!("select count(*) from enrollments where person_id = '{alice}' and end_reason = 'suspended'");
+    testkit::wait_for("benefits to see the suspension", testkit::WAIT, || async {
+        (count(&env, B, &sql).await == 1).then_some(())
+    })
+    .await;
+    assert_eq!(
+        months(&client, &alice, "2024-05", "2024-06").await,
+        vec![
+            month_row("2024-05", true, ""),
+            month_row("2024-06", false, "suspended")
+        ]
+    );
+    let info = ok(
+        &client,
+        "person-info",
+        json!({"mdtrt_cert_type": "02", "mdtrt_cert_no": alice_id, "begntime": "2024-06-10T09:00:00+08:00"}),
+    )
+    .await;
+    assert_eq!(
+        (
+            info["insuinfo"][0]["psn_insu_stas"].as_str(),
+            info["insuinfo"][0]["eligible"].as_bool()
+        ),
+        (Some("2"), Some(false))
+    );
     app.stop().await;
 }
 
