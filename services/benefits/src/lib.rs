@@ -7,11 +7,13 @@
 //!   account credits.
 //! - `store`: reading the projection, the policy tables and the ledger inside a transaction.
 //! - `handlers`: one function per command (`settle` for the NHSA transactions, `account` for
-//!   the ledger and mutual aid, `reconcile` for 3201 / 3202 and the service-wide check).
+//!   the ledger and mutual aid, `reconcile` for 3201 / 3202 and the service-wide check,
+//!   `policy` for versioned settlement policy).
 
 pub mod account;
 pub mod domain;
 pub mod handlers;
+pub mod policy;
 pub mod projection;
 pub mod reconcile;
 pub mod settle;

@@ -817,3 +817,155 @@ async fn outpatient_and_inpatient_settlement_with_repeats_cancel_reversal_mutual
     );
     app.stop().await;
 }
+
+fn policy(from: &str, cap: &str, ratios: Vec<Value>) -> Value {
+    json!({"insutype": "310", "effective_from": from, "annual_cap": cap, "outpatient_deductible": "0.00",
+           "large_ratio": "0.90", "large_cap": "1000.00", "account_allowed": false,
+           "arrears_restore_retroactive": false, "source": "test", "reason": "test change", "ratios": ratios})
+}
+
+fn ratios(outpatient_l3: &str) -> Vec<Value> {
+    let mut out = Vec::new();
+    for kind in ["outpatient", "inpatient"] {
+        for lv in ["1", "2", "3"] {
+            let r = if kind == "outpatient" && lv == "3" {
+                outpatient_l3
+            } else {
+                "0.80"
+            };
+            out.push(json!({"kind": kind, "hosp_lv": lv, "deductible": "100.00", "ratio": r}));
+        }
+    }
+    out
+}
+
+#[tokio::test]
+async fn a_policy_change_applies_from_its_date_and_the_annual_cap_counts_what_stands() {
+    let env = TestEnv::new();
+    let app = spawn(&env).await;
+    let client = env.client().await;
+    let id = id_number(941);
+    let psn = covered_staff(&client, &env, &credit_code(941), std::slice::from_ref(&id)).await[0].clone();
+
+    let r = code(
+        &client,
+        "set-benefit-policy",
+        policy("2024-09-01", "300.00", ratios("0.60")[..5].to_vec()),
+    )
+    .await;
+    assert_eq!(
+        (r.0, r.1.as_deref()),
+        (Some(ErrorCode::InvalidField), Some("ratios"))
+    );
+    let r = code(
+        &client,
+        "set-benefit-policy",
+        policy("2024-09-01", "300.00", ratios("1.5")),
+    )
+    .await;
+    assert_eq!(r.0, Some(ErrorCode::InvalidField));
+    // From September: no deductible, 60 % at level 3, a 300.00 cap, no account.
+    let p1 = ok(
+        &client,
+        "set-benefit-policy",
+        policy("2024-09-01", "300.00", ratios("0.55")),
+    )
+    .await;
+    assert!(
+        p1["closed"].is_i64(),
+        "the seed's open-ended rule is closed on 08-31: {p1}"
+    );
+    let p2 = ok(
+        &client,
+        "set-benefit-policy",
+        policy("2024-09-01", "300.00", ratios("0.60")),
+    )
+    .await;
+    assert_eq!(p2["replaced"], p1["policy_id"], "the same start replaces: {p2}");
+
+    let who = (psn.as_str(), id.as_str());
+    let aug = visit(
+        &client,
+        "register-visit",
+        "P-aug",
+        H3,
+        who,
+        "2024-08-20T09:00:00+08:00",
+        false,
+    )
+    .await;
+    let aug = aug["mdtrt_id"].as_str().unwrap().to_owned();
+    upload(
+        &client,
+        &aug,
+        &psn,
+        vec![fee("1", "XA01", "1", "1000.00", "1000.00")],
+    )
+    .await;
+    let s_aug = ok(
+        &client,
+        "settle",
+        settle_body("PS-aug", H3, &aug, &psn, &id, "1000.00", "1"),
+    )
+    .await;
+    assert_eq!(
+        split_of(&s_aug),
+        [
+            "1000.00", "1000.00", "700.00", "150.00", "0.00", "150.00", "100.00", "0.00", "750.00"
+        ],
+        "August: the seed's rule"
+    );
+    let sep = visit(
+        &client,
+        "register-visit",
+        "P-sep",
+        H3,
+        who,
+        "2024-09-10T09:00:00+08:00",
+        false,
+    )
+    .await;
+    let sep = sep["mdtrt_id"].as_str().unwrap().to_owned();
+    upload(
+        &client,
+        &sep,
+        &psn,
+        vec![fee("1", "XA01", "1", "1000.00", "1000.00")],
+    )
+    .await;
+    // 60 % of 1000 = 600, but August's 150.00 leaves 150.00 of the 300.00 cap; no
+    // large-amount coverage (not enrolled in 330); the account is not allowed.
+    let pre = ok(
+        &client,
+        "pre-settle",
+        settle_body("PP-sep", H3, &sep, &psn, &id, "1000.00", "1"),
+    )
+    .await;
+    assert_eq!(
+        split_of(&pre),
+        [
+            "1000.00", "1000.00", "0.00", "150.00", "0.00", "150.00", "0.00", "0.00", "850.00"
+        ]
+    );
+    assert_eq!(pre["pool_prop_selfpay"], "0.6");
+    // Cancelling August gives its 150.00 back to the year's cap.
+    ok(
+        &client,
+        "cancel-settlement",
+        json!({"msgid": "PC-aug", "setl_id": s_aug["setl_id"], "mdtrt_id": aug, "psn_no": psn}),
+    )
+    .await;
+    let pre = ok(
+        &client,
+        "pre-settle",
+        settle_body("PP-sep2", H3, &sep, &psn, &id, "1000.00", "1"),
+    )
+    .await;
+    assert_eq!(
+        split_of(&pre),
+        [
+            "1000.00", "1000.00", "0.00", "300.00", "0.00", "300.00", "0.00", "0.00", "700.00"
+        ]
+    );
+    app.stop().await;
+}

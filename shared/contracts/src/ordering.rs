@@ -402,6 +402,7 @@ pub const TABLE: &[(&str, &str, KeySource)] = &[
             field: "psn_no",
         },
     ),
+    ("benefits", "set-benefit-policy", Fixed("benefit-policy")),
     ("benefits", "person-info", Unordered),
     ("benefits", "eligibility", Unordered),
     ("benefits", "pre-settle", Unordered),

@@ -463,3 +463,55 @@ pub struct ReconcileServiceResult {
     pub balanced: bool,
     pub per_insutype: Vec<ServiceTotals>,
 }
+
+/// One row of a benefit policy: deductible (inpatient: per admission) and ratio by visit
+/// kind and institution level.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct PolicyRatio {
+    /// `outpatient` or `inpatient`.
+    pub kind: String,
+    /// `1`, `2` or `3`.
+    pub hosp_lv: String,
+    pub deductible: String,
+    /// Between 0 and 1, at most 4 decimals (`0.85`).
+    pub ratio: String,
+}
+
+/// `set-benefit-policy`: a new version of the settlement policy of one insurance type from
+/// `effective_from` (a rule with the same start is replaced; an open-ended older one is
+/// closed the day before, as a new version of it).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct SetBenefitPolicy {
+    /// `310` or `390`.
+    pub insutype: String,
+    /// `yyyy-MM-dd`.
+    pub effective_from: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub effective_to: Option<String>,
+    pub annual_cap: String,
+    pub outpatient_deductible: String,
+    pub large_ratio: String,
+    pub large_cap: String,
+    pub account_allowed: bool,
+    pub arrears_restore_retroactive: bool,
+    /// Where the figures come from (a notice, or `placeholder`).
+    pub source: String,
+    pub reason: String,
+    /// Every (kind, level) pair exactly once.
+    pub ratios: Vec<PolicyRatio>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+pub struct SetBenefitPolicyResult {
+    pub policy_id: i64,
+    pub insutype: String,
+    pub effective_from: String,
+    /// The version with the same start this one replaced.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub replaced: Option<i64>,
+    /// The new version of an older open-ended rule, closed the day before.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub closed: Option<i64>,
+}

@@ -60,6 +60,8 @@ pub fn schema_entries(out: &mut BTreeMap<String, serde_json::Value>) {
     entry::<c::ReconcileDetailsResult>(out, "benefits.reconcile-details.result");
     entry::<c::ReconcileService>(out, "benefits.reconcile-service.command");
     entry::<c::ReconcileServiceResult>(out, "benefits.reconcile-service.result");
+    entry::<c::SetBenefitPolicy>(out, "benefits.set-benefit-policy.command");
+    entry::<c::SetBenefitPolicyResult>(out, "benefits.set-benefit-policy.result");
     entry::<e::SettlementCompleted>(out, "benefits.settlement-completed.v1");
     entry::<e::SettlementCancelled>(out, "benefits.settlement-cancelled.v1");
     entry::<e::AccountDebited>(out, "benefits.account-debited.v1");
