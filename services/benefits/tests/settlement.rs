@@ -969,3 +969,131 @@ async fn a_policy_change_applies_from_its_date_and_the_annual_cap_counts_what_st
     );
     app.stop().await;
 }
+
+#[tokio::test]
+async fn a_retiree_above_the_annual_cap_gets_the_large_amount_fund_once_the_premium_is_paid() {
+    let env = TestEnv::new();
+    let app = spawn(&env).await;
+    let client = env.client().await;
+    let id = id_number(951);
+    let dave = enroll(
+        &client,
+        &id,
+        "retiree",
+        None,
+        "2024-01",
+        json!(["employee_medical", "large_amount_medical"]),
+    )
+    .await;
+    collection_sees(&env, 2).await;
+    let who = (dave.as_str(), id.as_str());
+    // Before the 7-yuan large-amount premium is paid: the pooled fund stops at its cap.
+    let stay = |msgid: &str| {
+        let msgid = msgid.to_owned();
+        let client = &client;
+        async move {
+            let adm = visit(
+                client,
+                "admit",
+                &msgid,
+                H3,
+                who,
+                "2024-03-01T08:00:00+08:00",
+                false,
+            )
+            .await;
+            let m = adm["mdtrt_id"].as_str().unwrap().to_owned();
+            upload(
+                client,
+                &m,
+                who.0,
+                vec![fee("1", "XA01", "1", "200000.00", "200000.00")],
+            )
+            .await;
+            ok(
+                client,
+                "discharge",
+                json!({"mdtrt_id": m, "psn_no": who.0, "endtime": "2024-03-20T10:00:00+08:00"}),
+            )
+            .await;
+            m
+        }
+    };
+    let m1 = stay("D-1").await;
+    let pre = ok(
+        &client,
+        "pre-settle",
+        settle_body("DP-1", H3, &m1, &dave, &id, "200000.00", "0"),
+    )
+    .await;
+    // Level 3 inpatient (placeholders): 800.00 deductible, 85 %, cap 150000.00.
+    assert_eq!(
+        split_of(&pre),
+        [
+            "200000.00",
+            "200000.00",
+            "800.00",
+            "150000.00",
+            "0.00",
+            "150000.00",
+            "0.00",
+            "0.00",
+            "50000.00"
+        ]
+    );
+    assess(&client, "2024-01").await;
+    pay(&client, &env, &dave, "2024-01", "2024-01-10T10:00:00+08:00").await;
+    let sql = format!(
+        "select count(*) from paid_months where person_id = '{dave}' and insurance_type = 'large_amount_medical'"
+    );
+    testkit::wait_for("benefits to see the premium paid", testkit::WAIT, || async {
+        (count(&env, B, &sql).await == 1).then_some(())
+    })
+    .await;
+    // Now covered by 330 from February: 150000 / 0.85 = 176470.59 of the base was the
+    // pooled fund's; the other 22729.41 goes to the large-amount fund at 90 % = 20456.47.
+    let s = ok(
+        &client,
+        "settle",
+        settle_body("DS-1", H3, &m1, &dave, &id, "200000.00", "0"),
+    )
+    .await;
+    assert_eq!(
+        split_of(&s),
+        [
+            "200000.00",
+            "200000.00",
+            "800.00",
+            "150000.00",
+            "20456.47",
+            "170456.47",
+            "0.00",
+            "0.00",
+            "29543.53"
+        ]
+    );
+    // A second stay the same year: the pooled cap is used up, the large-amount fund pays.
+    let m2 = stay("D-2").await;
+    let s2 = ok(
+        &client,
+        "pre-settle",
+        settle_body("DP-2", H3, &m2, &dave, &id, "200000.00", "0"),
+    )
+    .await;
+    assert_eq!(
+        split_of(&s2),
+        [
+            "200000.00",
+            "200000.00",
+            "800.00",
+            "0.00",
+            "179280.00",
+            "179280.00",
+            "0.00",
+            "0.00",
+            "20720.00"
+        ],
+        "199200 × 90 % = 179280.00, within the 400000.00 large-amount cap"
+    );
+    app.stop().await;
+}
