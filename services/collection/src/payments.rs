@@ -106,6 +106,28 @@ pub async fn persons_of(tx: &Transaction<'_>, id: Uuid) -> Result<Vec<String>, H
     Ok(rows.iter().map(|r| r.get(0)).collect())
 }
 
+/// The settled month per person, insurance type and share, for `contribution-settled`.
+pub async fn settled_items(tx: &Transaction<'_>, id: Uuid) -> Result<Vec<ev::SettledItem>, HandlerError> {
+    let rows = tx
+        .query(
+            "select person_id::text, insurance_type, share, sum(amount) from assessment_items
+             where assessment_id = $1 and share <> 'rounding' group by 1, 2, 3 order by 1, 2, 3",
+            &[&id],
+        )
+        .await?;
+    Ok(rows
+        .iter()
+        .filter_map(|r| {
+            Some(ev::SettledItem {
+                person_id: r.get(0),
+                insurance_type: r.get::<_, String>(1).parse().ok()?,
+                share: r.get(2),
+                amount: fen(r.get(3)),
+            })
+        })
+        .collect())
+}
+
 fn event<E: ev::CollectionEvent>(names: &Names, line: Line, e: &E, cause: &Envelope) -> Outgoing {
     let body = serde_json::to_value(e).expect("events serialise");
     Outgoing::event(
@@ -212,6 +234,7 @@ pub async fn apply(
                 total: fen(a.due),
                 settled_at: paid_at,
                 line: a.line,
+                items: settled_items(tx, a.id).await?,
             },
             cause,
         ));

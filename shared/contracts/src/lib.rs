@@ -4,6 +4,7 @@
 //! (`schemas/`) and a test fails when the committed schemas drift from the Rust types, so a
 //! change here is always a visible change to the wire contract.
 
+pub mod benefits;
 pub mod card;
 pub mod collection;
 pub mod enrollment;

@@ -35,6 +35,8 @@ use KeySource::{Field, Fixed, Nested, None as Unordered};
 
 const PERSON: &str = "person";
 const EMPLOYER: &str = "employer";
+/// The benefits service's `psn_no` (the person id enrollment gave).
+const INSURED: &str = "insured";
 
 /// `(service, name)` → key source, for commands (`name` = command) and events (`name` =
 /// event, `service` = publisher).
@@ -308,6 +310,129 @@ pub const TABLE: &[(&str, &str, KeySource)] = &[
         Field {
             aggregate: "assessment",
             field: "assessment_id",
+        },
+    ),
+    // benefits: one insured person's visits, settlements and account in arrival order (an
+    // account drawn on by a relative under mutual aid is also locked in the transaction).
+    (
+        "benefits",
+        "register-visit",
+        Field {
+            aggregate: INSURED,
+            field: "psn_no",
+        },
+    ),
+    (
+        "benefits",
+        "admit",
+        Field {
+            aggregate: INSURED,
+            field: "psn_no",
+        },
+    ),
+    (
+        "benefits",
+        "cancel-visit",
+        Field {
+            aggregate: INSURED,
+            field: "psn_no",
+        },
+    ),
+    (
+        "benefits",
+        "discharge",
+        Field {
+            aggregate: INSURED,
+            field: "psn_no",
+        },
+    ),
+    (
+        "benefits",
+        "upload-fees",
+        Field {
+            aggregate: INSURED,
+            field: "psn_no",
+        },
+    ),
+    (
+        "benefits",
+        "cancel-fees",
+        Field {
+            aggregate: INSURED,
+            field: "psn_no",
+        },
+    ),
+    (
+        "benefits",
+        "settle",
+        Field {
+            aggregate: INSURED,
+            field: "psn_no",
+        },
+    ),
+    (
+        "benefits",
+        "cancel-settlement",
+        Field {
+            aggregate: INSURED,
+            field: "psn_no",
+        },
+    ),
+    (
+        "benefits",
+        "reverse",
+        Field {
+            aggregate: INSURED,
+            field: "psn_no",
+        },
+    ),
+    (
+        "benefits",
+        "authorise-mutual-aid",
+        Field {
+            aggregate: INSURED,
+            field: "psn_no",
+        },
+    ),
+    (
+        "benefits",
+        "revoke-mutual-aid",
+        Field {
+            aggregate: INSURED,
+            field: "psn_no",
+        },
+    ),
+    ("benefits", "set-benefit-policy", Fixed("benefit-policy")),
+    ("benefits", "person-info", Unordered),
+    ("benefits", "eligibility", Unordered),
+    ("benefits", "pre-settle", Unordered),
+    ("benefits", "account-balance", Unordered),
+    ("benefits", "account-statement", Unordered),
+    ("benefits", "reconcile-totals", Unordered),
+    ("benefits", "reconcile-details", Unordered),
+    ("benefits", "reconcile-service", Unordered),
+    (
+        "benefits",
+        "settlement-completed",
+        Field {
+            aggregate: INSURED,
+            field: "psn_no",
+        },
+    ),
+    (
+        "benefits",
+        "settlement-cancelled",
+        Field {
+            aggregate: INSURED,
+            field: "psn_no",
+        },
+    ),
+    (
+        "benefits",
+        "account-debited",
+        Field {
+            aggregate: INSURED,
+            field: "psn_no",
         },
     ),
     // The freeze machinery's messages, whichever service publishes them (`freeze` stands

@@ -89,6 +89,7 @@ pub fn all() -> BTreeMap<String, serde_json::Value> {
     entry::<ce::ArrearsCleared>(&mut out, "collection.arrears-cleared.v1");
     entry::<ce::BatchDebitRequested>(&mut out, "collection.batch-debit-requested.v1");
     entry::<ce::DebitFailed>(&mut out, "collection.debit-failed.v1");
+    crate::benefits::schema_entries(&mut out);
     out
 }
 

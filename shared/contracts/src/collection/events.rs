@@ -110,8 +110,23 @@ pub struct ContributionSettled {
     pub total: String,
     pub settled_at: chrono::DateTime<chrono::FixedOffset>,
     pub line: Line,
+    /// What the settled month holds per person, insurance type and share (summed over the
+    /// assessment's runs): the benefits service derives paid months and personal-account
+    /// credits from it. Empty in older messages.
+    #[serde(default)]
+    pub items: Vec<SettledItem>,
 }
 event!(ContributionSettled, "contribution-settled");
+
+/// One person's part of a settled month, for one insurance type and share.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+pub struct SettledItem {
+    pub person_id: String,
+    pub insurance_type: InsuranceType,
+    /// `employer`, `employee` (withheld by the employer) or `person`.
+    pub share: String,
+    pub amount: String,
+}
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 pub struct OverpaymentDetected {

@@ -1,0 +1,59 @@
+//! The benefits service (待遇), part 1: eligibility from enrollment and collection events,
+//! real-time settlement at designated institutions shaped like the NHSA interface, the
+//! personal-account ledger with family mutual aid, and daily reconciliation.
+//!
+//! - `domain`: the rules without I/O (money, eligibility, the settlement split).
+//! - `projection`: enrollment and collection events → persons, periods, paid months, arrears,
+//!   account credits.
+//! - `store`: reading the projection, the policy tables and the ledger inside a transaction.
+//! - `handlers`: one function per command (`settle` for the NHSA transactions, `account` for
+//!   the ledger and mutual aid, `reconcile` for 3201 / 3202 and the service-wide check,
+//!   `policy` for versioned settlement policy).
+
+pub mod account;
+pub mod domain;
+pub mod handlers;
+pub mod policy;
+pub mod projection;
+pub mod reconcile;
+pub mod settle;
+pub mod store;
+
+use contracts::Line;
+use messaging::runtime::{ServiceRuntime, ServiceSettings, ServiceSpec};
+use serde::Deserialize;
+
+mod embedded {
+    refinery::embed_migrations!("migrations");
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct Settings {
+    #[serde(flatten)]
+    pub service: ServiceSettings,
+}
+
+impl Settings {
+    /// Loads `configuration/` of this crate (or `APP_CONFIG_DIR`).
+    pub fn load() -> anyhow::Result<Self> {
+        platform::config::load_service(env!("CARGO_MANIFEST_DIR"))
+    }
+}
+
+pub type Application = ServiceRuntime<handlers::BenefitsHandler>;
+
+/// Builds the service: schema, migrations (with the policy seed), topology, ops port.
+pub async fn build(settings: Settings) -> anyhow::Result<Application> {
+    let names = messaging::Names::new(settings.service.broker.prefix.clone());
+    let mut migrations = embedded::migrations::runner();
+    migrations.set_migration_table_name("benefits_schema_history");
+    let spec = ServiceSpec {
+        service: contracts::benefits::SERVICE,
+        // Settlement is medical-line business only.
+        command_lines: vec![Line::Medical],
+        event_bindings: vec![(Line::Medical, projection::bindings(Line::Medical))],
+        handler: handlers::BenefitsHandler { names },
+        migrations,
+    };
+    ServiceRuntime::build(settings.service, spec).await
+}

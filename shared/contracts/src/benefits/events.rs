@@ -1,0 +1,72 @@
+//! Events, routing key `medical.benefits.<name>`, type `benefits.<name>.v1`.
+
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+
+pub trait BenefitsEvent: Serialize {
+    const NAME: &'static str;
+    const VERSION: u32 = 1;
+}
+
+macro_rules! event {
+    ($ty:ident, $name:literal) => {
+        impl BenefitsEvent for $ty {
+            const NAME: &'static str = $name;
+        }
+    };
+}
+
+/// A settlement was booked (2207 / 2304): the split as the institution was told it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+pub struct SettlementCompleted {
+    pub setl_id: String,
+    pub msgid: String,
+    pub mdtrt_id: String,
+    pub psn_no: String,
+    pub insutype: String,
+    pub fixmedins_code: String,
+    pub setl_time: chrono::DateTime<chrono::FixedOffset>,
+    pub medfee_sumamt: String,
+    pub fund_pay_sumamt: String,
+    pub hifp_pay: String,
+    pub hifob_pay: String,
+    pub hifmi_pay: String,
+    pub acct_pay: String,
+    pub acct_mulaid_pay: String,
+    pub psn_cash_pay: String,
+}
+event!(SettlementCompleted, "settlement-completed");
+
+/// A settlement was cancelled (2208 / 2305) or reversed (2601): fund, account and annual
+/// totals are restored by exactly what it booked.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+pub struct SettlementCancelled {
+    pub setl_id: String,
+    pub msgid: String,
+    pub mdtrt_id: String,
+    pub psn_no: String,
+    pub insutype: String,
+    pub fixmedins_code: String,
+    /// `cancel` (2208 / 2305) or `reversal` (2601).
+    pub how: String,
+    pub medfee_sumamt: String,
+    pub fund_pay_sumamt: String,
+    pub acct_pay: String,
+    pub acct_mulaid_pay: String,
+}
+event!(SettlementCancelled, "settlement-cancelled");
+
+/// A personal account paid for a settlement: the person's own (`settlement`) or a
+/// relative's under family mutual aid (`mutual-aid`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+pub struct AccountDebited {
+    /// The account debited.
+    pub psn_no: String,
+    /// The person whose care was paid (differs from `psn_no` for mutual aid).
+    pub beneficiary_psn_no: String,
+    pub setl_id: String,
+    pub kind: String,
+    pub amount: String,
+    pub balc: String,
+}
+event!(AccountDebited, "account-debited");

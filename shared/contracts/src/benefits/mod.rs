@@ -1,0 +1,68 @@
+//! Benefits service contract: eligibility, real-time settlement shaped like the NHSA
+//! interface (field names as the NHSA specification spells them, so that a hospital system
+//! maps onto them one to one), the personal account and daily reconciliation.
+//!
+//! Money is a decimal string with two places (`"123.45"`); `insutype` is the NHSA code
+//! (`310` employee medical, `390` resident medical, `330` large-amount medical).
+
+pub mod commands;
+pub mod events;
+
+pub const SERVICE: &str = "benefits";
+
+use schemars::{JsonSchema, schema_for};
+use std::collections::BTreeMap;
+
+fn entry<T: JsonSchema>(out: &mut BTreeMap<String, serde_json::Value>, name: &str) {
+    let schema = serde_json::to_value(schema_for!(T)).expect("a schema serialises");
+    out.insert(format!("{name}.json"), schema);
+}
+
+/// The benefits service's schemas, registered from `schema::all`.
+pub fn schema_entries(out: &mut BTreeMap<String, serde_json::Value>) {
+    use commands as c;
+    use events as e;
+    entry::<c::PersonInfo>(out, "benefits.person-info.command");
+    entry::<c::PersonInfoResult>(out, "benefits.person-info.result");
+    entry::<c::Eligibility>(out, "benefits.eligibility.command");
+    entry::<c::EligibilityResult>(out, "benefits.eligibility.result");
+    entry::<c::RegisterVisit>(out, "benefits.register-visit.command");
+    entry::<c::VisitResult>(out, "benefits.register-visit.result");
+    entry::<c::RegisterVisit>(out, "benefits.admit.command");
+    entry::<c::VisitResult>(out, "benefits.admit.result");
+    entry::<c::CancelVisit>(out, "benefits.cancel-visit.command");
+    entry::<c::VisitResult>(out, "benefits.cancel-visit.result");
+    entry::<c::Discharge>(out, "benefits.discharge.command");
+    entry::<c::VisitResult>(out, "benefits.discharge.result");
+    entry::<c::UploadFees>(out, "benefits.upload-fees.command");
+    entry::<c::UploadFeesResult>(out, "benefits.upload-fees.result");
+    entry::<c::CancelFees>(out, "benefits.cancel-fees.command");
+    entry::<c::CancelFeesResult>(out, "benefits.cancel-fees.result");
+    entry::<c::Settle>(out, "benefits.pre-settle.command");
+    entry::<c::SetlInfo>(out, "benefits.pre-settle.result");
+    entry::<c::Settle>(out, "benefits.settle.command");
+    entry::<c::SetlInfo>(out, "benefits.settle.result");
+    entry::<c::CancelSettlement>(out, "benefits.cancel-settlement.command");
+    entry::<c::CancelSettlementResult>(out, "benefits.cancel-settlement.result");
+    entry::<c::Reverse>(out, "benefits.reverse.command");
+    entry::<c::ReverseResult>(out, "benefits.reverse.result");
+    entry::<c::AuthoriseMutualAid>(out, "benefits.authorise-mutual-aid.command");
+    entry::<c::MutualAidResult>(out, "benefits.authorise-mutual-aid.result");
+    entry::<c::AuthoriseMutualAid>(out, "benefits.revoke-mutual-aid.command");
+    entry::<c::MutualAidResult>(out, "benefits.revoke-mutual-aid.result");
+    entry::<c::AccountQuery>(out, "benefits.account-balance.command");
+    entry::<c::AccountBalance>(out, "benefits.account-balance.result");
+    entry::<c::AccountQuery>(out, "benefits.account-statement.command");
+    entry::<c::AccountStatement>(out, "benefits.account-statement.result");
+    entry::<c::ReconcileTotals>(out, "benefits.reconcile-totals.command");
+    entry::<c::ReconcileTotalsResult>(out, "benefits.reconcile-totals.result");
+    entry::<c::ReconcileDetails>(out, "benefits.reconcile-details.command");
+    entry::<c::ReconcileDetailsResult>(out, "benefits.reconcile-details.result");
+    entry::<c::ReconcileService>(out, "benefits.reconcile-service.command");
+    entry::<c::ReconcileServiceResult>(out, "benefits.reconcile-service.result");
+    entry::<c::SetBenefitPolicy>(out, "benefits.set-benefit-policy.command");
+    entry::<c::SetBenefitPolicyResult>(out, "benefits.set-benefit-policy.result");
+    entry::<e::SettlementCompleted>(out, "benefits.settlement-completed.v1");
+    entry::<e::SettlementCancelled>(out, "benefits.settlement-cancelled.v1");
+    entry::<e::AccountDebited>(out, "benefits.account-debited.v1");
+}
