@@ -51,7 +51,10 @@ pub async fn build(settings: Settings) -> anyhow::Result<Application> {
         service: contracts::benefits::SERVICE,
         // Settlement is medical-line business only.
         command_lines: vec![Line::Medical],
-        event_bindings: vec![(Line::Medical, projection::bindings(Line::Medical))],
+        event_bindings: vec![
+            (Line::Medical, projection::bindings(Line::Medical)),
+            (Line::Common, projection::card_bindings()),
+        ],
         handler: handlers::BenefitsHandler { names },
         migrations,
     };

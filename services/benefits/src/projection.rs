@@ -373,12 +373,41 @@ pub async fn apply(tx: &Transaction<'_>, msg: &Incoming) -> Result<Handled, Hand
             )
             .await?;
         }
+        ("card-issuance", _) => card_event(tx, msg).await?,
         ("collection", "contribution-settled") => contribution_settled(tx, msg).await?,
         ("collection", "arrears-detected") => arrears_detected(tx, msg).await?,
         ("collection", "arrears-cleared") => arrears_cleared(tx, msg).await?,
         _ => {}
     }
     Ok(Handled::default())
+}
+
+/// Every card-issuance event carries the card's state after it; the last one is kept (the
+/// events of one person's card arrive in order: their ordering key is the ID number).
+async fn card_event(tx: &Transaction<'_>, msg: &Incoming) -> Result<(), HandlerError> {
+    let ev: contracts::card::events::CardEvent = msg.decode()?;
+    tx.execute(
+        "insert into card_status (id_number, application_id, state, in_production, step, action)
+         values ($1, $2, $3, $4, $5, $6)
+         on conflict (id_number) do update set application_id = excluded.application_id,
+             state = excluded.state, in_production = excluded.in_production, step = excluded.step,
+             action = excluded.action, updated_at = now()",
+        &[
+            &ev.id_number,
+            &ev.application_id,
+            &ev.state,
+            &ev.in_production,
+            &ev.step,
+            &ev.action,
+        ],
+    )
+    .await?;
+    Ok(())
+}
+
+/// The card-issuance events benefits consumes (line `common`: the card serves both lines).
+pub fn card_bindings() -> Vec<String> {
+    vec![format!("{}.{}.*", Line::Common, contracts::card::SERVICE)]
 }
 
 /// The enrollment and collection events benefits consumes on `line`.

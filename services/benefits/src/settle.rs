@@ -26,9 +26,63 @@ use messaging::{HandlerError, Incoming};
 use rust_decimal::Decimal;
 use uuid::Uuid;
 
-/// Until the card service reports cards, admission cannot check the social security card.
-pub const CARD_NOTE: &str = "no social security card information (the card service does not report yet): \
-     allowed without the card check";
+/// A person of whom card issuance never reported a card (a card made before the card service
+/// kept records): admitted, and the reply says so.
+pub const CARD_NOTE: &str = "no social security card information from card issuance: \
+     admitted without the card check";
+
+/// The card as card issuance last reported it, for the person lookup (1101).
+async fn card_note(tx: &Transaction<'_>, id_number: &str) -> Result<String, HandlerError> {
+    Ok(
+        match tx
+            .query_opt(
+                "select state, step, in_production from card_status where id_number = $1",
+                &[&id_number],
+            )
+            .await?
+        {
+            Some(r) => {
+                let (state, step, making): (String, String, bool) = (r.get(0), r.get(1), r.get(2));
+                let making = if making { ", in production" } else { "" };
+                format!("social security card {state} (last step {step}{making})")
+            }
+            None => CARD_NOTE.to_owned(),
+        },
+    )
+}
+
+/// The social security card at inpatient registration (Baotou): an activated card admits; so
+/// does a card whose bank account or production is still under way (the old procedure); any
+/// other state is refused with what the person is to do. Returns the note for the reply.
+async fn card_check(tx: &Transaction<'_>, id_number: &str) -> Result<String, HandlerError> {
+    let Some(r) = tx
+        .query_opt(
+            "select state, in_production, step, action from card_status where id_number = $1",
+            &[&id_number],
+        )
+        .await?
+    else {
+        return Ok(CARD_NOTE.to_owned());
+    };
+    let (state, in_production, step, action): (String, bool, String, String) =
+        (r.get(0), r.get(1), r.get(2), r.get(3));
+    if state == "activated" {
+        return Ok("social security card activated".to_owned());
+    }
+    if in_production {
+        return Ok(format!(
+            "social security card in production ({step}): admitted by the old procedure"
+        ));
+    }
+    Err(reject(
+        ErrorCode::NotEligible,
+        "mdtrt_cert_no",
+        format!(
+            "inpatient registration needs an activated social security card; the card is {state} \
+             (last step {step}): {action}"
+        ),
+    ))
+}
 
 fn not_eligible(t: InsuranceType, reason: Reason, day: chrono::NaiveDate) -> HandlerError {
     reject(
@@ -134,7 +188,7 @@ pub async fn person_info(tx: &Transaction<'_>, msg: &Incoming) -> HResult {
                 psn_name: person.name.clone(),
             },
             insuinfo,
-            card_note: CARD_NOTE.into(),
+            card_note: card_note(tx, &person.id_number).await?,
         },
         vec![],
     )
@@ -281,7 +335,7 @@ pub async fn register(tx: &Transaction<'_>, msg: &Incoming, kind: &str) -> HResu
         Err(reason) => return Err(not_eligible(t, reason, day)),
     };
     if kind == "inpatient" {
-        notes.push(CARD_NOTE.to_owned());
+        notes.push(card_check(tx, &person.id_number).await?);
     }
     let note = (!notes.is_empty()).then(|| notes.join("; "));
     let status = if kind == "inpatient" {

@@ -171,7 +171,7 @@ fn the_wuhan_timetable_leaves_the_bank_channel_of_card_issuance_open_at_every_mo
         line: Line::Medical,
         service: "benefits",
         channel: Some(Channel::Institution),
-        operation: "settle-claim",
+        operation: "settle",
         payer_kind: None,
     };
     let stop: chrono::DateTime<chrono::Utc> = "2021-12-23T00:00:00+08:00".parse().unwrap();

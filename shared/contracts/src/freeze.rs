@@ -216,10 +216,16 @@ pub const GROUPS: &[(&str, &[&str])] = &[
     (
         "settlement",
         &[
-            "settle-claim",
+            "register-visit",
+            "cancel-visit",
+            "admit",
+            "discharge",
+            "upload-fees",
+            "cancel-fees",
             "pre-settle",
-            "reverse-settlement",
-            "re-enter-fees",
+            "settle",
+            "cancel-settlement",
+            "reverse",
         ],
     ),
     (
@@ -245,6 +251,12 @@ pub const GROUPS: &[(&str, &[&str])] = &[
     (
         "query",
         &[
+            "person-info",
+            "eligibility",
+            "account-balance",
+            "account-statement",
+            "reconcile-totals",
+            "reconcile-details",
             "get-card-status",
             "get-person",
             "contribution-history",
@@ -746,7 +758,7 @@ mod tests {
         };
         assert_eq!(decide(orders, utc("2021-12-25T02:00:00Z"), &loss), Decision::Open);
         // Settlement: stopped 12-22 18:00, resumes 12-31 23:00 CST (15:00 UTC).
-        let settle_req = request(m, "benefits", Channel::Institution, "settle-claim", None);
+        let settle_req = request(m, "benefits", Channel::Institution, "settle", None);
         assert_eq!(
             decide(orders, utc("2021-12-22T09:59:00Z"), &settle_req),
             Decision::Open
@@ -812,7 +824,7 @@ mod tests {
         // Queries at the counter stay answered; settlement at institutions never stops.
         let query = request(s, "enrollment", Channel::Counter, "get-person", None);
         assert_eq!(decide(orders, p2, &query), Decision::Open);
-        let settle = request(m, "benefits", Channel::Institution, "settle-claim", None);
+        let settle = request(m, "benefits", Channel::Institution, "settle", None);
         for at in [p1, p2, utc("2020-08-05T02:00:00Z")] {
             assert_eq!(decide(orders, at, &settle), Decision::Open);
         }
