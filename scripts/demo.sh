@@ -94,6 +94,27 @@ until ctl --json send medical collection employer-statement --body "{\"employer_
 done
 ctl send medical collection employer-statement --body "{\"employer_credit_code\":\"$EMPLOYER\",\"month\":\"$MONTH\"}" | sed -n '1,16p'
 
+SIM="${SIM:-$(dirname "$CTL")/institution-sim}"
+if [[ ${DEMO_HOSPITAL:-1} == 1 && -x $SIM ]]; then
+	say "A hospital settles the day's visits in real time (simulated institution: lookup, registration, fees, pre-settlement, settlement, cancels, a reversal, reconciliation)"
+	psn_of() {
+		"$CTL" --json send medical benefits person-info --body "{\"mdtrt_cert_type\":\"02\",\"mdtrt_cert_no\":\"$1\"}" 2>/dev/null |
+			grep -o '"psn_no": *"[^"]*"' | head -n 1 | sed 's/.*"\([^"]*\)"$/\1/' || true
+	}
+	deadline=$((SECONDS + 20))
+	until [[ -n $(psn_of "$ALICE") && -n $(psn_of "$BOB") ]]; do
+		((SECONDS < deadline)) || break
+		sleep 0.5
+	done
+	if [[ -n $(psn_of "$ALICE") ]]; then
+		"$SIM" --prefix "${INSURANCE_PREFIX:-}" --visits 6 \
+			--patients "$(psn_of "$ALICE"):$ALICE,$(psn_of "$BOB"):$BOB" \
+			--begntime "$(TZ=Asia/Shanghai date +%Y-%m-%dT%H:%M:%S+08:00)" 2>/dev/null || say "the institution simulator failed"
+	else
+		say "benefits does not know Alice yet; no hospital day"
+	fi
+fi
+
 say "Alice's contribution history (缴费信息查询)"
 ctl send medical collection contribution-history --body "{\"id_number\":\"$ALICE\"}" | sed -n '1,14p'
 

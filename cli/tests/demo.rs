@@ -19,6 +19,8 @@ async fn the_demo_freezes_the_medical_counter_and_thaws_it() {
         .env("INSURANCE_PREFIX", env.prefix())
         // No tax-authority simulator here: do not wait for its payment.
         .env("DEMO_PAYMENT_WAIT", "0")
+        // Nor benefits: no hospital day.
+        .env("DEMO_HOSPITAL", "0")
         .stdin(std::process::Stdio::null())
         .kill_on_drop(true)
         .output();

@@ -68,6 +68,25 @@ async fn main() -> anyhow::Result<()> {
     )
     .await?;
     tracing::info!(?report, "the day at the institution");
+    println!(
+        "{}: {} settled ({} repeated by msgid, {} cancelled, {} reversed after a timeout, {} not eligible); \
+         medfee_sumamt {} = fund {} + account {} + cash; reconciliation 3201 stmt_rslt {}, 3202 stmt_rslt {}",
+        args_institution_label(),
+        report.settled,
+        report.repeated,
+        report.cancelled,
+        report.reversed,
+        report.not_eligible,
+        report.medfee_sumamt,
+        report.fund_pay_sumamt,
+        report.acct_pay,
+        report.totals_rslt,
+        report.details_rslt
+    );
     client.close().await;
     Ok(())
+}
+
+fn args_institution_label() -> &'static str {
+    "the institution's day"
 }
