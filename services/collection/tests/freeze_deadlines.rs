@@ -5,26 +5,16 @@
 
 mod common;
 
+use common::ok;
+
 use contracts::Line;
 use contracts::freeze::{ControlMessage, DeadlineEffect, FreezeMode, FreezeOrder, FreezeScope};
-use serde_json::{Value, json};
+use serde_json::json;
 use testkit::services::control;
-use testkit::{TestEnv, WAIT, credit_code, id_number, send, wait_for};
+use testkit::{TestEnv, WAIT, credit_code, id_number, wait_for};
 
 const C: &str = "collection";
 const E: &str = "enrollment";
-
-async fn ok(
-    client: &messaging::client::CommandClient,
-    line: Line,
-    service: &str,
-    name: &str,
-    body: Value,
-) -> Value {
-    let r = send(client, line, service, name, body).await;
-    assert!(r.is_ok(), "{name}: {r:?}");
-    r.result.unwrap_or(Value::Null)
-}
 
 fn cst(s: &str) -> chrono::DateTime<chrono::FixedOffset> {
     chrono::DateTime::parse_from_rfc3339(s).expect("a time")

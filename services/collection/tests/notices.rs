@@ -3,8 +3,10 @@
 
 mod common;
 
+use common::ok;
+
 use contracts::{ErrorCode, Line};
-use serde_json::{Value, json};
+use serde_json::json;
 use testkit::{TestEnv, WAIT, credit_code, id_number, send, wait_for};
 
 const C: &str = "collection";
@@ -22,18 +24,6 @@ async fn person_id(db: &deadpool_postgres::Object, id_number: &str) -> String {
     .await
     .unwrap()
     .get(0)
-}
-
-async fn ok(
-    client: &messaging::client::CommandClient,
-    line: Line,
-    service: &str,
-    name: &str,
-    body: Value,
-) -> Value {
-    let r = send(client, line, service, name, body).await;
-    assert!(r.is_ok(), "{name}: {r:?}");
-    r.result.unwrap_or(Value::Null)
 }
 
 /// An employer with `n` employees on the medical line from `month`, covered in employee

@@ -38,3 +38,16 @@ pub async fn spawn_in(env: &TestEnv, region: &str) -> Running {
     running.start(env, enrollment).start(env, collection);
     running
 }
+
+/// The `ok` result of a command (`null` when it has none), or a panic naming the rejection.
+pub async fn ok(
+    client: &messaging::client::CommandClient,
+    line: contracts::Line,
+    service: &str,
+    name: &str,
+    body: serde_json::Value,
+) -> serde_json::Value {
+    let r = testkit::send(client, line, service, name, body).await;
+    assert!(r.is_ok(), "{name}: {r:?}");
+    r.result.unwrap_or(serde_json::Value::Null)
+}
