@@ -5,7 +5,7 @@
 #   make test-outage    the 3-minute database outage test of the messaging core
 #   make lint           rustfmt check + clippy with warnings denied
 #   make stop-servers   stop the private instances started by `make servers`
-#   make bench-collection / bench-core   benchmarks (not part of test); append to BENCHMARKS.md
+#   make bench-collection / bench-core / bench-benefits   benchmarks (not part of test); append to BENCHMARKS.md
 # LOCAL_SERVERS=auto|private (default auto) chooses configured vs private servers.
 
 SHELL := /bin/bash
@@ -19,7 +19,7 @@ ifdef CI
 export CARGO_TERM_COLOR := never
 endif
 
-.PHONY: servers run test test-outage lint stop-servers bench-collection bench-core
+.PHONY: servers run test test-outage lint stop-servers bench-collection bench-core bench-benefits
 
 servers:
 	bash scripts/servers.sh
@@ -50,3 +50,8 @@ bench-collection: servers
 # BENCH_CORE_ARGS picks sections and sizes, e.g. BENCH_CORE_ARGS="--sections commands --no-write".
 bench-core: servers
 	. .local/env && cargo run --release -p bench --bin bench-core -- --out BENCHMARKS.md $(BENCH_CORE_ARGS)
+
+# Benchmark (not part of `test`): real-time settlement through the broker (issue 9 section 6),
+# against pgbench in the same sitting; appends to BENCHMARKS.md. BENCH_BENEFITS_ARGS passes options.
+bench-benefits: servers
+	. .local/env && cargo run --release -p bench --bin bench-benefits -- --out BENCHMARKS.md $(BENCH_BENEFITS_ARGS)

@@ -3,12 +3,14 @@
 //!
 //! Benchmarks run against the real servers of `make servers` and are not part of `make test`.
 
+use anyhow::{Context as _, ensure};
 use chrono::{DateTime, Utc};
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 use tokio_util::sync::CancellationToken;
+use uuid::Uuid;
 
 /// What the numbers were measured on.
 #[derive(Debug, Clone)]
@@ -739,4 +741,107 @@ mod tests {
         assert_eq!(stats.round_trips["select 1"].count, 1);
         assert_eq!(stats.message("S"), 2);
     }
+}
+
+/// One pgbench run (TPC-B-like), the reference a benchmark reports its rate against.
+pub struct Pgbench {
+    pub tps: f64,
+    pub command: String,
+    pub summary: String,
+}
+
+/// pgbench's own settings: every section that compares with it says which.
+pub struct PgbenchArgs {
+    pub clients: u32,
+    pub seconds: u32,
+    pub scale: u32,
+}
+
+pub async fn pgbench(args: &PgbenchArgs) -> anyhow::Result<Pgbench> {
+    let cfg: tokio_postgres::Config = testkit::database_url().parse()?;
+    let host = match cfg.get_hosts().first() {
+        Some(tokio_postgres::config::Host::Tcp(h)) => h.clone(),
+        _ => "127.0.0.1".into(),
+    };
+    let port = cfg.get_ports().first().copied().unwrap_or(5432).to_string();
+    let user = cfg.get_user().unwrap_or("postgres").to_owned();
+    let exe = ["pgbench"]
+        .into_iter()
+        .map(PathBuf::from)
+        .chain(
+            std::fs::read_dir("/usr/lib/postgresql")
+                .into_iter()
+                .flatten()
+                .flatten()
+                .map(|d| d.path().join("bin/pgbench")),
+        )
+        .find(|p| {
+            std::process::Command::new(p)
+                .arg("--version")
+                .output()
+                .is_ok_and(|o| o.status.success())
+        })
+        .context("pgbench not found (Debian package postgresql-contrib / postgresql)")?;
+    let db = format!("bench_core_{}", &Uuid::now_v7().simple().to_string()[22..]);
+    let (admin, conn) = tokio_postgres::connect(&testkit::database_url(), tokio_postgres::NoTls).await?;
+    tokio::spawn(conn);
+    admin.batch_execute(&format!("create database {db}")).await?;
+    let common = ["-h", &host, "-p", &port, "-U", &user];
+    let run = || -> anyhow::Result<Pgbench> {
+        eprintln!("pgbench: initialising scale {} in {db}…", args.scale);
+        let init = std::process::Command::new(&exe)
+            .args(common)
+            .args(["-i", "-q", "-s", &args.scale.to_string(), &db])
+            .output()?;
+        ensure!(
+            init.status.success(),
+            "pgbench -i failed: {}",
+            String::from_utf8_lossy(&init.stderr)
+        );
+        let clients = args.clients.to_string();
+        let threads = args.clients.min(2).to_string();
+        let secs = args.seconds.to_string();
+        let bench_args = ["-c", &clients, "-j", &threads, "-T", &secs];
+        eprintln!("pgbench: {}…", bench_args.join(" "));
+        let out = std::process::Command::new(&exe)
+            .args(common)
+            .args(bench_args)
+            .arg(&db)
+            .output()?;
+        let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+        ensure!(
+            out.status.success(),
+            "pgbench failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let tps = stdout
+            .lines()
+            .find(|l| l.starts_with("tps = "))
+            .and_then(|l| {
+                l.trim_start_matches("tps = ")
+                    .split_whitespace()
+                    .next()?
+                    .parse()
+                    .ok()
+            })
+            .context("no 'tps = ' line in pgbench's output")?;
+        let summary = stdout
+            .lines()
+            .filter(|l| l.starts_with("latency average") || l.starts_with("tps = "))
+            .collect::<Vec<_>>()
+            .join("; ");
+        Ok(Pgbench {
+            tps,
+            command: format!(
+                "pgbench -c {clients} -j {threads} -T {secs} (TPC-B-like, scale {})",
+                args.scale
+            ),
+            summary,
+        })
+    };
+    let result = run();
+    admin
+        .batch_execute(&format!("drop database if exists {db} with (force)"))
+        .await?;
+    result
 }
