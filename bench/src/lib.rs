@@ -685,64 +685,6 @@ fn amqp_frames(
     at
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn thousands_separators() {
-        assert_eq!(thousands(0), "0");
-        assert_eq!(thousands(999), "999");
-        assert_eq!(thousands(1000), "1,000");
-        assert_eq!(thousands(-1_234_567), "-1,234,567");
-    }
-
-    #[test]
-    fn labels_are_flat_and_short() {
-        let l = label(
-            "create temp table expected\n   on commit drop as with rule as (select 1 from policy_rules where a | b)",
-        );
-        assert!(l.starts_with("create temp table expected on commit drop as"));
-        assert!(l.chars().count() <= 73);
-        assert!(!l.contains('\n'));
-    }
-
-    #[test]
-    fn quantiles_are_nearest_rank() {
-        let v: Vec<Duration> = (1..=100).map(Duration::from_millis).collect();
-        assert_eq!(quantile(&v, 0.5), Some(Duration::from_millis(50)));
-        assert_eq!(quantile(&v, 0.99), Some(Duration::from_millis(99)));
-        assert_eq!(quantile(&v, 1.0), Some(Duration::from_millis(100)));
-        assert_eq!(quantile(&[], 0.5), None);
-    }
-
-    #[test]
-    fn postgres_round_trips_are_attributed_to_their_statement() {
-        let mut st = ConnState::default();
-        let mut stats = WireStats::default();
-        let t = std::time::Instant::now();
-        let msg = |kind: u8, body: &[u8]| {
-            let mut m = vec![kind];
-            m.extend_from_slice(&((body.len() + 4) as u32).to_be_bytes());
-            m.extend_from_slice(body);
-            m
-        };
-        let mut up = Vec::new();
-        up.extend(msg(b'P', b"s1\0select 1\0\0\0"));
-        up.extend(msg(b'S', b""));
-        up.extend(msg(b'B', b"\0s1\0\0\0\0\0\0\0"));
-        up.extend(msg(b'E', b"\0\0\0\0\0"));
-        up.extend(msg(b'S', b""));
-        let mut pre = false;
-        assert_eq!(pg_messages(&up, &mut pre, true, t, &mut st, &mut stats), up.len());
-        let z = [msg(b'Z', b"I"), msg(b'Z', b"I")].concat();
-        pg_messages(&z, &mut pre, false, t, &mut st, &mut stats);
-        assert_eq!(stats.round_trips["prepare: select 1"].count, 1);
-        assert_eq!(stats.round_trips["select 1"].count, 1);
-        assert_eq!(stats.message("S"), 2);
-    }
-}
-
 /// One pgbench run (TPC-B-like), the reference a benchmark reports its rate against.
 pub struct Pgbench {
     pub tps: f64,
@@ -844,4 +786,62 @@ pub async fn pgbench(args: &PgbenchArgs) -> anyhow::Result<Pgbench> {
         .batch_execute(&format!("drop database if exists {db} with (force)"))
         .await?;
     result
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn thousands_separators() {
+        assert_eq!(thousands(0), "0");
+        assert_eq!(thousands(999), "999");
+        assert_eq!(thousands(1000), "1,000");
+        assert_eq!(thousands(-1_234_567), "-1,234,567");
+    }
+
+    #[test]
+    fn labels_are_flat_and_short() {
+        let l = label(
+            "create temp table expected\n   on commit drop as with rule as (select 1 from policy_rules where a | b)",
+        );
+        assert!(l.starts_with("create temp table expected on commit drop as"));
+        assert!(l.chars().count() <= 73);
+        assert!(!l.contains('\n'));
+    }
+
+    #[test]
+    fn quantiles_are_nearest_rank() {
+        let v: Vec<Duration> = (1..=100).map(Duration::from_millis).collect();
+        assert_eq!(quantile(&v, 0.5), Some(Duration::from_millis(50)));
+        assert_eq!(quantile(&v, 0.99), Some(Duration::from_millis(99)));
+        assert_eq!(quantile(&v, 1.0), Some(Duration::from_millis(100)));
+        assert_eq!(quantile(&[], 0.5), None);
+    }
+
+    #[test]
+    fn postgres_round_trips_are_attributed_to_their_statement() {
+        let mut st = ConnState::default();
+        let mut stats = WireStats::default();
+        let t = std::time::Instant::now();
+        let msg = |kind: u8, body: &[u8]| {
+            let mut m = vec![kind];
+            m.extend_from_slice(&((body.len() + 4) as u32).to_be_bytes());
+            m.extend_from_slice(body);
+            m
+        };
+        let mut up = Vec::new();
+        up.extend(msg(b'P', b"s1\0select 1\0\0\0"));
+        up.extend(msg(b'S', b""));
+        up.extend(msg(b'B', b"\0s1\0\0\0\0\0\0\0"));
+        up.extend(msg(b'E', b"\0\0\0\0\0"));
+        up.extend(msg(b'S', b""));
+        let mut pre = false;
+        assert_eq!(pg_messages(&up, &mut pre, true, t, &mut st, &mut stats), up.len());
+        let z = [msg(b'Z', b"I"), msg(b'Z', b"I")].concat();
+        pg_messages(&z, &mut pre, false, t, &mut st, &mut stats);
+        assert_eq!(stats.round_trips["prepare: select 1"].count, 1);
+        assert_eq!(stats.round_trips["select 1"].count, 1);
+        assert_eq!(stats.message("S"), 2);
+    }
 }
