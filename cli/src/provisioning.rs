@@ -338,7 +338,8 @@ fn permissions_of(p: &Value) -> Permissions {
 
 async fn show(mut ctx: Ctx<'_>, name: &str) -> anyhow::Result<Report> {
     let vhost = ctx.target.vhost.clone();
-    let [queue, parking, _] = subscriber::queues(&ctx.names, name);
+    let queue = ctx.names.subscriber_queue(name);
+    let parking = Names::parking(&queue);
     let user = subscriber::user_name(&ctx.names, name);
     let api = &ctx.api;
 
@@ -426,15 +427,8 @@ async fn show(mut ctx: Ctx<'_>, name: &str) -> anyhow::Result<Report> {
 
 async fn remove(mut ctx: Ctx<'_>, name: &str, force: bool) -> anyhow::Result<Report> {
     let vhost = ctx.target.vhost.clone();
-    let mut queues = subscriber::queues(&ctx.names, name).to_vec();
-    // The retry tiers `provision` declares with the work queue (`declare_work_queue`).
-    let work = queues[0].clone();
-    queues.extend(
-        QueueSettings::default()
-            .retry_tiers()
-            .into_iter()
-            .map(|d| Names::retry_tier(&work, d)),
-    );
+    // The work queue, its parking lot and its retry tiers, as `provision` declared them.
+    let queues = subscriber::queues(&ctx.names, name);
     let user = subscriber::user_name(&ctx.names, name);
     let user_path = api_path(&["users", &user]);
     let existing = ctx.api.get(&user_path).await?;

@@ -202,9 +202,11 @@ pub fn user_name(names: &Names, name: &str) -> String {
 }
 
 /// The queues `provision` declares for `name` (work queue, parking lot, retry queue).
-pub fn queues(names: &Names, name: &str) -> [String; 3] {
-    let queue = names.subscriber_queue(name);
-    [queue.clone(), Names::parking(&queue), Names::retry(&queue)]
+pub fn queues(names: &Names, name: &str) -> Vec<String> {
+    messaging::topology::work_queue_names(
+        &names.subscriber_queue(name),
+        &messaging::topology::QueueSettings::default(),
+    )
 }
 
 /// `^a$`, or `^(a|b)$` for several alternatives that are already escaped.
@@ -217,7 +219,8 @@ fn exactly_one_of(alternatives: &[String]) -> String {
 }
 
 pub fn plan(names: &Names, name: &str, bindings: &[String], publish: &[PublishRule]) -> Plan {
-    let [queue, parking, retry] = queues(names, name);
+    let queue = names.subscriber_queue(name);
+    let (parking, retry) = (Names::parking(&queue), Names::retry(&queue));
 
     let mut targets: Vec<PublishExchange> = publish.iter().map(|r| r.exchange).collect();
     targets.sort();

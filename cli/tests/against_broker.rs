@@ -67,7 +67,10 @@ async fn parked_messages_are_listed_shown_and_replayed_one_by_one() {
     let env = TestEnv::new();
     let queue = format!("{}demo.medical.commands", env.prefix());
     let lot = Names::parking(&queue);
-    env.track_queues([queue.clone(), lot.clone(), Names::retry(&queue)]);
+    env.track_queues(messaging::topology::work_queue_names(
+        &queue,
+        &QueueSettings::default(),
+    ));
 
     let broker = env.broker();
     let ch = broker.channel().await.expect("channel");

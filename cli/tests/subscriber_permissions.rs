@@ -207,13 +207,11 @@ async fn the_tax_authority_may_read_its_queue_and_send_payments_and_nothing_else
         .expect("foreign queue");
     let scratch = format!("{prefix}scratch.payments");
     let own_named = format!("{prefix}tax-authority.own");
-    env.track_queues([
-        foreign.clone(),
-        format!("{foreign}.parking"),
-        format!("{foreign}.retry"),
-        scratch.clone(),
-        own_named.clone(),
-    ]);
+    env.track_queues(messaging::topology::work_queue_names(
+        &foreign,
+        &QueueSettings::default(),
+    ));
+    env.track_queues([scratch.clone(), own_named.clone()]);
     guest
         .queue_declare(
             scratch.as_str().into(),

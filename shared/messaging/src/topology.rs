@@ -235,6 +235,19 @@ pub async fn declare_data_sharing(ch: &Channel, names: &Names, timeout: Duration
     Ok(())
 }
 
+/// Every queue [`declare_work_queue`] declares for `queue`: itself, its parking lot and each
+/// retry tier (what a test or an operator removes with it).
+pub fn work_queue_names(queue: &str, settings: &QueueSettings) -> Vec<String> {
+    let mut names = vec![queue.to_owned(), Names::parking(queue)];
+    names.extend(
+        settings
+            .retry_tiers()
+            .into_iter()
+            .map(|d| Names::retry_tier(queue, d)),
+    );
+    names
+}
+
 /// A consumed quorum queue, its parking lot and its retry tiers.
 pub async fn declare_work_queue(
     ch: &Channel,
