@@ -197,7 +197,10 @@ async fn pausing_the_medical_line_leaves_the_social_line_flowing() {
 #[tokio::test]
 async fn a_service_killed_mid_stream_loses_and_duplicates_nothing() {
     let env = TestEnv::new();
-    let settings = common::settings(&env);
+    let mut settings = common::settings(&env);
+    // The child takes its tiers from the configuration files (the defaults): declare and
+    // track the same, or its retry queues are left behind.
+    settings.service.messaging.retry_tiers_ms = messaging::topology::DEFAULT_RETRY_TIERS_MS.to_vec();
     // Declare the topology (and migrate) once, so the commands have a queue to wait in.
     let app = enrollment::build(settings.clone()).await.unwrap();
     env.track_queues(app.topology().owned_queues(app.names()));

@@ -35,9 +35,12 @@ async fn health_readiness_and_metrics_are_served() {
     assert_eq!(http_get(app.ops, "/healthz").await.0, 200);
     let (status, body) = http_get(app.ops, "/readyz").await;
     assert_eq!(status, 200, "{body}");
-    let (status, body) = http_get(app.ops, "/metrics").await;
-    assert_eq!(status, 200);
-    assert!(body.contains("messages_consumed_total"), "{body}");
+    // The reply goes out before the consumer records the message's metrics: wait for them.
+    let body = testkit::wait_for("the consumed message in /metrics", testkit::WAIT, || async {
+        let (status, body) = http_get(app.ops, "/metrics").await;
+        (status == 200 && body.contains("messages_consumed_total")).then_some(body)
+    })
+    .await;
     assert!(body.contains("handler_seconds"), "{body}");
     app.stop().await;
 }
