@@ -123,3 +123,15 @@ pub async fn control(
     broker.close().await;
     reply
 }
+
+/// Publishes one control message to every service (`all`) without waiting for answers: for
+/// tests that then wait on what the services store.
+pub async fn broadcast_control(env: &TestEnv, msg: &contracts::freeze::ControlMessage) {
+    let broker = env.broker();
+    let ch = broker.channel().await.expect("a channel");
+    ch.confirm_select(Default::default()).await.expect("confirms");
+    messaging::freeze::publish_control(&ch, &env.names(), WAIT, "all", msg, None, "test")
+        .await
+        .expect("control message published");
+    broker.close().await;
+}

@@ -304,12 +304,13 @@ impl CardHandler {
             change.events.push(("photo-approved", None));
             change.events.push(("bank-account-requested", None));
         } else {
-            let reason = domain::text("reason", cmd.reason.as_deref().unwrap_or(""), 200)
-                .map_err(|_| reject(invalid("reason", "a rejected photo needs the reason")))?;
-            app.state.failure = Some(Failure::PhotoRejected);
-            app.state.reason = Some(reason);
-            change = Change::new(app);
-            change.events.push(("photo-rejected", None));
+            change = failed(
+                app,
+                Failure::PhotoRejected,
+                cmd.reason.as_deref(),
+                "a rejected photo needs the reason",
+                "photo-rejected",
+            )?;
         }
         self.commit(tx, msg, &person, change).await
     }
@@ -339,12 +340,13 @@ impl CardHandler {
             change.events.push(("bank-account-opened", None));
             change.events.push(("card-production-requested", None));
         } else {
-            let reason = domain::text("reason", cmd.reason.as_deref().unwrap_or(""), 200)
-                .map_err(|_| reject(invalid("reason", "a failed opening needs the reason")))?;
-            app.state.failure = Some(Failure::BankAccountFailed);
-            app.state.reason = Some(reason);
-            change = Change::new(app);
-            change.events.push(("bank-account-failed", None));
+            change = failed(
+                app,
+                Failure::BankAccountFailed,
+                cmd.reason.as_deref(),
+                "a failed opening needs the reason",
+                "bank-account-failed",
+            )?;
         }
         self.commit(tx, msg, &person, change).await
     }
@@ -369,12 +371,13 @@ impl CardHandler {
             change = Change::new(app);
             change.events.push(("card-produced", None));
         } else {
-            let reason = domain::text("reason", cmd.reason.as_deref().unwrap_or(""), 200)
-                .map_err(|_| reject(invalid("reason", "a failed production needs the reason")))?;
-            app.state.failure = Some(Failure::ProductionFailed);
-            app.state.reason = Some(reason);
-            change = Change::new(app);
-            change.events.push(("card-production-failed", None));
+            change = failed(
+                app,
+                Failure::ProductionFailed,
+                cmd.reason.as_deref(),
+                "a failed production needs the reason",
+                "card-production-failed",
+            )?;
         }
         self.commit(tx, msg, &person, change).await
     }
@@ -927,4 +930,22 @@ async fn view(tx: &Transaction<'_>, app: &App) -> Result<c::CardStatusView, Hand
         branch: app.state.branch.clone(),
         steps: store::steps(tx, app.application_id).await?,
     })
+}
+
+/// A step that failed: its reason (required, 200 characters at most), the failure recorded
+/// on the application, and the one event that says so.
+fn failed(
+    mut app: App,
+    failure: Failure,
+    reason: Option<&str>,
+    needs: &str,
+    event: &'static str,
+) -> Result<Change, HandlerError> {
+    let reason =
+        domain::text("reason", reason.unwrap_or(""), 200).map_err(|_| reject(invalid("reason", needs)))?;
+    app.state.failure = Some(failure);
+    app.state.reason = Some(reason);
+    let mut change = Change::new(app);
+    change.events.push((event, None));
+    Ok(change)
 }

@@ -10,27 +10,11 @@ use contracts::freeze::{
 };
 use contracts::{Channel, Line, ReplyStatus};
 use serde_json::json;
-use std::time::Duration;
 use testkit::{TestEnv, WAIT, send_command, wait_for};
 
 const WUHAN: &str = include_str!("../../../cutovers/wuhan-2021.yaml");
 
-async fn control(env: &TestEnv, msg: &ControlMessage) {
-    let broker = env.broker();
-    let ch = broker.channel().await.expect("channel");
-    ch.confirm_select(Default::default()).await.expect("confirms");
-    messaging::freeze::publish_control(
-        &ch,
-        &env.names(),
-        Duration::from_secs(10),
-        "all",
-        msg,
-        None,
-        "test",
-    )
-    .await
-    .expect("control message published");
-}
+use testkit::services::broadcast_control as control;
 
 /// Waits until both services hold `n` orders.
 async fn orders_stored(env: &TestEnv, n: i64) {

@@ -13,22 +13,7 @@ use uuid::Uuid;
 
 use common::enroll;
 
-async fn control(env: &TestEnv, msg: &ControlMessage) {
-    let broker = env.broker();
-    let ch = broker.channel().await.expect("channel");
-    ch.confirm_select(Default::default()).await.expect("confirms");
-    messaging::freeze::publish_control(
-        &ch,
-        &env.names(),
-        Duration::from_secs(10),
-        "all",
-        msg,
-        None,
-        "test",
-    )
-    .await
-    .expect("control message published");
-}
+use testkit::services::broadcast_control as control;
 
 #[tokio::test]
 async fn medical_intake_only_holds_with_receipts_and_thaws_in_arrival_order() {
