@@ -122,6 +122,11 @@ impl DeadlineFreezes {
         extend_by(moved, calendar, &self.windows)
     }
 
+    /// No order moves this payer's deadlines: the plain deadline is the effective one.
+    pub fn is_empty(&self) -> bool {
+        self.windows.is_empty() && self.open_since.is_empty() && self.moves.is_empty()
+    }
+
     /// Whether an open-ended freeze in force covers `deadline` (it started before the end of
     /// the deadline day): the deadline is extended until a thaw that has not come yet.
     pub fn held(&self, deadline: NaiveDate) -> bool {

@@ -712,6 +712,10 @@ impl CollectionHandler {
         paid_at: chrono::DateTime<chrono::FixedOffset>,
     ) -> Result<(), HandlerError> {
         let freezes = self.deadline_freezes(a.line, PayerGroup::from_kind(&a.payer_kind));
+        if freezes.is_empty() && a.deadline == a.plain_deadline {
+            // No order moves it (the usual case): no calendar to read.
+            return Ok(());
+        }
         let calendar = rules::calendar(tx).await?;
         let mut effective = freezes.deadline(a.plain_deadline, a.month, &calendar);
         if freezes.held(effective) {
