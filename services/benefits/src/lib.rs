@@ -45,8 +45,8 @@ pub type Application = ServiceRuntime<handlers::BenefitsHandler>;
 /// Builds the service: schema, migrations (with the policy seed), topology, ops port.
 pub async fn build(settings: Settings) -> anyhow::Result<Application> {
     let names = messaging::Names::new(settings.service.broker.prefix.clone());
-    let mut migrations = embedded::migrations::runner();
-    migrations.set_migration_table_name("benefits_schema_history");
+    let migrations =
+        messaging::runtime::migrations(embedded::migrations::runner(), "benefits_schema_history");
     let spec = ServiceSpec {
         service: contracts::benefits::SERVICE,
         // Settlement is medical-line business only.

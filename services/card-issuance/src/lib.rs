@@ -39,8 +39,7 @@ pub type Application = ServiceRuntime<handlers::CardHandler>;
 /// Builds the service: schema, migrations, topology, ops port. Nothing consumes yet.
 pub async fn build(settings: Settings) -> anyhow::Result<Application> {
     let names = messaging::Names::new(settings.service.broker.prefix.clone());
-    let mut migrations = embedded::migrations::runner();
-    migrations.set_migration_table_name("card_schema_history");
+    let migrations = messaging::runtime::migrations(embedded::migrations::runner(), "card_schema_history");
     let spec = ServiceSpec {
         service: contracts::card::SERVICE,
         command_lines: vec![Line::Common],

@@ -54,8 +54,8 @@ pub fn today() -> chrono::NaiveDate {
 /// Builds the service: schema, migrations, policy seed on first start, topology, ops port.
 pub async fn build(settings: Settings) -> anyhow::Result<Application> {
     let names = messaging::Names::new(settings.service.broker.prefix.clone());
-    let mut migrations = embedded::migrations::runner();
-    migrations.set_migration_table_name("collection_schema_history");
+    let migrations =
+        messaging::runtime::migrations(embedded::migrations::runner(), "collection_schema_history");
     let freeze = std::sync::Arc::new(std::sync::OnceLock::new());
     let spec = ServiceSpec {
         service: contracts::collection::SERVICE,

@@ -41,8 +41,8 @@ pub type Application = ServiceRuntime<handlers::EnrollmentHandler>;
 /// Builds the service: schema, migrations, topology, ops port. Nothing consumes yet.
 pub async fn build(settings: Settings) -> anyhow::Result<Application> {
     let names = messaging::Names::new(settings.service.broker.prefix.clone());
-    let mut migrations = embedded::migrations::runner();
-    migrations.set_migration_table_name("enrollment_schema_history");
+    let migrations =
+        messaging::runtime::migrations(embedded::migrations::runner(), "enrollment_schema_history");
     let spec = ServiceSpec {
         service: contracts::enrollment::SERVICE,
         command_lines: vec![Line::Medical, Line::Social],

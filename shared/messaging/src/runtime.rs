@@ -133,6 +133,52 @@ pub struct ServiceSettings {
     pub messaging: MessagingSettings,
 }
 
+/// What every service's `main` does, so that a new service writes only its settings and
+/// `build`: telemetry first, then the (lazy) `build` future, then run until SIGTERM or SIGINT.
+pub async fn serve<H, Fut>(
+    service: &str,
+    telemetry: &platform::telemetry::TelemetrySettings,
+    build: Fut,
+) -> anyhow::Result<()>
+where
+    H: Handler,
+    Fut: Future<Output = anyhow::Result<ServiceRuntime<H>>>,
+{
+    serve_with(service, telemetry, build, |_, _| async {}).await
+}
+
+/// `serve` with a background task beside the consumers (a scheduler, a sender): it is given
+/// the built runtime and the shutdown token, and is awaited after the runtime has stopped.
+pub async fn serve_with<H, Fut, B, BFut>(
+    service: &str,
+    telemetry: &platform::telemetry::TelemetrySettings,
+    build: Fut,
+    background: B,
+) -> anyhow::Result<()>
+where
+    H: Handler,
+    Fut: Future<Output = anyhow::Result<ServiceRuntime<H>>>,
+    B: FnOnce(&ServiceRuntime<H>, tokio_util::sync::CancellationToken) -> BFut,
+    BFut: Future<Output = ()> + Send + 'static,
+{
+    let _telemetry = platform::telemetry::init(service, telemetry)?;
+    let app = build.await?;
+    let shutdown = tokio_util::sync::CancellationToken::new();
+    tokio::spawn(platform::shutdown::on_signal(shutdown.clone()));
+    let task = tokio::spawn(background(&app, shutdown.clone()));
+    let result = app.run_until_stopped(shutdown.clone()).await;
+    // A runtime that stopped on an error stops the background task too.
+    shutdown.cancel();
+    let _ = task.await;
+    result
+}
+
+/// A service's embedded migrations, recorded in its own history table (`<schema>_schema_history`).
+pub fn migrations(mut runner: refinery::Runner, history_table: &str) -> refinery::Runner {
+    runner.set_migration_table_name(history_table);
+    runner
+}
+
 /// What distinguishes one service: its name, what it consumes, its handler and migrations.
 pub struct ServiceSpec<H: Handler> {
     pub service: &'static str,
