@@ -32,7 +32,7 @@ test: servers
 
 # The messaging core's database outage at full length (3 minutes; `make test` runs 20 s).
 test-outage: servers
-	. .local/env && CORE_OUTAGE_SECS=180 cargo test -p testkit --test core_faults -- --exact a_long_database_outage_parks_nothing_and_answers_everything_afterwards
+	. .local/env && CORE_OUTAGE_SECS=180 TEST_DEADLINE_SECS=900 cargo test -p testkit --test core_faults -- --exact a_long_database_outage_parks_nothing_and_answers_everything_afterwards
 
 lint:
 	cargo fmt --all -- --check

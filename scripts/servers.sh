@@ -325,6 +325,19 @@ check_api_login() {
 	fi
 }
 
+# A broker with a resource alarm (disk or memory below its limit) blocks every publishing
+# connection: tests would wait on it until their watchdog ends them. Stop here instead and say
+# why. GET /api/health/checks/alarms is 200 without an alarm, 503 with one.
+check_alarms() {
+	local code
+	code=$(api_status "$1" health/checks/alarms)
+	case $code in
+	200) ;;
+	503) die "rabbitmq: the broker at $1 has a resource alarm (disk or memory below its limit) and blocks publishers; free space ($(df -h --output=avail / 2>/dev/null | tail -1 | tr -d ' ') available) or memory, then run this again" ;;
+	*) log "rabbitmq: WARNING: could not read the broker's alarms at $1 (HTTP $code)" ;;
+	esac
+}
+
 # The shovel plugin answers (the data-sharing hold of a freeze moves each line's events to
 # the subscribers through a dynamic shovel): GET /api/shovels is 200, not 404.
 shovels_answer() {
@@ -578,6 +591,7 @@ cmd_up() {
 		log "rabbitmq: using private instance $(redact "$amqp_url") (management API $api_url)"
 	fi
 
+	check_alarms "$api_url"
 	write_env "$db_url" "$amqp_url" "$api_url"
 	log "wrote $ENV_FILE"
 }

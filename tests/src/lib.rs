@@ -52,6 +52,40 @@ pub struct TestEnv {
     pub id: String,
     schemas: Mutex<Vec<String>>,
     queues: Mutex<Vec<String>>,
+    /// Dropped with the environment, which tells the watchdog that the test has ended.
+    _watchdog: std::sync::mpsc::Sender<()>,
+}
+
+/// How long one test (one [`TestEnv`]) may run before its watchdog ends the test process:
+/// `TEST_DEADLINE_SECS`, default 480. A test that hangs (a wait without a deadline, a server
+/// that stopped answering) then fails the run with its name instead of using up CI's budget.
+pub fn test_deadline() -> Duration {
+    let secs = std::env::var("TEST_DEADLINE_SECS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(480);
+    Duration::from_secs(secs)
+}
+
+/// Starts the watchdog of one test: when `deadline` passes before the returned sender is
+/// dropped, it prints which test hung and exits the test binary with code 124.
+fn watchdog(id: &str, deadline: Duration) -> std::sync::mpsc::Sender<()> {
+    let (tx, rx) = std::sync::mpsc::channel::<()>();
+    let test = std::thread::current().name().unwrap_or("a test").to_owned();
+    let id = id.to_owned();
+    std::thread::Builder::new()
+        .name(format!("watchdog-{id}"))
+        .spawn(move || {
+            if let Err(std::sync::mpsc::RecvTimeoutError::Timeout) = rx.recv_timeout(deadline) {
+                eprintln!(
+                    "\nWATCHDOG: test '{test}' (environment t{id}) still running after {deadline:?} \
+                     (TEST_DEADLINE_SECS); ending the test process so the run fails instead of hanging"
+                );
+                std::process::exit(124);
+            }
+        })
+        .expect("watchdog thread");
+    tx
 }
 
 impl Default for TestEnv {
@@ -66,10 +100,12 @@ impl TestEnv {
         let id = Uuid::now_v7().simple().to_string();
         // The random tail of a v7 id; the leading time bits are the same for parallel tests.
         let id = id[id.len() - 10..].to_owned();
+        let watchdog = watchdog(&id, test_deadline());
         TestEnv {
             id,
             schemas: Mutex::default(),
             queues: Mutex::default(),
+            _watchdog: watchdog,
         }
     }
 
@@ -279,7 +315,15 @@ impl Drop for TestEnv {
                 broker.close().await;
             });
         });
-        let _ = handle.join();
+        // A teardown that hangs (a server that stopped answering) must not hang the test.
+        let (done_tx, done_rx) = std::sync::mpsc::channel::<()>();
+        std::thread::spawn(move || {
+            let _ = handle.join();
+            let _ = done_tx.send(());
+        });
+        if done_rx.recv_timeout(Duration::from_secs(60)).is_err() {
+            eprintln!("teardown of t{} did not finish within 60 s; leaving it behind", self.id);
+        }
     }
 }
 
@@ -390,7 +434,10 @@ where
 {
     let deadline = Instant::now() + wait;
     loop {
-        if let Some(v) = check().await {
+        // A check that itself hangs (a server that stopped answering) is cut at the deadline.
+        let left = deadline.saturating_duration_since(Instant::now()) + Duration::from_millis(50);
+        let checked = tokio::time::timeout(left, check()).await;
+        if let Ok(Some(v)) = checked {
             return v;
         }
         assert!(
