@@ -322,7 +322,10 @@ impl Drop for TestEnv {
             let _ = done_tx.send(());
         });
         if done_rx.recv_timeout(Duration::from_secs(60)).is_err() {
-            eprintln!("teardown of t{} did not finish within 60 s; leaving it behind", self.id);
+            eprintln!(
+                "teardown of t{} did not finish within 60 s; leaving it behind",
+                self.id
+            );
         }
     }
 }

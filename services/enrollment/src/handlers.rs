@@ -163,6 +163,7 @@ impl EnrollmentHandler {
             effective_month: month.clone(),
             line: msg.line,
             minimum_years_met: v.minimum_years_met,
+            phone: Some(person.phone.clone()),
         };
         let result = c::EnrollPersonResult {
             person_id: person.person_id.to_string(),
@@ -230,6 +231,7 @@ impl EnrollmentHandler {
             credit_code: code.as_str().to_owned(),
             name,
             line: msg.line,
+            contact_phone: Some(contact_phone.as_str().to_owned()),
         };
         let result = c::RegisterEmployerResult {
             employer_id: employer_id.to_string(),
@@ -321,6 +323,7 @@ impl EnrollmentHandler {
             added.push(e::StaffPerson {
                 person_id: person.person_id.to_string(),
                 id_number: id.as_str().to_owned(),
+                phone: Some(person.phone.clone()),
             });
         }
         let event = e::StaffAdded {
@@ -383,6 +386,7 @@ impl EnrollmentHandler {
             removed.push(e::StaffPerson {
                 person_id: person.person_id.to_string(),
                 id_number: id.as_str().to_owned(),
+                phone: Some(person.phone.clone()),
             });
         }
         let event = e::StaffRemoved {

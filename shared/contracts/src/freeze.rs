@@ -650,6 +650,10 @@ pub struct DeferredRequestProcessed {
     pub processed_at: DateTime<FixedOffset>,
     /// The final reply, as the sender would have got it without the freeze.
     pub reply: crate::Reply,
+    /// Whom the request concerned: the command's ordering key (`person:<id_number>`,
+    /// `employer:<credit_code>`), so that notification can tell them the outcome.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub subject: Option<String>,
 }
 
 #[cfg(test)]

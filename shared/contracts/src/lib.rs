@@ -4,6 +4,7 @@
 //! (`schemas/`) and a test fails when the committed schemas drift from the Rust types, so a
 //! change here is always a visible change to the wire contract.
 
+pub mod asyncapi;
 pub mod benefits;
 pub mod card;
 pub mod collection;
@@ -12,6 +13,7 @@ pub mod envelope;
 pub mod freeze;
 pub mod ids;
 pub mod line;
+pub mod notification;
 pub mod ordering;
 pub mod reply;
 pub mod schema;

@@ -465,6 +465,11 @@ pub fn source(service: &str, name: &str) -> Option<KeySource> {
                 .then(|| crate::card::ordering_source(name))
                 .flatten()
         })
+        .or_else(|| {
+            (service == crate::notification::SERVICE)
+                .then(|| crate::notification::ordering_source(name))
+                .flatten()
+        })
         .or_else(|| find("freeze"))
 }
 

@@ -19,6 +19,7 @@ pub fn all() -> BTreeMap<String, serde_json::Value> {
     let mut out = BTreeMap::new();
     entry::<crate::Reply>(&mut out, "reply");
     crate::card::schema_entries(&mut out);
+    crate::notification::schema_entries(&mut out);
     entry::<crate::freeze::ControlMessage>(&mut out, "control.freeze.command");
     entry::<crate::freeze::FreezeStatus>(&mut out, "control.freeze-status.result");
     entry::<crate::freeze::Timetable>(&mut out, "control.timetable");

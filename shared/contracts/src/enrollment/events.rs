@@ -26,6 +26,9 @@ pub struct EmployerRegistered {
     pub credit_code: String,
     pub name: String,
     pub line: Line,
+    /// The employer's contact phone (for notification); absent in events before it was added.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub contact_phone: Option<String>,
 }
 event!(EmployerRegistered, "employer-registered");
 
@@ -44,6 +47,9 @@ pub struct PersonEnrolled {
     /// mean met (how every retiree was assessed then); always true for other categories.
     #[serde(default = "met")]
     pub minimum_years_met: bool,
+    /// The mobile number given at enrollment (for notification); absent in older events.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub phone: Option<String>,
 }
 event!(PersonEnrolled, "person-enrolled");
 
@@ -55,6 +61,9 @@ fn met() -> bool {
 pub struct StaffPerson {
     pub person_id: String,
     pub id_number: String,
+    /// The person's mobile number (for notification); absent in older events.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub phone: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]

@@ -485,6 +485,7 @@ pub(crate) async fn conclude<H: Handler>(
         channel: msg.envelope.channel,
         processed_at: ctx.freeze.now().with_timezone(&cst()),
         reply: reply.clone(),
+        subject: ctx.handler.ordering_key(msg),
     };
     let mut out = outbox::Outgoing::event(
         &ctx.names,
