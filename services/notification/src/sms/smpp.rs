@@ -1,0 +1,468 @@
+//! The service as an SMPP 3.4 ESME: one transceiver session to the SMSC, kept bound (a lost
+//! connection is re-established with backoff), `enquire_link` every `enquire_link_ms`, at most
+//! `window` submits waiting for their response, Chinese text as UCS-2 split into concatenated
+//! parts (8-bit reference UDH), and every `deliver_sm` receipt answered and handed on.
+
+use super::{Outcome, Provider, Receipt, SmsSettings, SubmitError};
+use async_trait::async_trait;
+use futures_util::{SinkExt, StreamExt};
+use rusmpp::extra::concatenation::SubmitSmMultipartExt;
+use rusmpp::pdus::{BindTransceiver, DeliverSmResp, SubmitSm};
+use rusmpp::tlvs::TlvValue;
+use rusmpp::tokio_codec::CommandCodec;
+use rusmpp::types::COctetString;
+use rusmpp::values::{InterfaceVersion, Npi, RegisteredDelivery, Ton};
+use rusmpp::{Command, CommandStatus, Pdu};
+use std::collections::HashMap;
+use std::str::FromStr;
+use std::sync::atomic::{AtomicU8, AtomicU32, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+use tokio::net::TcpStream;
+use tokio::sync::{Semaphore, mpsc, oneshot, watch};
+use tokio_util::codec::Framed;
+use tokio_util::sync::CancellationToken;
+
+type Pending = Arc<Mutex<HashMap<u32, oneshot::Sender<Result<Option<String>, SubmitError>>>>>;
+
+/// One bound session: its writer, the submits waiting for a response, and whether it is over.
+struct Session {
+    out: mpsc::UnboundedSender<Command>,
+    pending: Pending,
+    seq: AtomicU32,
+    closed: CancellationToken,
+}
+
+impl Session {
+    fn next_seq(&self) -> u32 {
+        // Sequence numbers run 1..=0x7FFFFFFF and wrap.
+        let n = self.seq.fetch_add(1, Ordering::Relaxed);
+        (n % 0x7FFF_FFFE) + 1
+    }
+}
+
+pub struct SmppProvider {
+    settings: SmsSettings,
+    session: watch::Receiver<Option<Arc<Session>>>,
+    window: Semaphore,
+    reference: AtomicU8,
+}
+
+impl SmppProvider {
+    /// Starts the session keeper; receipts go to `receipts`. Submits wait for a bound session.
+    pub fn start(
+        settings: SmsSettings,
+        receipts: mpsc::UnboundedSender<Receipt>,
+        stop: CancellationToken,
+    ) -> Arc<Self> {
+        let (tx, rx) = watch::channel(None);
+        let provider = Arc::new(SmppProvider {
+            window: Semaphore::new(settings.window.max(1)),
+            settings: settings.clone(),
+            session: rx,
+            reference: AtomicU8::new(0),
+        });
+        tokio::spawn(keep_bound(settings, tx, receipts, stop));
+        provider
+    }
+
+    async fn bound(&self) -> Result<Arc<Session>, SubmitError> {
+        let mut rx = self.session.clone();
+        let wait = Duration::from_millis(self.settings.response_timeout_ms);
+        let found = tokio::time::timeout(wait, async {
+            loop {
+                if let Some(s) = rx.borrow_and_update().clone()
+                    && !s.closed.is_cancelled()
+                {
+                    return Some(s);
+                }
+                if rx.changed().await.is_err() {
+                    return None;
+                }
+            }
+        })
+        .await;
+        match found {
+            Ok(Some(s)) => Ok(s),
+            _ => Err(SubmitError::Temporary(format!(
+                "not bound to the SMSC at {}",
+                self.settings.address
+            ))),
+        }
+    }
+
+    /// The parts of one message: UCS-2, concatenated when longer than one SMS (70 characters).
+    fn parts(&self, to: &str, text: &str) -> Result<Vec<SubmitSm>, SubmitError> {
+        let bad = |what: &str, e: String| SubmitError::Permanent(format!("{what}: {e}"));
+        let base = SubmitSm::builder()
+            .source_addr_ton(Ton::Unknown)
+            .source_addr_npi(Npi::Unknown)
+            .source_addr(
+                COctetString::from_str(&self.settings.source_addr)
+                    .map_err(|e| bad("source_addr", e.to_string()))?,
+            )
+            .dest_addr_ton(Ton::Unknown)
+            .dest_addr_npi(Npi::Isdn)
+            .destination_addr(COctetString::from_str(to).map_err(|e| bad("destination", e.to_string()))?)
+            // A receipt for the final outcome, success or failure.
+            .registered_delivery(RegisteredDelivery::from(0x01))
+            .build();
+        let reference = self.reference.fetch_add(1, Ordering::Relaxed);
+        base.multipart(text)
+            .ucs2()
+            .reference_u8(reference)
+            .build()
+            .map_err(|e| bad("text", e.to_string()))
+    }
+
+    async fn submit_part(&self, session: &Session, part: SubmitSm) -> Result<String, SubmitError> {
+        let _permit = self.window.acquire().await.expect("the window is never closed");
+        let seq = session.next_seq();
+        let (tx, rx) = oneshot::channel();
+        session.pending.lock().expect("pending").insert(seq, tx);
+        if session
+            .out
+            .send(Command::new(CommandStatus::EsmeRok, seq, Pdu::SubmitSm(part)))
+            .is_err()
+        {
+            session.pending.lock().expect("pending").remove(&seq);
+            return Err(SubmitError::Temporary("the SMSC connection closed".into()));
+        }
+        let wait = Duration::from_millis(self.settings.response_timeout_ms);
+        match tokio::time::timeout(wait, rx).await {
+            Ok(Ok(Ok(Some(id)))) => Ok(id),
+            Ok(Ok(Ok(None))) => Err(SubmitError::Temporary(
+                "submit_sm_resp without a message id".into(),
+            )),
+            Ok(Ok(Err(e))) => Err(e),
+            Ok(Err(_)) => Err(SubmitError::Temporary("the SMSC connection closed".into())),
+            Err(_) => {
+                session.pending.lock().expect("pending").remove(&seq);
+                Err(SubmitError::Temporary(format!(
+                    "no submit_sm_resp within {wait:?}"
+                )))
+            }
+        }
+    }
+}
+
+#[async_trait]
+impl Provider for SmppProvider {
+    async fn submit(&self, to: &str, text: &str) -> Result<Vec<String>, SubmitError> {
+        let parts = self.parts(to, text)?;
+        let session = self.bound().await?;
+        let mut ids = Vec::with_capacity(parts.len());
+        for part in parts {
+            ids.push(self.submit_part(&session, part).await?);
+        }
+        Ok(ids)
+    }
+}
+
+/// What a submit's response status means.
+pub fn classify(status: CommandStatus) -> Result<(), SubmitError> {
+    match status {
+        CommandStatus::EsmeRok => Ok(()),
+        CommandStatus::EsmeRthrottled | CommandStatus::EsmeRmsgqful => {
+            Err(SubmitError::Throttled(format!("{status:?}")))
+        }
+        CommandStatus::EsmeRsyserr | CommandStatus::EsmeRinvbndsts | CommandStatus::EsmeRsubmitfail => {
+            Err(SubmitError::Temporary(format!("{status:?}")))
+        }
+        other => Err(SubmitError::Permanent(format!("{other:?}"))),
+    }
+}
+
+/// Binds, serves the session until it ends, and binds again after a pause that grows to 10 s.
+async fn keep_bound(
+    settings: SmsSettings,
+    publish: watch::Sender<Option<Arc<Session>>>,
+    receipts: mpsc::UnboundedSender<Receipt>,
+    stop: CancellationToken,
+) {
+    let mut backoff = Duration::from_millis(200);
+    while !stop.is_cancelled() {
+        match bind(&settings).await {
+            Ok(framed) => {
+                backoff = Duration::from_millis(200);
+                metrics::counter!("notification_smpp_binds_total").increment(1);
+                tracing::info!(smsc = %settings.address, "bound to the SMSC as a transceiver");
+                serve(&settings, framed, &publish, &receipts, &stop).await;
+                let _ = publish.send(None);
+                metrics::gauge!("notification_smpp_bound").set(0.0);
+                if !stop.is_cancelled() {
+                    tracing::warn!(smsc = %settings.address, "SMSC session ended; binding again");
+                }
+            }
+            Err(e) => {
+                tracing::warn!(smsc = %settings.address, error = %e, "could not bind to the SMSC");
+            }
+        }
+        tokio::select! {
+            _ = stop.cancelled() => break,
+            _ = tokio::time::sleep(backoff) => {}
+        }
+        backoff = (backoff * 2).min(Duration::from_secs(10));
+    }
+}
+
+async fn bind(settings: &SmsSettings) -> anyhow::Result<Framed<TcpStream, CommandCodec>> {
+    let wait = Duration::from_millis(settings.response_timeout_ms);
+    let stream = tokio::time::timeout(wait, TcpStream::connect(&settings.address)).await??;
+    stream.set_nodelay(true)?;
+    let mut framed = Framed::new(stream, CommandCodec::new());
+    let bind = BindTransceiver::builder()
+        .system_id(
+            COctetString::from_str(&settings.system_id).map_err(|e| anyhow::anyhow!("system_id: {e}"))?,
+        )
+        .password(COctetString::from_str(&settings.password).map_err(|e| anyhow::anyhow!("password: {e}"))?)
+        .system_type(COctetString::empty())
+        .interface_version(InterfaceVersion::Smpp3_4)
+        .addr_ton(Ton::Unknown)
+        .addr_npi(Npi::Unknown)
+        .address_range(COctetString::empty())
+        .build();
+    framed
+        .send(Command::new(
+            CommandStatus::EsmeRok,
+            1,
+            Pdu::BindTransceiver(bind),
+        ))
+        .await?;
+    let answer = tokio::time::timeout(wait, async {
+        while let Some(c) = framed.next().await {
+            let c = c?;
+            if let Some(Pdu::BindTransceiverResp(_)) = c.pdu() {
+                return Ok::<_, anyhow::Error>(c.status());
+            }
+        }
+        anyhow::bail!("the SMSC closed the connection during the bind")
+    })
+    .await??;
+    anyhow::ensure!(
+        answer == CommandStatus::EsmeRok,
+        "bind_transceiver refused: {answer:?}"
+    );
+    Ok(framed)
+}
+
+async fn serve(
+    settings: &SmsSettings,
+    framed: Framed<TcpStream, CommandCodec>,
+    publish: &watch::Sender<Option<Arc<Session>>>,
+    receipts: &mpsc::UnboundedSender<Receipt>,
+    stop: &CancellationToken,
+) {
+    let (mut sink, mut stream) = framed.split();
+    let (out, mut rx) = mpsc::unbounded_channel::<Command>();
+    let session = Arc::new(Session {
+        out: out.clone(),
+        pending: Arc::default(),
+        seq: AtomicU32::new(2),
+        closed: CancellationToken::new(),
+    });
+    let closed = session.closed.clone();
+    let writer = tokio::spawn({
+        let closed = closed.clone();
+        async move {
+            while let Some(cmd) = rx.recv().await {
+                if sink.send(cmd).await.is_err() {
+                    break;
+                }
+            }
+            closed.cancel();
+            let _ = sink.close().await;
+        }
+    });
+    let _ = publish.send(Some(session.clone()));
+    metrics::gauge!("notification_smpp_bound").set(1.0);
+    let link_every = Duration::from_millis(settings.enquire_link_ms.max(100));
+    let response_timeout = Duration::from_millis(settings.response_timeout_ms);
+    let mut link = tokio::time::interval(link_every);
+    link.tick().await;
+    let mut link_sent: Option<tokio::time::Instant> = None;
+    loop {
+        let next = tokio::select! {
+            _ = stop.cancelled() => {
+                let _ = out.send(Command::new(CommandStatus::EsmeRok, session.next_seq(), Pdu::Unbind));
+                break;
+            }
+            _ = closed.cancelled() => break,
+            _ = link.tick() => {
+                if let Some(at) = link_sent && at.elapsed() > response_timeout {
+                    tracing::warn!("no enquire_link_resp from the SMSC; closing the session");
+                    break;
+                }
+                if link_sent.is_none() {
+                    link_sent = Some(tokio::time::Instant::now());
+                    let _ = out.send(Command::new(CommandStatus::EsmeRok, session.next_seq(), Pdu::EnquireLink));
+                }
+                continue;
+            }
+            n = stream.next() => n,
+        };
+        let cmd = match next {
+            Some(Ok(c)) => c,
+            Some(Err(e)) => {
+                tracing::warn!(error = %e, "undecodable PDU from the SMSC; closing the session");
+                break;
+            }
+            None => break,
+        };
+        let seq = cmd.sequence_number();
+        let status = cmd.status();
+        match cmd.pdu() {
+            Some(Pdu::SubmitSmResp(resp)) => {
+                let waiter = session.pending.lock().expect("pending").remove(&seq);
+                if let Some(w) = waiter {
+                    let answer = classify(status).map(|()| {
+                        let id = resp.message_id().as_str().to_owned();
+                        (!id.is_empty()).then_some(id)
+                    });
+                    let _ = w.send(answer);
+                }
+            }
+            Some(Pdu::GenericNack) => {
+                if let Some(w) = session.pending.lock().expect("pending").remove(&seq) {
+                    let _ = w.send(Err(SubmitError::Temporary(format!("generic_nack {status:?}"))));
+                }
+            }
+            Some(Pdu::DeliverSm(dsm)) => {
+                let text = String::from_utf8_lossy(dsm.short_message().as_ref()).into_owned();
+                let tlv_id = dsm.tlvs().iter().find_map(|t| match t.value() {
+                    Some(TlvValue::ReceiptedMessageId(v)) => Some(v.as_str().to_owned()),
+                    _ => None,
+                });
+                if let Some(r) = parse_receipt(&text, tlv_id) {
+                    let _ = receipts.send(r);
+                }
+                let _ = out.send(Command::new(
+                    CommandStatus::EsmeRok,
+                    seq,
+                    Pdu::DeliverSmResp(DeliverSmResp::default()),
+                ));
+            }
+            Some(Pdu::EnquireLink) => {
+                let _ = out.send(Command::new(CommandStatus::EsmeRok, seq, Pdu::EnquireLinkResp));
+            }
+            Some(Pdu::EnquireLinkResp) => link_sent = None,
+            Some(Pdu::Unbind) => {
+                let _ = out.send(Command::new(CommandStatus::EsmeRok, seq, Pdu::UnbindResp));
+                break;
+            }
+            Some(Pdu::UnbindResp) => break,
+            _ => {}
+        }
+    }
+    closed.cancel();
+    // Every submit still waiting learns that the connection is gone (it is retried).
+    let waiting: Vec<_> = session.pending.lock().expect("pending").drain().collect();
+    for (_, w) in waiting {
+        let _ = w.send(Err(SubmitError::Temporary("the SMSC connection was lost".into())));
+    }
+    drop(out);
+    let _ = tokio::time::timeout(Duration::from_secs(1), writer).await;
+}
+
+/// Reads a delivery receipt (SMPP 3.4 Appendix B: `id:… stat:DELIVRD err:000 …`); the
+/// `receipted_message_id` TLV, when present, names the part.
+pub fn parse_receipt(text: &str, tlv_id: Option<String>) -> Option<Receipt> {
+    let field = |name: &str| {
+        text.split_whitespace()
+            .find_map(|w| w.strip_prefix(name).and_then(|v| v.strip_prefix(':')))
+            .map(str::to_owned)
+    };
+    let id = tlv_id.filter(|s| !s.is_empty()).or_else(|| field("id"))?;
+    let stat = field("stat")?;
+    let outcome = match stat.as_str() {
+        "DELIVRD" | "ACCEPTD" => Outcome::Delivered,
+        "EXPIRED" => Outcome::Expired,
+        "UNDELIV" | "REJECTD" | "DELETED" | "UNKNOWN" => Outcome::Failed,
+        _ => return None,
+    };
+    let err = field("err").unwrap_or_default();
+    Some(Receipt {
+        id,
+        outcome,
+        detail: format!("stat:{stat} err:{err}"),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn receipts_are_read_from_the_appendix_b_text() {
+        let r = parse_receipt(
+            "id:0000000042 sub:001 dlvrd:001 submit date:2412011200 done date:2412011200 stat:DELIVRD err:000 text:",
+            None,
+        )
+        .expect("a receipt");
+        assert_eq!(r.id, "0000000042");
+        assert_eq!(r.outcome, Outcome::Delivered);
+        let r = parse_receipt("id:7 stat:UNDELIV err:001", Some("0000000007".into())).expect("a receipt");
+        assert_eq!((r.id.as_str(), r.outcome), ("0000000007", Outcome::Failed));
+        assert_eq!(
+            parse_receipt("id:7 stat:EXPIRED", None).map(|r| r.outcome),
+            Some(Outcome::Expired)
+        );
+        assert_eq!(parse_receipt("hello", None), None);
+    }
+
+    #[test]
+    fn throttling_is_told_apart_from_a_refusal() {
+        assert!(matches!(
+            classify(CommandStatus::EsmeRthrottled),
+            Err(SubmitError::Throttled(_))
+        ));
+        assert!(matches!(
+            classify(CommandStatus::EsmeRmsgqful),
+            Err(SubmitError::Throttled(_))
+        ));
+        assert!(matches!(
+            classify(CommandStatus::EsmeRinvdstadr),
+            Err(SubmitError::Permanent(_))
+        ));
+        assert!(classify(CommandStatus::EsmeRok).is_ok());
+    }
+
+    fn settings() -> SmsSettings {
+        SmsSettings {
+            provider: "smpp".into(),
+            address: "127.0.0.1:1".into(),
+            system_id: "s".into(),
+            password: "p".into(),
+            source_addr: "12333".into(),
+            window: 1,
+            submits_per_second: 0,
+            enquire_link_ms: 1000,
+            response_timeout_ms: 1000,
+            max_attempts: 1,
+            retry_ms: 1,
+            throttle_backoff_ms: 1,
+            batch: 1,
+            poll_ms: 1,
+            receipt_timeout_ms: 1,
+        }
+    }
+
+    #[tokio::test]
+    async fn a_long_chinese_text_is_split_into_ucs2_parts_and_a_short_one_is_not() {
+        let (tx, _rx) = mpsc::unbounded_channel();
+        let p = SmppProvider::start(settings(), tx, CancellationToken::new());
+        let short = p.parts("13900000001", "您好").expect("parts");
+        assert_eq!(short.len(), 1);
+        assert_eq!(u8::from(short[0].data_coding), 0x08);
+        let long: String = "医疗保障信息系统切换公告".repeat(10);
+        let parts = p.parts("13900000001", &long).expect("parts");
+        assert_eq!(
+            parts.len(),
+            2,
+            "120 characters in UCS-2 take two 67-character parts"
+        );
+        for part in &parts {
+            assert_ne!(u8::from(part.esm_class) & 0x40, 0, "UDHI set");
+        }
+    }
+}

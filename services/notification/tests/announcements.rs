@@ -1,0 +1,223 @@
+//! Outage announcements from freeze orders: three of them to every person of the line in
+//! scope and to no one else; a bulk send that survives throttling, a dropped SMSC connection
+//! and a restart of the service in the middle, neither repeating nor skipping anyone.
+
+mod common;
+
+use common::*;
+use contracts::Line;
+use contracts::freeze::{ControlMessage, FreezeMode, FreezeOrder, FreezeScope};
+use serde_json::json;
+use smsc_sim::SimConfig;
+use std::time::Duration;
+use testkit::services::{Services, broadcast_control, wait_control_consumed};
+use testkit::{TestEnv, WAIT, wait_for};
+
+fn order(id: &str, lines: Vec<Line>, starts_in: chrono::Duration, lasts: chrono::Duration) -> FreezeOrder {
+    let starts = chrono::Utc::now() + starts_in;
+    FreezeOrder {
+        id: id.into(),
+        scope: FreezeScope {
+            lines,
+            ..Default::default()
+        },
+        mode: FreezeMode::IntakeOnly,
+        starts_at: starts.fixed_offset(),
+        ends_at: Some((starts + lasts).fixed_offset()),
+        reason: "医保信息系统切换".into(),
+        announcement: "医保信息系统切换上线，暂停办理医保业务".into(),
+        deadlines: Default::default(),
+        redirect_to: None,
+    }
+}
+
+async fn announcement_progress(
+    client: &messaging::client::CommandClient,
+    order: &str,
+) -> Vec<serde_json::Value> {
+    let r = testkit::send(
+        client,
+        Line::Common,
+        SERVICE,
+        "list-notifications",
+        json!({"announcement": order, "limit": 1000}),
+    )
+    .await;
+    if !r.is_ok() {
+        return vec![];
+    }
+    r.result.expect("a result")["announcements"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default()
+}
+
+#[tokio::test]
+async fn a_freeze_order_is_announced_before_at_the_start_and_at_the_end_to_its_line_only() {
+    let env = TestEnv::new();
+    let smsc = smsc(SimConfig::default()).await;
+    let mut services = Services::new();
+    start_enrollment(&env, &mut services).await;
+    let workers = start_notification(&env, &mut services, sms(smsc.addr), notify(100)).await;
+    let client = env.client().await;
+    let medical: Vec<u32> = (21..24).collect();
+    let social: Vec<u32> = (31..33).collect();
+    for &n in &medical {
+        enroll(&client, Line::Medical, n, &["employee_medical"]).await;
+    }
+    for &n in &social {
+        enroll(&client, Line::Social, n, &["pension"]).await;
+    }
+    for n in medical.iter().chain(&social) {
+        texts(&smsc, &testkit::phone(*n), 1).await;
+    }
+    wait_control_consumed(&env, &[SERVICE, "enrollment"]).await;
+    let o = order(
+        "medical-cutover",
+        vec![Line::Medical],
+        chrono::Duration::seconds(3),
+        chrono::Duration::seconds(3),
+    );
+    broadcast_control(&env, &ControlMessage::Order { order: Box::new(o) }).await;
+
+    for &n in &medical {
+        let t = texts(&smsc, &testkit::phone(n), 4).await;
+        assert!(
+            t[1].starts_with("【武汉医保】系统切换公告：医保信息系统切换上线，暂停办理医保业务（"),
+            "{t:?}"
+        );
+        assert!(t[1].ends_with("咨询电话027-87812393。"), "{t:?}");
+        assert!(t[2].starts_with("【武汉医保】系统切换已开始："), "{t:?}");
+        assert!(
+            t[3].starts_with("【武汉医保】系统切换已完成，医疗保障业务已于"),
+            "{t:?}"
+        );
+    }
+    let phases = wait_for("the three phases complete", WAIT, || async {
+        let p = announcement_progress(&client, "medical-cutover").await;
+        (p.len() == 3 && p.iter().all(|a| a["complete"] == true)).then_some(p)
+    })
+    .await;
+    let names: Vec<&str> = phases
+        .iter()
+        .map(|a| a["phase"].as_str().expect("a phase"))
+        .collect();
+    assert_eq!(names, ["before", "start", "end"]);
+    for a in &phases {
+        assert_eq!(
+            a["queued"], 3,
+            "each phase to the 3 persons of the medical line: {a}"
+        );
+    }
+    for &n in &social {
+        assert_eq!(
+            smsc.received_by(&testkit::phone(n)).len(),
+            1,
+            "the social line is not told"
+        );
+    }
+    for &n in &medical {
+        assert_eq!(
+            smsc.received_by(&testkit::phone(n)).len(),
+            4,
+            "each announcement once"
+        );
+    }
+    services.stop().await;
+    let _ = workers.await;
+    smsc.stop();
+}
+
+#[tokio::test]
+async fn a_bulk_announcement_survives_throttling_a_dropped_connection_and_a_restart_without_repeats_or_gaps()
+{
+    let env = TestEnv::new();
+    let smsc = smsc(SimConfig {
+        throttle_every: Some(7),
+        drop_after: Some(40),
+        ..Default::default()
+    })
+    .await;
+    let mut base = Services::new();
+    start_enrollment(&env, &mut base).await;
+    let mut settings = sms(smsc.addr);
+    settings.submits_per_second = 100;
+    let mut notif = Services::new();
+    let workers = start_notification(&env, &mut notif, settings.clone(), notify(10)).await;
+    let client = env.client().await;
+    let persons: Vec<u32> = (100..160).collect();
+    for &n in &persons {
+        enroll(&client, Line::Medical, n, &["employee_medical"]).await;
+    }
+    for &n in &persons {
+        texts(&smsc, &testkit::phone(n), 1).await;
+    }
+    wait_control_consumed(&env, &[SERVICE]).await;
+    // Starts in two hours: only the announcement "before" is due now.
+    let o = order(
+        "bulk-cutover",
+        vec![Line::Medical],
+        chrono::Duration::hours(2),
+        chrono::Duration::hours(1),
+    );
+    broadcast_control(&env, &ControlMessage::Order { order: Box::new(o) }).await;
+    let announced = || {
+        smsc.received()
+            .into_iter()
+            .filter(|r| r.text.contains("系统切换公告"))
+            .count()
+    };
+    wait_for("a third of the bulk send", WAIT, || async {
+        (announced() >= 20).then_some(())
+    })
+    .await;
+    // Restart in the middle: the service stops (its submits in flight are answered and
+    // recorded), a new one starts on the same schema.
+    notif.stop().await;
+    let _ = workers.await;
+    let at_restart = announced();
+    assert!(
+        at_restart < persons.len(),
+        "the restart came before the end ({at_restart})"
+    );
+    let mut notif = Services::new();
+    let workers = start_notification(&env, &mut notif, settings, notify(10)).await;
+
+    wait_for("every person announced", Duration::from_secs(60), || async {
+        (announced() >= persons.len()).then_some(())
+    })
+    .await;
+    let progress = wait_for("the phase complete", WAIT, || async {
+        let p = announcement_progress(&client, "bulk-cutover").await;
+        p.first().filter(|a| a["complete"] == true).cloned()
+    })
+    .await;
+    assert_eq!(progress["queued"], 60, "{progress}");
+    for &n in &persons {
+        let got = smsc.received_by(&testkit::phone(n));
+        let a = got.iter().filter(|r| r.text.contains("系统切换公告")).count();
+        assert_eq!(a, 1, "person {n}: {got:?}");
+        assert_eq!(got.len(), 2, "person {n}: enrollment and announcement, each once");
+    }
+    let c = smsc.counters();
+    assert!(c.throttled > 0, "the SMSC throttled: {c:?}");
+    assert!(c.drops >= 1, "the SMSC dropped the connection: {c:?}");
+    // Every message ends delivered: receipts of the dropped session came on the next one.
+    wait_for("all delivered", WAIT, || async {
+        let db = env.pool(SERVICE).await.get().await.ok()?;
+        let left: i64 = db
+            .query_one(
+                "select count(*) from notifications where state <> 'delivered'",
+                &[],
+            )
+            .await
+            .ok()?
+            .get(0);
+        (left == 0).then_some(())
+    })
+    .await;
+    notif.stop().await;
+    let _ = workers.await;
+    base.stop().await;
+    smsc.stop();
+}

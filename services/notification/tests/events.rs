@@ -1,0 +1,359 @@
+//! Each business event becomes the expected text for the expected recipient, once, through
+//! the broker and the SMSC simulator; a phone change redirects the next message; an opt-out
+//! is honoured and a required message is still sent; a long Chinese text arrives whole.
+
+mod common;
+
+use common::*;
+use contracts::Line;
+use contracts::collection::events as ce;
+use serde_json::json;
+use smsc_sim::SimConfig;
+use testkit::services::Services;
+use testkit::{TestEnv, WAIT, wait_for};
+
+#[tokio::test]
+async fn an_enrollment_is_told_once_even_when_its_event_comes_twice_and_a_new_phone_gets_the_next() {
+    let env = TestEnv::new();
+    let smsc = smsc(SimConfig::default()).await;
+    let mut services = Services::new();
+    start_enrollment(&env, &mut services).await;
+    let workers = start_notification(&env, &mut services, sms(smsc.addr), notify(100)).await;
+    let client = env.client().await;
+    let mut tap = env.tap("medical.enrollment.person-enrolled").await;
+
+    let id = testkit::id_number(1);
+    enroll(&client, Line::Medical, 1, &["employee_medical"]).await;
+    let first = texts(&smsc, &testkit::phone(1), 1).await;
+    assert_eq!(
+        first,
+        vec![
+            "【武汉医保】参保人1您好，您已参加职工基本医疗保险，自2024-03起生效。如有疑问请致电027-87812393。"
+        ]
+    );
+
+    // The same event again, with its message id: nothing more is sent.
+    let e = tap.expect("medical.enrollment.person-enrolled").await;
+    let body = e.body.clone();
+    publish_event_as(
+        &env,
+        e.message_id.parse().expect("a uuid"),
+        "medical.enrollment.person-enrolled",
+        &e.message_type,
+        &body,
+    )
+    .await;
+    // A phone change on the same person's key is handled after the duplicate.
+    let new_phone = testkit::phone(90_001);
+    let r = testkit::send(
+        &client,
+        Line::Medical,
+        "enrollment",
+        "change-contact",
+        json!({"id_number": id, "phone": new_phone}),
+    )
+    .await;
+    assert!(r.is_ok(), "{r:?}");
+    let recipient = format!("person:{id}");
+    wait_for("the new phone in the contacts", WAIT, || async {
+        (contact_phone(&env, &recipient).await.as_deref() == Some(new_phone.as_str())).then_some(())
+    })
+    .await;
+
+    // The next message, on the social line, goes to the new number, with that line's hotline.
+    enroll(&client, Line::Social, 1, &["pension"]).await;
+    let second = texts(&smsc, &new_phone, 1).await;
+    assert_eq!(
+        second,
+        vec!["【武汉人社】参保人1您好，您已参加基本养老保险，自2024-03起生效。如有疑问请致电027-12333。"]
+    );
+    assert_eq!(
+        smsc.received_by(&testkit::phone(1)).len(),
+        1,
+        "the duplicate sent nothing"
+    );
+
+    // The listing shows both, delivered (the receipts came back).
+    wait_for("both delivered", WAIT, || async {
+        let l = listed(&client, &id).await;
+        (l.len() == 2 && l.iter().all(|n| n["state"] == "delivered")).then_some(())
+    })
+    .await;
+    let l = listed(&client, &id).await;
+    assert_eq!(l[0]["template"], "person-enrolled@1");
+    assert_eq!(l[1]["phone"], new_phone.as_str());
+
+    services.stop().await;
+    let _ = workers.await;
+    smsc.stop();
+}
+
+#[tokio::test]
+async fn contributions_settlements_cards_and_held_requests_each_have_their_text_and_opt_outs_spare_only_reminders()
+ {
+    let env = TestEnv::new();
+    let smsc = smsc(SimConfig::default()).await;
+    let mut services = Services::new();
+    start_enrollment(&env, &mut services).await;
+    let workers = start_notification(&env, &mut services, sms(smsc.addr), notify(100)).await;
+    let client = env.client().await;
+    let (id1, id2) = (testkit::id_number(11), testkit::id_number(12));
+    let (phone1, phone2) = (testkit::phone(11), testkit::phone(12));
+    let p1 = enroll(&client, Line::Medical, 11, &["employee_medical"]).await;
+    let p2 = enroll(&client, Line::Medical, 12, &["employee_medical"]).await;
+    texts(&smsc, &phone1, 1).await;
+    texts(&smsc, &phone2, 1).await;
+
+    // Opting out: reminders can be, service messages cannot.
+    let opt = |category: &str, id: &str| {
+        testkit::send(
+            &client,
+            Line::Common,
+            SERVICE,
+            "set-opt-out",
+            json!({"id_number": id, "category": category, "opted_out": true}),
+        )
+    };
+    let refused = opt("service", &id1).await;
+    assert_eq!(
+        refused.error_code(),
+        Some(contracts::ErrorCode::InvalidField),
+        "{refused:?}"
+    );
+    assert!(
+        refused
+            .error
+            .as_ref()
+            .expect("an error")
+            .message
+            .contains("cannot be opted out")
+    );
+    let bad = opt("marketing", &id1).await;
+    assert_eq!(
+        bad.error_code(),
+        Some(contracts::ErrorCode::InvalidField),
+        "{bad:?}"
+    );
+    let bad_id = opt("reminder", "420102199001011234").await;
+    assert_eq!(
+        bad_id.error_code(),
+        Some(contracts::ErrorCode::InvalidIdNumber),
+        "{bad_id:?}"
+    );
+    assert!(opt("reminder", &id1).await.is_ok());
+
+    // Wuhan, March 2022: month M is paid within M, by 03-24 (the last 5 working days are
+    // 03-25 to 03-31). The reminder is due 3 days before, at 09:00 — still ahead only if the
+    // deadline is; this one is in the future so that the reminder is kept.
+    let assessed = |payer: &str, assessment: &str| ce::ContributionAssessed {
+        assessment_id: assessment.into(),
+        run_id: "run-1".into(),
+        kind: "regular".into(),
+        payer_kind: "flexible".into(),
+        payer_id: payer.into(),
+        month: "2099-03".into(),
+        lines: vec![],
+        amount: "133.33".into(),
+        total_due: "133.33".into(),
+        deadline: chrono::NaiveDate::from_ymd_opt(2099, 3, 24).expect("a date"),
+        line: Line::Medical,
+    };
+    for (p, a) in [(&p1, "a-1"), (&p2, "a-2")] {
+        publish_event(
+            &env,
+            Line::Medical,
+            "collection",
+            "contribution-assessed",
+            "collection.contribution-assessed.v1",
+            &serde_json::to_value(assessed(p, a)).expect("json"),
+        )
+        .await;
+    }
+    let t1 = texts(&smsc, &phone1, 2).await;
+    assert_eq!(
+        t1[1],
+        "【武汉医保】您2099-03应缴社会保险费133.33元，请于2099-03-24前缴纳。如有疑问请致电027-87812393。"
+    );
+    texts(&smsc, &phone2, 2).await;
+    wait_for("the reminders decided", WAIT, || async {
+        let l1 = listed(&client, &id1).await;
+        let l2 = listed(&client, &id2).await;
+        let r1 = l1.iter().find(|n| n["template"] == "contribution-due@1")?.clone();
+        let r2 = l2.iter().find(|n| n["template"] == "contribution-due@1")?.clone();
+        Some((r1, r2))
+    })
+    .await;
+    let reminder = |l: &[serde_json::Value]| {
+        l.iter()
+            .find(|n| n["template"] == "contribution-due@1")
+            .expect("a reminder")["state"]
+            .clone()
+    };
+    assert_eq!(reminder(&listed(&client, &id1).await), "opted-out");
+    assert_eq!(
+        reminder(&listed(&client, &id2).await),
+        "queued",
+        "not before 2099-03-21 09:00"
+    );
+
+    // Paid in full: the receipt is told and the reminder is no longer due.
+    let paid = ce::PaymentRecorded {
+        assessment_id: "a-2".into(),
+        payer_kind: "flexible".into(),
+        payer_id: p2.clone(),
+        month: "2099-03".into(),
+        amount: "133.33".into(),
+        paid_at: chrono::DateTime::parse_from_rfc3339("2099-03-20T10:00:00+08:00").expect("a time"),
+        tax_receipt_no: "TAX-0001".into(),
+        channel: "bank".into(),
+        paid_total: "133.33".into(),
+        outstanding: "0.00".into(),
+        line: Line::Medical,
+        on_time: Some(true),
+    };
+    publish_event(
+        &env,
+        Line::Medical,
+        "collection",
+        "payment-recorded",
+        "collection.payment-recorded.v1",
+        &serde_json::to_value(paid).expect("json"),
+    )
+    .await;
+    let t2 = texts(&smsc, &phone2, 3).await;
+    assert_eq!(
+        t2[2],
+        "【武汉医保】已收到您2099-03社会保险费133.33元（税票号TAX-0001），尚欠0.00元。如有疑问请致电027-87812393。"
+    );
+    wait_for("the reminder cancelled", WAIT, || async {
+        (reminder(&listed(&client, &id2).await) == "cancelled").then_some(())
+    })
+    .await;
+
+    // Arrears (Wuhan: benefits affected from 2022-04-01, "4月1日起"), and one the system caused.
+    let arrears = |system_caused: bool, assessment: &str| ce::ArrearsDetected {
+        assessment_id: assessment.into(),
+        payer_kind: "flexible".into(),
+        payer_id: p1.clone(),
+        month: "2022-03".into(),
+        outstanding: "133.33".into(),
+        deadline: chrono::NaiveDate::from_ymd_opt(2022, 3, 24).expect("a date"),
+        persons: vec![p1.clone()],
+        line: Line::Medical,
+        benefits_affected_from: Some(chrono::NaiveDate::from_ymd_opt(2022, 4, 1).expect("a date")),
+        system_caused,
+    };
+    for (caused, a) in [(false, "a-3"), (true, "a-4")] {
+        publish_event(
+            &env,
+            Line::Medical,
+            "collection",
+            "arrears-detected",
+            "collection.arrears-detected.v1",
+            &serde_json::to_value(arrears(caused, a)).expect("json"),
+        )
+        .await;
+    }
+    let t1 = texts(&smsc, &phone1, 4).await;
+    assert!(t1[2..].contains(
+        &"【武汉医保】您2022-03的社会保险费尚欠133.33元，缴费期限为2022-03-24。如未及时补缴，自2022-04-01起影响医保待遇。如有疑问请致电027-87812393。".to_owned()
+    ), "{t1:?}");
+    assert!(
+        t1[2..].iter().any(|t| t.contains("因系统原因造成，不影响待遇。")),
+        "{t1:?}"
+    );
+
+    // A settlement at a hospital (psn_no is the person's enrollment id).
+    let settled = json!({
+        "setl_id": "S1", "msgid": "M1", "mdtrt_id": "D1", "psn_no": p1, "insutype": "310",
+        "fixmedins_code": "H42010000001", "setl_time": "2024-03-05T10:30:00+08:00",
+        "medfee_sumamt": "1000.00", "fund_pay_sumamt": "720.00", "hifp_pay": "720.00", "hifob_pay": "0.00",
+        "hifmi_pay": "0.00", "acct_pay": "200.00", "acct_mulaid_pay": "0.00", "psn_cash_pay": "80.00"
+    });
+    publish_event(
+        &env,
+        Line::Medical,
+        "benefits",
+        "settlement-completed",
+        "benefits.settlement-completed.v1",
+        &settled,
+    )
+    .await;
+    let t1 = texts(&smsc, &phone1, 5).await;
+    assert_eq!(
+        t1[4],
+        "【武汉医保】您于2024-03-05 10:30在定点机构H42010000001结算医疗费用1000.00元，其中统筹基金支付720.00元，个人账户支付200.00元，个人现金支付80.00元。如有疑问请致电027-87812393。"
+    );
+
+    // The card: ready for pick-up, and a failure with what to do.
+    let card = |name: &str, state: &str, reason: Option<&str>, action: &str| {
+        json!({"application_id": "app-1", "id_number": id1, "kind": "first", "step": name, "state": state,
+               "in_production": false, "insurance_types": ["employee_medical"], "lines": ["medical"],
+               "name": "参保人11", "bank": "建设银行青山支行", "reason": reason, "action": action, "attempt": 1,
+               "occurred_at": "2024-03-06T09:00:00+08:00"})
+    };
+    publish_event(
+        &env,
+        Line::Common,
+        "card-issuance",
+        "bank-account-failed",
+        "card-issuance.bank-account-failed.v1",
+        &card(
+            "bank-account-failed",
+            "failed",
+            Some("身份信息核验未通过"),
+            "请携带身份证到社保经办窗口核实信息。",
+        ),
+    )
+    .await;
+    let t1 = texts(&smsc, &phone1, 6).await;
+    assert_eq!(
+        t1[5],
+        "【武汉人社】参保人11您好，您的社会保障卡申领未能办结：身份信息核验未通过。请携带身份证到社保经办窗口核实信息。如有疑问请致电027-12333。"
+    );
+    publish_event(
+        &env,
+        Line::Common,
+        "card-issuance",
+        "card-arrived",
+        "card-issuance.card-arrived.v1",
+        &card("card-arrived", "in-progress", None, ""),
+    )
+    .await;
+    let t1 = texts(&smsc, &phone1, 7).await;
+    assert!(t1[6].contains("已制作完成并送达建设银行青山支行"), "{t1:?}");
+
+    // A request held during a freeze and processed at thaw: its outcome, by receipt number.
+    let held = json!({
+        "receipt": {"id": "R-0001", "received_at": "2021-12-24T09:15:00+08:00"},
+        "service": "enrollment", "line": "medical", "command": "enroll-person",
+        "message_id": uuid::Uuid::now_v7(), "processed_at": "2021-12-29T08:30:00+08:00",
+        "reply": {"status": "ok", "result": {}}, "subject": format!("person:{id2}")
+    });
+    publish_event(
+        &env,
+        Line::Medical,
+        "enrollment",
+        "deferred-request-processed",
+        "freeze.deferred-request-processed.v1",
+        &held,
+    )
+    .await;
+    let t2 = texts(&smsc, &phone2, 4).await;
+    assert_eq!(
+        t2[3],
+        "【武汉医保】您于2021-12-24 09:15在系统切换期间提交的“个人参保登记”业务（回执号R-0001）已于2021-12-29 08:30办理：办理成功。如有疑问请致电027-87812393。"
+    );
+
+    // Every message above is long Chinese text: each arrived whole, most of them in 2 parts.
+    let long = smsc.received_by(&phone1);
+    assert!(long.iter().any(|r| r.parts >= 2), "{long:?}");
+    assert!(
+        long.iter().all(|r| r.text.ends_with("。")),
+        "no part lost or reordered"
+    );
+
+    services.stop().await;
+    let _ = workers.await;
+    smsc.stop();
+}
