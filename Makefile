@@ -5,7 +5,7 @@
 #   make test-outage    the 3-minute database outage test of the messaging core
 #   make lint           rustfmt check + clippy with warnings denied
 #   make stop-servers   stop the private instances started by `make servers`
-#   make bench-collection / bench-core / bench-benefits   benchmarks (not part of test); append to BENCHMARKS.md
+#   make bench-collection / bench-core / bench-benefits / bench-notification   benchmarks (not part of test); append to BENCHMARKS.md
 # LOCAL_SERVERS=auto|private (default auto) chooses configured vs private servers.
 
 SHELL := /bin/bash
@@ -19,7 +19,7 @@ ifdef CI
 export CARGO_TERM_COLOR := never
 endif
 
-.PHONY: servers run test test-outage lint stop-servers bench-collection bench-core bench-benefits
+.PHONY: servers run test test-outage lint stop-servers bench-collection bench-core bench-benefits bench-notification
 
 servers:
 	bash scripts/servers.sh
@@ -55,3 +55,8 @@ bench-core: servers
 # against pgbench in the same sitting; appends to BENCHMARKS.md. BENCH_BENEFITS_ARGS passes options.
 bench-benefits: servers
 	. .local/env && cargo run --release -p bench --bin bench-benefits -- --out BENCHMARKS.md $(BENCH_BENEFITS_ARGS)
+
+# Benchmark (not part of `test`): a bulk outage announcement to 100,000 recipients over SMPP
+# through the SMSC simulator (issue 12); appends to BENCHMARKS.md. BENCH_NOTIFICATION_ARGS passes options.
+bench-notification: servers
+	. .local/env && cargo run --release -p bench --bin bench-notification -- --out BENCHMARKS.md $(BENCH_NOTIFICATION_ARGS)

@@ -114,8 +114,11 @@ trap 'stop_all HUP' HUP
 # that the supervision loop below can start it again.
 declare -A SLOT=()
 start_service() {
-	local i=$1 name=${SERVICES[$1]} port=$((OPS_PORT_BASE + $1))
-	APP__DATABASE__URL="$INSURANCE_DB_URL" \
+	local i=$1 name=${SERVICES[$1]} port=$((OPS_PORT_BASE + $1)) extra=()
+	# The notification service binds to the simulated SMSC with its password.
+	[[ $name == notification ]] && extra=(APP__SMS__ADDRESS="127.0.0.1:$SMSC_PORT" APP__SMS__PASSWORD="${SMSC_PASSWORD:-}")
+	env "${extra[@]}" \
+		APP__DATABASE__URL="$INSURANCE_DB_URL" \
 		APP__BROKER__URL="$AMQP_URL" \
 		APP__OPS__PORT="$port" \
 		APP__MESSAGING__FREEZE__DATA_SHARING__API_URL="${RABBITMQ_API_URL:-}" \
@@ -130,6 +133,23 @@ start_service() {
 		NAMES+=("$name")
 	fi
 }
+
+# The SMS centre (simulators/smsc): the notification service binds to it over SMPP; every
+# SMS it receives is printed (prefix "sms") and appended to .local/sms.jsonl. The password
+# (at most 8 characters in SMPP) is kept in .local, git-ignored.
+SMSC_PORT=${SMSC_PORT:-2775}
+start_smsc() {
+	local sim="$BIN_DIR/smsc-sim" pwfile="$ROOT/.local/smsc.password"
+	[[ -x $sim && -x $BIN_DIR/notification ]] || return 0
+	[[ -s $pwfile ]] || (umask 077 && head -c 12 /dev/urandom | base64 | tr -d '/+=' | cut -c1-8 >"$pwfile")
+	SMSC_PASSWORD=$(cat "$pwfile")
+	log "starting smsc-sim on 127.0.0.1:$SMSC_PORT (SMS texts below, prefixed 'sms')"
+	SMSC_PASSWORD="$SMSC_PASSWORD" "$sim" --listen "127.0.0.1:$SMSC_PORT" --log-file "$ROOT/.local/sms.jsonl" \
+		> >(prefix_lines sms) 2>&1 &
+	PIDS+=("$!")
+	NAMES+=("smsc-sim")
+}
+start_smsc
 
 for i in "${!SERVICES[@]}"; do
 	name=${SERVICES[$i]}

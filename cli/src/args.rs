@@ -73,6 +73,30 @@ pub enum Cmd {
     /// Receipts (收件回执) given for requests held during a freeze.
     #[command(subcommand)]
     Receipt(ReceiptCmd),
+    /// What the notification service sent (SMS): to a person or employer, or a freeze
+    /// order's announcements and how far their bulk send has come.
+    #[command(subcommand)]
+    Notifications(NotificationsCmd),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum NotificationsCmd {
+    /// Messages, newest first, with their state (queued, submitted, delivered, failed, ...).
+    #[command(group(ArgGroup::new("whom").required(true).args(["person", "credit_code", "announcement"])))]
+    List {
+        /// A person's ID number.
+        #[arg(long, value_name = "ID_NUMBER")]
+        person: Option<String>,
+        /// An employer's unified social credit code.
+        #[arg(long, value_name = "CODE")]
+        credit_code: Option<String>,
+        /// A freeze order id: its three announcements and their progress.
+        #[arg(long, value_name = "ORDER")]
+        announcement: Option<String>,
+        /// At most this many messages.
+        #[arg(long, default_value_t = 20, value_parser = clap::value_parser!(u32).range(1..=1000))]
+        limit: u32,
+    },
 }
 
 #[derive(Debug, Args)]

@@ -1,6 +1,6 @@
 //! The subcommands: talk to the broker through the messaging crate, hand text to `render`.
 
-use crate::args::{Cli, Cmd, ParkedCmd, QueuesCmd, ReplayArgs, SendArgs};
+use crate::args::{Cli, Cmd, NotificationsCmd, ParkedCmd, QueuesCmd, ReplayArgs, SendArgs};
 use crate::{APP_ID, EXIT_FAILURE, Report, queues, render};
 use anyhow::{Context, anyhow, bail};
 use messaging::broker::BrokerError;
@@ -37,7 +37,64 @@ pub async fn run(cli: Cli, stdin: &mut dyn Read) -> anyhow::Result<Report> {
         Cmd::Outbox(cmd) => crate::outbox::run(&cli, cmd).await,
         Cmd::Freeze(args) => crate::freeze::run(&cli, args, config).await,
         Cmd::Receipt(cmd) => crate::freeze::receipt(&cli, cmd, config).await,
+        Cmd::Notifications(cmd) => notifications(&cli, config, cmd).await,
     }
+}
+
+/// `notifications list`: `common.notification.list-notifications`, rendered.
+async fn notifications(cli: &Cli, config: BrokerConfig, cmd: &NotificationsCmd) -> anyhow::Result<Report> {
+    let NotificationsCmd::List {
+        person,
+        credit_code,
+        announcement,
+        limit,
+    } = cmd;
+    let body = serde_json::json!({
+        "id_number": person, "credit_code": credit_code, "announcement": announcement, "limit": limit,
+    });
+    let body: serde_json::Map<String, serde_json::Value> = body
+        .as_object()
+        .expect("an object")
+        .iter()
+        .filter(|(_, v)| !v.is_null())
+        .map(|(k, v)| (k.clone(), v.clone()))
+        .collect();
+    let command = Command::new(
+        contracts::Line::Common,
+        contracts::notification::SERVICE,
+        "list-notifications",
+        &serde_json::Value::Object(body),
+    );
+    let client = CommandClient::connect(config, APP_ID)
+        .await
+        .map_err(|e| match e {
+            ClientError::Broker(b) if is_connect_error(&b) => broker_unreachable(cli, b),
+            other => anyhow::Error::new(other).context("cannot set up a reply queue on the broker"),
+        })?;
+    let sent = client.send(&command, Duration::from_secs(cli.timeout)).await;
+    client.close().await;
+    let reply = sent.map_err(|e| match e {
+        ClientError::NoReply(_) => anyhow!(
+            "no reply from the notification service within {}s: is it running?",
+            cli.timeout
+        ),
+        other => anyhow::Error::new(other).context("asking the notification service failed"),
+    })?;
+    if cli.json || !reply.is_ok() {
+        let stdout = if cli.json {
+            render::reply_json(&reply)
+        } else {
+            render::reply_text(&command.routing_key(), &Uuid::nil(), &reply)
+        };
+        return Ok(Report {
+            stdout,
+            stderr: String::new(),
+            code: render::exit_code(reply.status),
+        });
+    }
+    let list: contracts::notification::NotificationList =
+        serde_json::from_value(reply.result.unwrap_or_default()).context("the service's answer")?;
+    Ok(Report::out(render::notifications_text(&list)))
 }
 
 /// Connects up front so that "broker unreachable" is reported as such, not as a failed get.

@@ -32,6 +32,9 @@ pub async fn run(
     shutdown: CancellationToken,
 ) {
     let receipts_task = tokio::spawn(apply_receipts(pool.clone(), receipts, shutdown.clone()));
+    // Submit outcomes are recorded in batches, one transaction for many messages.
+    let (done_tx, done_rx) = mpsc::unbounded_channel::<(Claimed, Result<Vec<String>, SubmitError>)>();
+    let settler = tokio::spawn(settle_batches(pool.clone(), sms.clone(), done_rx));
     let paused_until = Arc::new(AtomicI64::new(0));
     let mut inflight: JoinSet<()> = JoinSet::new();
     let window = sms.window.max(1);
@@ -80,17 +83,19 @@ pub async fn run(
             while inflight.len() >= window {
                 inflight.join_next().await;
             }
-            let (pool, provider, sms, paused) =
-                (pool.clone(), provider.clone(), sms.clone(), paused_until.clone());
+            let (provider, sms, paused, done) = (
+                provider.clone(),
+                sms.clone(),
+                paused_until.clone(),
+                done_tx.clone(),
+            );
             inflight.spawn(async move {
                 let result = provider.submit(&c.phone, &c.text).await;
                 if let Err(SubmitError::Throttled(_)) = &result {
                     let until = Utc::now().timestamp_millis() + sms.throttle_backoff_ms as i64;
                     paused.fetch_max(until, Ordering::Relaxed);
                 }
-                if let Err(e) = settle(&pool, &sms, &c, result).await {
-                    tracing::warn!(error = %e, notification = %c.id, "could not record a submit; it is retried after the claim times out");
-                }
+                let _ = done.send((c, result));
             });
         }
     }
@@ -99,7 +104,32 @@ pub async fn run(
         while inflight.join_next().await.is_some() {}
     })
     .await;
+    drop(done_tx);
+    let _ = tokio::time::timeout(Duration::from_secs(5), settler).await;
     receipts_task.abort();
+}
+
+/// Records submit outcomes as they come, up to 500 per transaction; a batch that cannot be
+/// written is retried, and what is never written goes back to the queue when its claim
+/// times out.
+async fn settle_batches(
+    pool: Pool,
+    sms: SmsSettings,
+    mut done: mpsc::UnboundedReceiver<(Claimed, Result<Vec<String>, SubmitError>)>,
+) {
+    let mut batch = Vec::new();
+    while done.recv_many(&mut batch, 500).await > 0 {
+        for attempt in 0..5u64 {
+            match settle(&pool, &sms, &batch).await {
+                Ok(()) => break,
+                Err(e) => {
+                    tracing::warn!(error = %e, count = batch.len(), "could not record submits; trying again");
+                    tokio::time::sleep(Duration::from_millis(200 * (attempt + 1))).await;
+                }
+            }
+        }
+        batch.clear();
+    }
 }
 
 /// Opted-out reminders are dropped, then a batch of due messages is claimed.
@@ -139,60 +169,71 @@ async fn claim(pool: &Pool, freeze: &Freeze, limit: i64) -> anyhow::Result<Vec<C
 async fn settle(
     pool: &Pool,
     sms: &SmsSettings,
-    c: &Claimed,
-    result: Result<Vec<String>, SubmitError>,
+    batch: &[(Claimed, Result<Vec<String>, SubmitError>)],
 ) -> anyhow::Result<()> {
     let mut db = pool.get().await?;
     let tx = db.transaction().await?;
-    match result {
-        Ok(ids) => {
-            for id in &ids {
+    let (mut part_ids, mut part_of, mut sent, mut sent_parts) =
+        (Vec::new(), Vec::new(), Vec::new(), Vec::new());
+    for (c, result) in batch {
+        match result {
+            Ok(ids) => {
+                for id in ids {
+                    part_ids.push(id.clone());
+                    part_of.push(c.id);
+                }
+                sent.push(c.id);
+                sent_parts.push(ids.len() as i32);
+            }
+            Err(SubmitError::Throttled(why)) => {
+                let later = Utc::now() + chrono::Duration::milliseconds(sms.throttle_backoff_ms as i64);
                 tx.execute(
-                    "insert into sms_parts (smsc_id, notification_id) values ($1, $2)
-                     on conflict (smsc_id) do update set notification_id = excluded.notification_id, state = 'submitted'",
-                    &[id, &c.id],
+                    "update notifications set state = 'queued', attempts = attempts - 1, not_before = greatest(not_before, $2), reason = $3
+                     where notification_id = $1 and state = 'sending'",
+                    &[&c.id, &later, &format!("throttled: {why}")],
                 )
                 .await?;
+                metrics::counter!("notification_sms_throttled_total").increment(1);
             }
-            tx.execute(
-                "update notifications set state = 'submitted', parts = $2, submitted_at = now(), reason = null
-                 where notification_id = $1 and state = 'sending'",
-                &[&c.id, &(ids.len() as i32)],
-            )
-            .await?;
-            metrics::counter!("notification_sms_submitted_total").increment(1);
-            metrics::counter!("notification_sms_parts_total").increment(ids.len() as u64);
+            Err(SubmitError::Temporary(why)) if c.attempts < sms.max_attempts => {
+                let later =
+                    Utc::now() + chrono::Duration::milliseconds(sms.retry_ms as i64 * i64::from(c.attempts));
+                tx.execute(
+                    "update notifications set state = 'queued', not_before = greatest(not_before, $2), reason = $3
+                     where notification_id = $1 and state = 'sending'",
+                    &[&c.id, &later, why],
+                )
+                .await?;
+                metrics::counter!("notification_sms_retries_total").increment(1);
+            }
+            Err(e) => {
+                tx.execute(
+                    "update notifications set state = 'failed', reason = $2 where notification_id = $1 and state = 'sending'",
+                    &[&c.id, &e.to_string()],
+                )
+                .await?;
+                metrics::counter!("notification_sms_failed_total", "why" => "submit").increment(1);
+                tracing::warn!(notification = %c.id, error = %e, "message failed");
+            }
         }
-        Err(SubmitError::Throttled(why)) => {
-            let later = Utc::now() + chrono::Duration::milliseconds(sms.throttle_backoff_ms as i64);
-            tx.execute(
-                "update notifications set state = 'queued', attempts = attempts - 1, not_before = greatest(not_before, $2), reason = $3
-                 where notification_id = $1 and state = 'sending'",
-                &[&c.id, &later, &format!("throttled: {why}")],
-            )
-            .await?;
-            metrics::counter!("notification_sms_throttled_total").increment(1);
-        }
-        Err(SubmitError::Temporary(why)) if c.attempts < sms.max_attempts => {
-            let later =
-                Utc::now() + chrono::Duration::milliseconds(sms.retry_ms as i64 * i64::from(c.attempts));
-            tx.execute(
-                "update notifications set state = 'queued', not_before = greatest(not_before, $2), reason = $3
-                 where notification_id = $1 and state = 'sending'",
-                &[&c.id, &later, &why],
-            )
-            .await?;
-            metrics::counter!("notification_sms_retries_total").increment(1);
-        }
-        Err(e) => {
-            tx.execute(
-                "update notifications set state = 'failed', reason = $2 where notification_id = $1 and state = 'sending'",
-                &[&c.id, &e.to_string()],
-            )
-            .await?;
-            metrics::counter!("notification_sms_failed_total", "why" => "submit").increment(1);
-            tracing::warn!(notification = %c.id, error = %e, "message failed");
-        }
+    }
+    if !sent.is_empty() {
+        tx.execute(
+            "insert into sms_parts (smsc_id, notification_id)
+             select * from unnest($1::text[], $2::uuid[])
+             on conflict (smsc_id) do update set notification_id = excluded.notification_id, state = 'submitted'",
+            &[&part_ids, &part_of],
+        )
+        .await?;
+        tx.execute(
+            "update notifications n set state = 'submitted', parts = s.parts, submitted_at = now(), reason = null
+             from unnest($1::uuid[], $2::int[]) as s(id, parts)
+             where n.notification_id = s.id and n.state = 'sending'",
+            &[&sent, &sent_parts],
+        )
+        .await?;
+        metrics::counter!("notification_sms_submitted_total").increment(sent.len() as u64);
+        metrics::counter!("notification_sms_parts_total").increment(part_ids.len() as u64);
     }
     tx.commit().await?;
     Ok(())
@@ -230,106 +271,111 @@ async fn housekeeping(pool: &Pool, sms: &SmsSettings) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// Each receipt settles its part; the message is delivered when all its parts are, failed or
-/// expired when one of them is. A receipt can overtake the recording of its submit: it is
-/// tried again for a few seconds.
+/// Each receipt settles its part; a message is delivered when all its parts are, failed or
+/// expired when one of them is. Receipts are applied up to 500 per transaction. A receipt can
+/// overtake the recording of its submit: it is kept and tried again for about 10 s.
 async fn apply_receipts(
     pool: Pool,
     mut receipts: mpsc::UnboundedReceiver<Receipt>,
     shutdown: CancellationToken,
 ) {
+    let mut waiting: Vec<(Receipt, u32)> = Vec::new();
+    let mut fresh = Vec::new();
     loop {
-        let r = tokio::select! {
+        let got = tokio::select! {
             _ = shutdown.cancelled() => break,
-            r = receipts.recv() => match r { Some(r) => r, None => break },
+            n = receipts.recv_many(&mut fresh, 500) => n,
+            _ = tokio::time::sleep(Duration::from_millis(200)), if !waiting.is_empty() => 0,
         };
-        let pool = pool.clone();
-        tokio::spawn(async move {
-            for attempt in 0..50 {
-                match apply_receipt(&pool, &r).await {
-                    Ok(true) => return,
-                    Ok(false) => tokio::time::sleep(Duration::from_millis(100 + 20 * attempt)).await,
-                    Err(e) => {
-                        tracing::warn!(error = %e, id = %r.id, "could not record a receipt");
-                        tokio::time::sleep(Duration::from_millis(500)).await;
+        if got == 0 && fresh.is_empty() && waiting.is_empty() {
+            break;
+        }
+        let mut batch: Vec<(Receipt, u32)> = std::mem::take(&mut waiting);
+        batch.extend(fresh.drain(..).map(|r| (r, 0)));
+        match apply_batch(&pool, &batch).await {
+            Ok(unknown) => {
+                for (r, tries) in batch {
+                    if unknown.contains(&r.id) {
+                        if tries < 50 {
+                            waiting.push((r, tries + 1));
+                        } else {
+                            tracing::warn!(id = %r.id, "a receipt for a part that was never recorded");
+                        }
                     }
                 }
             }
-            tracing::warn!(id = %r.id, "a receipt for a part that was never recorded");
-        });
-    }
-}
-
-async fn apply_receipt(pool: &Pool, r: &Receipt) -> anyhow::Result<bool> {
-    let mut db = pool.get().await?;
-    let tx = db.transaction().await?;
-    let state = match r.outcome {
-        Outcome::Delivered => "delivered",
-        Outcome::Failed => "failed",
-        Outcome::Expired => "expired",
-    };
-    let Some(row) = tx
-        .query_opt(
-            "update sms_parts set state = $2 where smsc_id = $1 returning notification_id",
-            &[&r.id, &state],
-        )
-        .await?
-    else {
-        return Ok(false);
-    };
-    let id: Uuid = row.get(0);
-    // Lock the message, then judge it from all its parts.
-    tx.query_one(
-        "select 1 from notifications where notification_id = $1 for update",
-        &[&id],
-    )
-    .await?;
-    let row = tx
-        .query_one(
-            "select count(*) filter (where state = 'delivered'),
-                    count(*) filter (where state = 'failed'),
-                    count(*) filter (where state = 'expired'),
-                    count(*)
-             from sms_parts where notification_id = $1",
-            &[&id],
-        )
-        .await?;
-    let (delivered, failed, expired, total): (i64, i64, i64, i64) =
-        (row.get(0), row.get(1), row.get(2), row.get(3));
-    let parts: i32 = tx
-        .query_one(
-            "select parts from notifications where notification_id = $1",
-            &[&id],
-        )
-        .await?
-        .get(0);
-    let final_state = if failed > 0 {
-        Some("failed")
-    } else if expired > 0 {
-        Some("expired")
-    } else if delivered == total && total >= i64::from(parts) && parts > 0 {
-        Some("delivered")
-    } else {
-        None
-    };
-    if let Some(s) = final_state {
-        let n = tx
-            .execute(
-                "update notifications set state = $2, delivered_at = case when $2 = 'delivered' then now() end,
-                        reason = case when $2 = 'delivered' then null else $3 end
-                 where notification_id = $1 and state in ('submitted', 'sending')",
-                &[&id, &s, &r.detail],
-            )
-            .await?;
-        if n > 0 {
-            match s {
-                "delivered" => metrics::counter!("notification_sms_delivered_total").increment(1),
-                other => {
-                    metrics::counter!("notification_sms_failed_total", "why" => other.to_owned()).increment(1)
-                }
+            Err(e) => {
+                tracing::warn!(error = %e, count = batch.len(), "could not record receipts; trying again");
+                waiting = batch;
+                tokio::time::sleep(Duration::from_millis(500)).await;
             }
         }
     }
+}
+
+/// Applies a batch of receipts; the ids of those whose part is not (yet) recorded.
+async fn apply_batch(pool: &Pool, batch: &[(Receipt, u32)]) -> anyhow::Result<Vec<String>> {
+    let mut db = pool.get().await?;
+    let tx = db.transaction().await?;
+    let ids: Vec<String> = batch.iter().map(|(r, _)| r.id.clone()).collect();
+    let states: Vec<&str> = batch
+        .iter()
+        .map(|(r, _)| match r.outcome {
+            Outcome::Delivered => "delivered",
+            Outcome::Failed => "failed",
+            Outcome::Expired => "expired",
+        })
+        .collect();
+    let details: Vec<String> = batch.iter().map(|(r, _)| r.detail.clone()).collect();
+    let rows = tx
+        .query(
+            "update sms_parts p set state = r.state
+             from unnest($1::text[], $2::text[], $3::text[]) as r(id, state, detail)
+             where p.smsc_id = r.id
+             returning p.smsc_id, p.notification_id, r.detail",
+            &[&ids, &states, &details],
+        )
+        .await?;
+    let found: std::collections::HashSet<String> = rows.iter().map(|r| r.get::<_, String>(0)).collect();
+    let mut touched: Vec<Uuid> = Vec::new();
+    let mut why: Vec<String> = Vec::new();
+    for r in &rows {
+        let id: Uuid = r.get(1);
+        if !touched.contains(&id) {
+            touched.push(id);
+            why.push(r.get(2));
+        }
+    }
+    // Each touched message judged from all its parts.
+    let settled = tx
+        .query(
+            "with t(id, why) as (select * from unnest($1::uuid[], $2::text[])),
+             agg as (
+                 select p.notification_id,
+                        count(*) filter (where p.state = 'delivered') as delivered,
+                        count(*) filter (where p.state = 'failed') as failed,
+                        count(*) filter (where p.state = 'expired') as expired,
+                        count(*) as total
+                 from sms_parts p join t on t.id = p.notification_id group by p.notification_id)
+             update notifications n set
+                 state = case when agg.failed > 0 then 'failed' when agg.expired > 0 then 'expired' else 'delivered' end,
+                 delivered_at = case when agg.failed = 0 and agg.expired = 0 then now() end,
+                 reason = case when agg.failed = 0 and agg.expired = 0 then null else t.why end
+             from agg join t on t.id = agg.notification_id
+             where n.notification_id = agg.notification_id and n.state in ('submitted', 'sending')
+               and (agg.failed > 0 or agg.expired > 0 or (n.parts > 0 and agg.delivered = agg.total and agg.total >= n.parts))
+             returning n.state",
+            &[&touched, &why],
+        )
+        .await?;
     tx.commit().await?;
-    Ok(true)
+    for r in &settled {
+        match r.get::<_, &str>(0) {
+            "delivered" => metrics::counter!("notification_sms_delivered_total").increment(1),
+            other => {
+                metrics::counter!("notification_sms_failed_total", "why" => other.to_owned()).increment(1)
+            }
+        }
+    }
+    Ok(ids.into_iter().filter(|id| !found.contains(id)).collect())
 }

@@ -83,6 +83,36 @@ async fn an_enrollment_is_told_once_even_when_its_event_comes_twice_and_a_new_ph
     assert_eq!(l[0]["template"], "person-enrolled@1");
     assert_eq!(l[1]["phone"], new_phone.as_str());
 
+    // The operator's view: insurancectl notifications list --person ID.
+    let (amqp, prefix) = (testkit::amqp_url(), env.prefix());
+    let report = insurancectl::run(
+        ctl_args(&amqp, &prefix, &["notifications", "list", "--person", &id]),
+        &mut std::io::empty(),
+    )
+    .await
+    .expect("insurancectl runs");
+    assert_eq!(report.code, 0, "{report:?}");
+    assert!(report.stdout.contains("delivered"), "{}", report.stdout);
+    assert!(report.stdout.contains("person-enrolled@1"), "{}", report.stdout);
+    assert!(report.stdout.contains(&new_phone), "{}", report.stdout);
+    let bad = insurancectl::run(
+        ctl_args(
+            &amqp,
+            &prefix,
+            &["notifications", "list", "--announcement", "no-such-order"],
+        ),
+        &mut std::io::empty(),
+    )
+    .await
+    .expect("insurancectl runs");
+    assert_eq!(bad.code, 2, "{bad:?}");
+    assert!(
+        bad.stdout
+            .contains("no announcement for freeze order 'no-such-order'"),
+        "{}",
+        bad.stdout
+    );
+
     services.stop().await;
     let _ = workers.await;
     smsc.stop();
@@ -356,4 +386,10 @@ async fn contributions_settlements_cards_and_held_requests_each_have_their_text_
     services.stop().await;
     let _ = workers.await;
     smsc.stop();
+}
+
+fn ctl_args(amqp: &str, prefix: &str, args: &[&str]) -> insurancectl::Cli {
+    let mut argv = vec!["insurancectl", "--amqp-url", amqp, "--prefix", prefix];
+    argv.extend_from_slice(args);
+    <insurancectl::Cli as clap::Parser>::parse_from(argv)
 }
