@@ -115,6 +115,24 @@ SIMULATORS = {
 }
 
 
+# Operators' users on the cluster. freeze-operator: the cutover Job (`insurancectl freeze plan`)
+# publishes freeze orders to insurance.control (`<service|all>.freeze.<action>`), finds the
+# running services with passive declares of their control queues (no permission needed) and
+# reads the answers on a server-named reply queue.
+OPERATORS = {
+    "freeze-operator": {
+        "configure": r"^amq\.gen-.*$",
+        "write": r"^(insurance\.control|amq\.gen-.*)$",
+        "read": r"^amq\.gen-.*$",
+        "topics": {
+            COMMANDS: ("^$", "^$"),
+            EVENTS: ("^$", "^$"),
+            CONTROL: (r"^(enrollment|collection|benefits|card-issuance|notification|all)\.freeze\.[a-z-]+$", "^$"),
+        },
+    },
+}
+
+
 def esc(name):
     return re.escape(name).replace("\\-", "-")
 
@@ -286,8 +304,10 @@ def k8s_documents():
             },
         )
     )
-    for service in SERVICES:
-        perms, topics = grants(service)
+    users = {s: grants(s) for s in SERVICES}
+    for name, op in OPERATORS.items():
+        users[name] = ({k: op[k] for k in ("configure", "write", "read")}, op["topics"])
+    for service, (perms, topics) in users.items():
         docs.append(
             resource(
                 "User",
