@@ -12,6 +12,7 @@ one line per problem and exits 1 when there is any.
 """
 
 import copy
+import json
 import os
 import re
 import sys
@@ -22,7 +23,8 @@ import kubernetes_validate
 import yaml
 
 ROOT = Path(os.environ.get("DEPLOY_CHECK_ROOT") or Path(__file__).resolve().parents[2])
-K8S_VERSION = "1.32.0"
+# The oldest Kubernetes the manifests are meant for (kubernetes-validate ships its schemas).
+K8S_VERSION = os.environ.get("DEPLOY_CHECK_K8S_VERSION", "1.32.0")
 # name -> ops port: 9101 + its place in scripts/run.sh's SERVICES.
 SERVICES = {"enrollment": 9101, "collection": 9102, "benefits": 9103, "card-issuance": 9104, "notification": 9105}
 DB_ROLES = {"enrollment", "collection", "benefits", "card_issuance", "notification"}
@@ -336,6 +338,9 @@ def check_compose(path):
     for name in ("postgres", "rabbitmq", "otel-collector", *SERVICES, *SIMULATORS):
         if name not in services:
             problem(where, f"no service {name}")
+    roles_sql = (ROOT / "deploy/compose/postgres/roles.sql").read_text()
+    definitions = json.loads((ROOT / "deploy/compose/rabbitmq/definitions.json").read_text())
+    broker_users = {p["user"] for p in definitions.get("permissions", [])}
     for name, port in SERVICES.items():
         s = services.get(name, {})
         test = " ".join(s.get("healthcheck", {}).get("test", []))
@@ -349,6 +354,10 @@ def check_compose(path):
                 problem(where, f"{name}: no {key} with a user of its own")
             elif user.group(1) in ("postgres", "guest", "admin") or "${RABBITMQ_ADMIN" in url:
                 problem(where, f"{name}: {key} connects as {user.group(1)}")
+            elif key == "APP__DATABASE__URL" and not re.search(rf"create role {user.group(1)} login", roles_sql):
+                problem(where, f"{name}: database role {user.group(1)} is not made by roles.sql")
+            elif key == "APP__BROKER__URL" and user.group(1) not in broker_users:
+                problem(where, f"{name}: broker user {user.group(1)} has no permissions in definitions.json")
         if s.get("user") in (None, "root", "0", "0:0"):
             problem(where, f"{name}: runs as root")
         if not s.get("read_only"):
