@@ -298,7 +298,7 @@ def k8s_documents():
                 # queues the lower of policy and argument applies, so this changes nothing
                 # unless a queue was declared without it (RabbitMQ 3.10 has no default).
                 "pattern": policy_pattern(),
-                "applyTo": "quorum_queues",
+                "applyTo": "queues",
                 "priority": 0,
                 "definition": {"delivery-limit": DELIVERY_LIMIT},
             },
@@ -369,7 +369,7 @@ def compose_definitions():
                 "name": "insurance-delivery-limit",
                 "vhost": VHOST,
                 "pattern": policy_pattern(),
-                "apply-to": "quorum_queues",
+                "apply-to": "queues",
                 "priority": 0,
                 "definition": {"delivery-limit": DELIVERY_LIMIT},
             }
