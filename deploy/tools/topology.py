@@ -78,11 +78,40 @@ SERVICES = {
         },
         "sends": None,
     },
-    # Being written: its commands are on the common line (contracts/src/notification.rs); the
-    # events it consumes are bound by the service itself until they are known here.
+    # services/notification (handlers::bindings): what becomes an SMS, on every line.
     "notification": {
         "commands": ["common"],
-        "events": {},
+        "events": {
+            **{
+                line: [
+                    f"{line}.{k}"
+                    for k in (
+                        "enrollment.person-enrolled",
+                        "enrollment.staff-added",
+                        "enrollment.employer-registered",
+                        "enrollment.contact-changed",
+                        "enrollment.transferred-in",
+                        "collection.contribution-assessed",
+                        "collection.payment-recorded",
+                        "collection.arrears-detected",
+                        "benefits.settlement-completed",
+                        "*.deferred-request-processed",
+                    )
+                ]
+                for line in ("medical", "social")
+            },
+            "common": [
+                f"common.{k}"
+                for k in (
+                    "card-issuance.card-arrived",
+                    "card-issuance.photo-rejected",
+                    "card-issuance.bank-account-failed",
+                    "card-issuance.card-production-failed",
+                    "card-issuance.card-activated",
+                    "*.deferred-request-processed",
+                )
+            ],
+        },
         "sends": None,
     },
 }
