@@ -5,6 +5,7 @@
 #   make test-outage    the 3-minute database outage test of the messaging core
 #   make lint           rustfmt check + clippy with warnings denied
 #   make stop-servers   stop the private instances started by `make servers`
+#   make deploy-check   validate docker-compose.yml, the Dockerfile and k8s/ offline (also in `make test`)
 #   make bench-collection / bench-core / bench-benefits / bench-notification   benchmarks (not part of test); append to BENCHMARKS.md
 # LOCAL_SERVERS=auto|private (default auto) chooses configured vs private servers.
 
@@ -19,7 +20,7 @@ ifdef CI
 export CARGO_TERM_COLOR := never
 endif
 
-.PHONY: servers run test test-outage lint stop-servers bench-collection bench-core bench-benefits bench-notification
+.PHONY: servers run test test-outage lint stop-servers deploy-check bench-collection bench-core bench-benefits bench-notification
 
 servers:
 	bash scripts/servers.sh
@@ -40,6 +41,11 @@ lint:
 
 stop-servers:
 	bash scripts/servers.sh stop
+
+# No engine, no cluster: schemas, kustomize builds and the properties of issue 13 (§3, §4).
+deploy-check:
+	bash scripts/deploy-check.sh
+	bash scripts/deploy-check.sh --self-test
 
 # Benchmark (not part of `test`): a month's assessment of a million persons; appends to BENCHMARKS.md.
 bench-collection: servers
