@@ -25,7 +25,7 @@ pub async fn run(pool: Pool, freeze: Freeze, notify: NotifySettings, shutdown: C
         if let Err(e) = plan(&pool, &freeze, &notify, &templates).await {
             tracing::warn!(error = %e, "could not plan announcements");
         }
-        match expand(&pool, &freeze, &notify, &shutdown).await {
+        match expand(&pool, &freeze, &notify, &templates, &shutdown).await {
             Ok(true) => continue,
             Ok(false) => {}
             Err(e) => tracing::warn!(error = %e, "could not queue announcements"),
@@ -75,6 +75,8 @@ fn text(
     } else {
         order.announcement.trim().to_owned()
     };
+    // The templates end the order's sentence themselves.
+    let announcement = announcement.trim_end_matches(['。', '.', '；', ';']).to_owned();
     let vars = BTreeMap::from([
         ("signature", signature.clone()),
         ("hotline", hotline.clone()),
@@ -141,6 +143,7 @@ async fn expand(
     pool: &Pool,
     freeze: &Freeze,
     notify: &NotifySettings,
+    templates: &Templates,
     shutdown: &CancellationToken,
 ) -> anyhow::Result<bool> {
     let mut db = pool.get().await?;
@@ -171,6 +174,7 @@ async fn expand(
         let (cursor, lines, body): (String, Vec<String>, String) = (a.get(0), a.get(1), a.get(2));
         let source = format!("announcement:{order}:{phase}");
         let template = format!("announcement-{phase}");
+        let version = templates.get(&template).map_or(1, |t| t.version);
         let batch = notify.announcement_batch.max(1);
         let r = tx
             .query_one(
@@ -183,12 +187,12 @@ async fn expand(
                          template_version, text, source, not_before)
                      select uuid_v7(), p.recipient, p.phone,
                             (select l from unnest(p.lines) l where l = any($2::text[]) order by l limit 1),
-                            'announcement', $4, 1, $5, $6, $7
+                            'announcement', $4, $8, $5, $6, $7
                      from picked p
                      on conflict (source, recipient, template) do nothing
                      returning 1)
                  select (select count(*) from picked), (select max(recipient) from picked), (select count(*) from queued)",
-                &[&cursor, &lines, &batch, &template, &body, &source, &now],
+                &[&cursor, &lines, &batch, &template, &body, &source, &now, &version],
             )
             .await?;
         let (picked, last, queued): (i64, Option<String>, i64) = (r.get(0), r.get(1), r.get(2));
