@@ -262,6 +262,50 @@ pub fn depth_table(rows: &[(String, u32)]) -> String {
     table(&["QUEUE", "MESSAGES"], &rows)
 }
 
+/// `notifications list`: one block per message (when, state, number, template, text), and
+/// for an announcement one line per phase with its progress.
+pub fn notifications_text(list: &contracts::notification::NotificationList) -> String {
+    let mut out = String::new();
+    for a in &list.announcements {
+        let _ = writeln!(
+            out,
+            "announcement {} {:<6} due {}  queued {}{}  delivered {}  failed {}",
+            a.order,
+            a.phase,
+            a.due_at.format("%Y-%m-%d %H:%M"),
+            a.queued,
+            if a.complete {
+                " (every recipient)"
+            } else {
+                " (sending)"
+            },
+            a.delivered,
+            a.failed
+        );
+    }
+    if list.notifications.is_empty() {
+        out.push_str("no messages\n");
+    }
+    for n in &list.notifications {
+        let _ = writeln!(
+            out,
+            "{}  {:<9}  {}  {}  {} part{}{}",
+            n.created_at.format("%Y-%m-%d %H:%M:%S"),
+            n.state,
+            n.phone,
+            n.template,
+            n.parts,
+            if n.parts == 1 { "" } else { "s" },
+            n.reason
+                .as_deref()
+                .map(|r| format!("  ({r})"))
+                .unwrap_or_default()
+        );
+        let _ = writeln!(out, "    {}", n.text);
+    }
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -430,48 +474,4 @@ mod tests {
             "QUEUE         MESSAGES\na.parking     3\nlonger.queue  12\n"
         );
     }
-}
-
-/// `notifications list`: one block per message (when, state, number, template, text), and
-/// for an announcement one line per phase with its progress.
-pub fn notifications_text(list: &contracts::notification::NotificationList) -> String {
-    let mut out = String::new();
-    for a in &list.announcements {
-        let _ = writeln!(
-            out,
-            "announcement {} {:<6} due {}  queued {}{}  delivered {}  failed {}",
-            a.order,
-            a.phase,
-            a.due_at.format("%Y-%m-%d %H:%M"),
-            a.queued,
-            if a.complete {
-                " (every recipient)"
-            } else {
-                " (sending)"
-            },
-            a.delivered,
-            a.failed
-        );
-    }
-    if list.notifications.is_empty() {
-        out.push_str("no messages\n");
-    }
-    for n in &list.notifications {
-        let _ = writeln!(
-            out,
-            "{}  {:<9}  {}  {}  {} part{}{}",
-            n.created_at.format("%Y-%m-%d %H:%M:%S"),
-            n.state,
-            n.phone,
-            n.template,
-            n.parts,
-            if n.parts == 1 { "" } else { "s" },
-            n.reason
-                .as_deref()
-                .map(|r| format!("  ({r})"))
-                .unwrap_or_default()
-        );
-        let _ = writeln!(out, "    {}", n.text);
-    }
-    out
 }

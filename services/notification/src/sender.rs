@@ -31,7 +31,7 @@ pub async fn run(
     sms: SmsSettings,
     shutdown: CancellationToken,
 ) {
-    let receipts_task = tokio::spawn(apply_receipts(pool.clone(), receipts, shutdown.clone()));
+    let receipts_task = tokio::spawn(apply_receipts(pool.clone(), receipts));
     // Submit outcomes are recorded in batches, one transaction for many messages.
     let (done_tx, done_rx) = mpsc::unbounded_channel::<(Claimed, Result<Vec<String>, SubmitError>)>();
     let settler = tokio::spawn(settle_batches(pool.clone(), sms.clone(), done_rx));
@@ -106,7 +106,12 @@ pub async fn run(
     .await;
     drop(done_tx);
     let _ = tokio::time::timeout(Duration::from_secs(5), settler).await;
-    receipts_task.abort();
+    if tokio::time::timeout(Duration::from_secs(10), receipts_task)
+        .await
+        .is_err()
+    {
+        tracing::warn!("receipts still unrecorded at shutdown");
+    }
 }
 
 /// Records submit outcomes as they come, up to 500 per transaction; a batch that cannot be
@@ -132,26 +137,28 @@ async fn settle_batches(
     }
 }
 
-/// Opted-out reminders are dropped, then a batch of due messages is claimed.
+/// A batch of due messages, claimed.
 async fn claim(pool: &Pool, freeze: &Freeze, limit: i64) -> anyhow::Result<Vec<Claimed>> {
     let db = pool.get().await?;
     let now = freeze.now();
-    db.execute(
-        "update notifications n set state = 'opted-out'
-         where state = 'queued' and category = 'reminder' and not_before <= $1
-           and exists (select 1 from opt_outs o where 'person:' || o.id_number = n.recipient and o.category = 'reminder')",
-        &[&now],
-    )
-    .await?;
+    // A reminder the person opted out of after it was queued is dropped as it is claimed.
     let rows = db
         .query(
-            "update notifications set state = 'sending', claimed_at = now(), attempts = attempts + 1
-             where notification_id in (
+            "with picked as (
                  select notification_id from notifications
                  where state = 'queued' and not_before <= $1
                  order by not_before, notification_id
-                 limit $2 for update skip locked)
-             returning notification_id, phone, text, attempts",
+                 limit $2 for update skip locked),
+             claimed as (
+                 update notifications n set
+                     state = case when n.category = 'reminder' and exists (
+                                 select 1 from opt_outs o
+                                 where 'person:' || o.id_number = n.recipient and o.category = 'reminder')
+                             then 'opted-out' else 'sending' end,
+                     claimed_at = now(), attempts = n.attempts + 1
+                 from picked where n.notification_id = picked.notification_id
+                 returning n.notification_id, n.phone, n.text, n.attempts, n.state)
+             select notification_id, phone, text, attempts from claimed where state = 'sending'",
             &[&now, &limit],
         )
         .await?;
@@ -274,21 +281,22 @@ async fn housekeeping(pool: &Pool, sms: &SmsSettings) -> anyhow::Result<()> {
 /// Each receipt settles its part; a message is delivered when all its parts are, failed or
 /// expired when one of them is. Receipts are applied up to 500 per transaction. A receipt can
 /// overtake the recording of its submit: it is kept and tried again for about 10 s.
-async fn apply_receipts(
-    pool: Pool,
-    mut receipts: mpsc::UnboundedReceiver<Receipt>,
-    shutdown: CancellationToken,
-) {
+async fn apply_receipts(pool: Pool, mut receipts: mpsc::UnboundedReceiver<Receipt>) {
     let mut waiting: Vec<(Receipt, u32)> = Vec::new();
     let mut fresh = Vec::new();
     loop {
+        // Not stopped by the shutdown token: the channel closes when the SMPP session has
+        // ended, and every receipt it answered is recorded first (the SMSC will not send it
+        // again).
         let got = tokio::select! {
-            _ = shutdown.cancelled() => break,
             n = receipts.recv_many(&mut fresh, 500) => n,
             _ = tokio::time::sleep(Duration::from_millis(200)), if !waiting.is_empty() => 0,
         };
         if got == 0 && fresh.is_empty() && waiting.is_empty() {
             break;
+        }
+        if got == 0 && receipts.is_closed() {
+            tokio::time::sleep(Duration::from_millis(100)).await;
         }
         let mut batch: Vec<(Receipt, u32)> = std::mem::take(&mut waiting);
         batch.extend(fresh.drain(..).map(|r| (r, 0)));
@@ -296,8 +304,12 @@ async fn apply_receipts(
             Ok(unknown) => {
                 for (r, tries) in batch {
                     if unknown.contains(&r.id) {
+                        // A part whose submit failed as a whole (another part of the message
+                        // was refused) is never recorded: its receipt is dropped after ~10 s,
+                        // or ~1 s once the session is over.
+                        let step = if receipts.is_closed() { 5 } else { 1 };
                         if tries < 50 {
-                            waiting.push((r, tries + 1));
+                            waiting.push((r, tries + step));
                         } else {
                             tracing::warn!(id = %r.id, "a receipt for a part that was never recorded");
                         }

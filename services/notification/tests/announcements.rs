@@ -206,19 +206,43 @@ async fn a_bulk_announcement_survives_throttling_a_dropped_connection_and_a_rest
     assert!(c.throttled > 0, "the SMSC throttled: {c:?}");
     assert!(c.drops >= 1, "the SMSC dropped the connection: {c:?}");
     // Every message ends delivered: receipts of the dropped session came on the next one.
-    wait_for("all delivered", WAIT, || async {
-        let db = env.pool(SERVICE).await.get().await.ok()?;
-        let left: i64 = db
-            .query_one(
-                "select count(*) from notifications where state <> 'delivered'",
-                &[],
+    let pool = env.pool(SERVICE).await;
+    let left = || async {
+        let db = pool.get().await.expect("a connection");
+        db.query(
+            "select n.recipient, n.state, n.parts, n.attempts, n.reason,
+                    array(select p.smsc_id || '=' || p.state from sms_parts p where p.notification_id = n.notification_id)
+             from notifications n where n.state <> 'delivered'",
+            &[],
+        )
+        .await
+        .expect("a query")
+        .iter()
+        .map(|r| {
+            format!(
+                "{} {} parts={} attempts={} reason={:?} {:?}",
+                r.get::<_, String>(0),
+                r.get::<_, String>(1),
+                r.get::<_, i32>(2),
+                r.get::<_, i32>(3),
+                r.get::<_, Option<String>>(4),
+                r.get::<_, Vec<String>>(5)
             )
-            .await
-            .ok()?
-            .get(0);
-        (left == 0).then_some(())
-    })
-    .await;
+        })
+        .collect::<Vec<_>>()
+    };
+    let deadline = std::time::Instant::now() + WAIT;
+    loop {
+        let l = left().await;
+        if l.is_empty() {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "not delivered after {WAIT:?}: {l:#?}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
     notif.stop().await;
     let _ = workers.await;
     base.stop().await;

@@ -114,6 +114,11 @@ impl Smsc {
         self.state.lock().expect("state").received.clone()
     }
 
+    /// How many complete messages arrived (without copying them).
+    pub fn received_count(&self) -> usize {
+        self.state.lock().expect("state").received.len()
+    }
+
     /// The messages to one number.
     pub fn received_by(&self, destination: &str) -> Vec<Received> {
         self.received()
@@ -199,6 +204,9 @@ async fn session(stream: TcpStream, smsc: Smsc, shared: Arc<Shared>) -> anyhow::
     let mut bound = false;
     let mut seq: u32 = 0x4000_0000;
     let mut receipts_tick = tokio::time::interval(Duration::from_millis(20));
+    // Receipts sent and not yet answered with deliver_sm_resp: they go back to the store when
+    // the session ends, as a real SMSC keeps a receipt until the ESME has acknowledged it.
+    let mut unanswered: HashMap<u32, DeliverSm> = HashMap::new();
     let result = loop {
         let next = tokio::select! {
             _ = smsc.stop.cancelled() => break Ok(()),
@@ -208,6 +216,7 @@ async fn session(stream: TcpStream, smsc: Smsc, shared: Arc<Shared>) -> anyhow::
                 while st.receipts.front().is_some_and(|(due, _)| *due <= now) {
                     let (_, r) = st.receipts.pop_front().expect("present");
                     seq = seq.wrapping_add(1).max(0x4000_0000);
+                    unanswered.insert(seq, r.clone());
                     if out.send(Command::new(CommandStatus::EsmeRok, seq, Pdu::DeliverSm(r))).is_err() {
                         break;
                     }
@@ -309,7 +318,10 @@ async fn session(stream: TcpStream, smsc: Smsc, shared: Arc<Shared>) -> anyhow::
                     break Ok(());
                 }
             }
-            Some(Pdu::DeliverSmResp(_)) | Some(Pdu::EnquireLinkResp) | Some(Pdu::GenericNack) => {}
+            Some(Pdu::DeliverSmResp(_)) => {
+                unanswered.remove(&n);
+            }
+            Some(Pdu::EnquireLinkResp) | Some(Pdu::GenericNack) => {}
             Some(_) | None => {
                 let _ = out.send(Command::new(CommandStatus::EsmeRinvcmdid, n, Pdu::GenericNack));
             }
@@ -317,6 +329,16 @@ async fn session(stream: TcpStream, smsc: Smsc, shared: Arc<Shared>) -> anyhow::
     };
     drop(out);
     writer.abort();
+    if !unanswered.is_empty() {
+        let now = tokio::time::Instant::now();
+        let mut st = smsc.state.lock().expect("state");
+        let mut back: Vec<(u32, DeliverSm)> = unanswered.into_iter().collect();
+        back.sort_by_key(|(k, _)| *k);
+        for (_, r) in back.into_iter().rev() {
+            st.receipts.push_front((now, r));
+            st.counters.receipts -= 1;
+        }
+    }
     result
 }
 

@@ -151,11 +151,9 @@ impl Provider for SmppProvider {
     async fn submit(&self, to: &str, text: &str) -> Result<Vec<String>, SubmitError> {
         let parts = self.parts(to, text)?;
         let session = self.bound().await?;
-        let mut ids = Vec::with_capacity(parts.len());
-        for part in parts {
-            ids.push(self.submit_part(&session, part).await?);
-        }
-        Ok(ids)
+        // The parts go out together (each holds a place in the window); the ids in part order.
+        futures_util::future::try_join_all(parts.into_iter().map(|part| self.submit_part(&session, part)))
+            .await
     }
 }
 
@@ -281,12 +279,27 @@ async fn serve(
     let mut link = tokio::time::interval(link_every);
     link.tick().await;
     let mut link_sent: Option<tokio::time::Instant> = None;
+    // At shutdown the session first waits for the responses of the submits in flight (the
+    // SMSC may have accepted them: giving up would send them again after a restart), then
+    // unbinds.
+    let mut draining: Option<tokio::time::Instant> = None;
     loop {
+        if let Some(until) = draining
+            && (session.pending.lock().expect("pending").is_empty() || tokio::time::Instant::now() >= until)
+        {
+            let _ = out.send(Command::new(
+                CommandStatus::EsmeRok,
+                session.next_seq(),
+                Pdu::Unbind,
+            ));
+            break;
+        }
         let next = tokio::select! {
-            _ = stop.cancelled() => {
-                let _ = out.send(Command::new(CommandStatus::EsmeRok, session.next_seq(), Pdu::Unbind));
-                break;
+            _ = stop.cancelled(), if draining.is_none() => {
+                draining = Some(tokio::time::Instant::now() + response_timeout);
+                continue;
             }
+            _ = tokio::time::sleep(Duration::from_millis(20)), if draining.is_some() => continue,
             _ = closed.cancelled() => break,
             _ = link.tick() => {
                 if let Some(at) = link_sent && at.elapsed() > response_timeout {
