@@ -393,3 +393,37 @@ fn ctl_args(amqp: &str, prefix: &str, args: &[&str]) -> insurancectl::Cli {
     argv.extend_from_slice(args);
     <insurancectl::Cli as clap::Parser>::parse_from(argv)
 }
+
+#[tokio::test]
+async fn a_number_the_smsc_cannot_deliver_to_ends_failed_with_the_receipt_s_reason() {
+    let env = TestEnv::new();
+    let unreachable = testkit::phone(41);
+    let smsc = smsc(SimConfig {
+        fail_numbers: vec![unreachable.clone()],
+        ..Default::default()
+    })
+    .await;
+    let mut services = Services::new();
+    start_enrollment(&env, &mut services).await;
+    let workers = start_notification(&env, &mut services, sms(smsc.addr), notify(100)).await;
+    let client = env.client().await;
+    enroll(&client, Line::Medical, 41, &["employee_medical"]).await;
+    enroll(&client, Line::Medical, 42, &["employee_medical"]).await;
+    let states = wait_for("both settled by their receipts", WAIT, || async {
+        let a = listed(&client, &testkit::id_number(41)).await;
+        let b = listed(&client, &testkit::id_number(42)).await;
+        let final_ = |l: &[serde_json::Value]| {
+            l.first()
+                .filter(|n| n["state"] == "failed" || n["state"] == "delivered")
+                .cloned()
+        };
+        Some((final_(&a)?, final_(&b)?))
+    })
+    .await;
+    assert_eq!(states.0["state"], "failed", "{states:?}");
+    assert_eq!(states.0["reason"], "stat:UNDELIV err:001", "{states:?}");
+    assert_eq!(states.1["state"], "delivered", "{states:?}");
+    services.stop().await;
+    let _ = workers.await;
+    smsc.stop();
+}
