@@ -144,7 +144,7 @@ async fn main() -> anyhow::Result<()> {
             "the bulk send did not finish within {deadline:?}"
         );
         let c = smsc.counters();
-        if last_submit.is_none() && smsc.received().len() as i64 >= n {
+        if last_submit.is_none() && smsc.received_count() as i64 >= n {
             last_submit = Some((started.elapsed(), c.submits));
         }
         if last_submit.is_some() {
@@ -162,7 +162,7 @@ async fn main() -> anyhow::Result<()> {
             eprintln!(
                 "  {:.0} s: {} messages at the SMSC, {} submit_sm, {} receipts",
                 started.elapsed().as_secs_f64(),
-                thousands(smsc.received().len() as i64),
+                thousands(smsc.received_count() as i64),
                 thousands(c.submits as i64),
                 thousands(c.receipts as i64)
             );
