@@ -243,12 +243,16 @@ async fn process<H: Handler>(ctx: &Ctx<H>, out: &PublishChannel, queue: &Consume
         correlation_id = tracing::field::Empty,
         outcome = tracing::field::Empty,
     );
+    // Before the span is first entered: a parent set later is refused and the span would
+    // start a trace of its own (tests/tests/traces.rs).
+    if let Decoded::Ok(incoming) = &decoded {
+        crate::trace::set_parent_from(&span, &incoming.envelope.headers);
+    }
     async {
         let span = tracing::Span::current();
         let (outcome, headers) = match &decoded {
             Decoded::Ok(incoming) => {
                 let env = &incoming.envelope;
-                crate::trace::set_parent_from(&span, &env.headers);
                 span.record("message_id", tracing::field::display(env.message_id));
                 span.record("correlation_id", tracing::field::display(env.correlation()));
                 if let Some(t) = &env.message_type {
