@@ -18,7 +18,6 @@ use uuid::Uuid;
 
 struct Claimed {
     id: Uuid,
-    not_before: chrono::DateTime<Utc>,
     phone: String,
     text: String,
     attempts: i32,
@@ -47,10 +46,6 @@ pub async fn run(
         i
     });
     let mut last_housekeeping = tokio::time::Instant::now() - Duration::from_secs(60);
-    // The claim walks the queue from the last message it claimed: from the front, it would
-    // step over every entry a recent claim left dead in the index until vacuum removes them.
-    let mut cursor: Option<(chrono::DateTime<Utc>, Uuid)> = None;
-    let mut cursor_set_at = tokio::time::Instant::now();
     while !shutdown.is_cancelled() {
         if last_housekeeping.elapsed() > Duration::from_secs(2) {
             last_housekeeping = tokio::time::Instant::now();
@@ -66,24 +61,8 @@ pub async fn run(
             }
         }
         let room = window.saturating_sub(inflight.len()).max(1) as i64;
-        if cursor_set_at.elapsed() > Duration::from_secs(5) {
-            cursor = None;
-        }
-        let limit = room.min(sms.batch.max(1));
-        let claimed = match claim(&pool, &freeze, limit, cursor).await {
-            Ok(c) => {
-                // Go on after the last one claimed; start from the front again when the
-                // claim came back short.
-                if (c.len() as i64) < limit {
-                    cursor = None;
-                } else if let Some(last) = c.last() {
-                    if cursor.is_none() {
-                        cursor_set_at = tokio::time::Instant::now();
-                    }
-                    cursor = Some((last.not_before, last.id));
-                }
-                c
-            }
+        let claimed = match claim(&pool, &freeze, room.min(sms.batch.max(1))).await {
+            Ok(c) => c,
             Err(e) => {
                 tracing::warn!(error = %e, "could not claim messages");
                 Vec::new()
@@ -159,42 +138,30 @@ async fn settle_batches(
 }
 
 /// A batch of due messages, claimed.
-async fn claim(
-    pool: &Pool,
-    freeze: &Freeze,
-    limit: i64,
-    after: Option<(chrono::DateTime<Utc>, Uuid)>,
-) -> anyhow::Result<Vec<Claimed>> {
+async fn claim(pool: &Pool, freeze: &Freeze, limit: i64) -> anyhow::Result<Vec<Claimed>> {
     let db = pool.get().await?;
     let now = freeze.now();
-    let from = if after.is_some() {
-        "and (not_before, notification_id) > ($3, $4)"
-    } else {
-        ""
-    };
     // A reminder the person opted out of after it was queued is dropped as it is claimed.
-    let sql = format!(
-        "with picked as (
-             select notification_id from notifications
-             where state = 'queued' and not_before <= $1 {from}
-             order by not_before, notification_id
-             limit $2 for update skip locked),
-         claimed as (
-             update notifications n set
-                 state = case when n.category = 'reminder' and exists (
-                             select 1 from opt_outs o
-                             where 'person:' || o.id_number = n.recipient and o.category = 'reminder')
-                         then 'opted-out' else 'sending' end,
-                 claimed_at = now(), attempts = n.attempts + 1
-             from picked where n.notification_id = picked.notification_id
-             returning n.notification_id, n.phone, n.text, n.attempts, n.state, n.not_before)
-         select notification_id, phone, text, attempts, not_before from claimed where state = 'sending'
-         order by not_before, notification_id"
-    );
-    let rows = match after {
-        Some((nb, id)) => db.query(&sql, &[&now, &limit, &nb, &id]).await?,
-        None => db.query(&sql, &[&now, &limit]).await?,
-    };
+    let rows = db
+        .query(
+            "with picked as (
+                 select notification_id from notifications
+                 where state = 'queued' and not_before <= $1
+                 order by not_before, notification_id
+                 limit $2 for update skip locked),
+             claimed as (
+                 update notifications n set
+                     state = case when n.category = 'reminder' and exists (
+                                 select 1 from opt_outs o
+                                 where 'person:' || o.id_number = n.recipient and o.category = 'reminder')
+                             then 'opted-out' else 'sending' end,
+                     claimed_at = now(), attempts = n.attempts + 1
+                 from picked where n.notification_id = picked.notification_id
+                 returning n.notification_id, n.phone, n.text, n.attempts, n.state)
+             select notification_id, phone, text, attempts from claimed where state = 'sending'",
+            &[&now, &limit],
+        )
+        .await?;
     Ok(rows
         .iter()
         .map(|r| Claimed {
@@ -202,7 +169,6 @@ async fn claim(
             phone: r.get(1),
             text: r.get(2),
             attempts: r.get(3),
-            not_before: r.get(4),
         })
         .collect())
 }
