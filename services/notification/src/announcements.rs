@@ -90,7 +90,8 @@ fn text(
 
 /// Keeps one row per phase of every order in step with the order: created when it becomes
 /// known, moved while nothing of it has been queued (an extension moves the end), dropped
-/// when the order is cancelled before it was sent.
+/// when the order is cancelled before it was sent. A row that already says so is not
+/// rewritten (this runs every 250 ms).
 async fn plan(
     pool: &Pool,
     freeze: &Freeze,
@@ -129,7 +130,9 @@ async fn plan(
                 "insert into announcements (order_id, phase, due_at, lines, text) values ($1, $2, $3, $4, $5)
                  on conflict (order_id, phase) do update set due_at = excluded.due_at, lines = excluded.lines,
                      text = excluded.text
-                 where announcements.queued = 0 and not announcements.complete",
+                 where announcements.queued = 0 and not announcements.complete
+                   and (announcements.due_at, announcements.lines, announcements.text)
+                       is distinct from (excluded.due_at, excluded.lines, excluded.text)",
                 &[&id, &phase, &due, &lines, &body],
             )
             .await?;

@@ -28,25 +28,11 @@ fn reject(field: &str, code: ErrorCode, message: impl Into<String>) -> HandlerEr
     HandlerError::Rejected(ErrorBody::new(code, message).with_field(field))
 }
 
-/// The events it reads, per line.
+/// The events it reads, per line: the business lines' enrollment, collection and benefits
+/// events, the card's on the common line, and every line's outcomes of held requests.
 pub fn bindings(line: Line) -> Vec<String> {
-    let mut keys: Vec<String> = [
-        "enrollment.person-enrolled",
-        "enrollment.staff-added",
-        "enrollment.employer-registered",
-        "enrollment.contact-changed",
-        "enrollment.transferred-in",
-        "collection.contribution-assessed",
-        "collection.payment-recorded",
-        "collection.arrears-detected",
-        "benefits.settlement-completed",
-        "*.deferred-request-processed",
-    ]
-    .iter()
-    .map(|k| format!("{line}.{k}"))
-    .collect();
-    if line == Line::Common {
-        keys = [
+    let keys: &[&str] = if line == Line::Common {
+        &[
             "card-issuance.card-arrived",
             "card-issuance.photo-rejected",
             "card-issuance.bank-account-failed",
@@ -54,11 +40,21 @@ pub fn bindings(line: Line) -> Vec<String> {
             "card-issuance.card-activated",
             "*.deferred-request-processed",
         ]
-        .iter()
-        .map(|k| format!("common.{k}"))
-        .collect();
-    }
-    keys
+    } else {
+        &[
+            "enrollment.person-enrolled",
+            "enrollment.staff-added",
+            "enrollment.employer-registered",
+            "enrollment.contact-changed",
+            "enrollment.transferred-in",
+            "collection.contribution-assessed",
+            "collection.payment-recorded",
+            "collection.arrears-detected",
+            "benefits.settlement-completed",
+            "*.deferred-request-processed",
+        ]
+    };
+    keys.iter().map(|k| format!("{line}.{k}")).collect()
 }
 
 fn cst() -> FixedOffset {
@@ -167,7 +163,7 @@ impl NotificationHandler {
         tx: &Transaction<'_>,
         person_id: &str,
     ) -> Result<Option<String>, HandlerError> {
-        Ok(store::by_person_id(tx, person_id).await?.map(|c| c.recipient))
+        Ok(store::person_by_id(tx, person_id).await?)
     }
 
     /// The recipient of a payer: an employer by credit code, a person by enrollment id.
@@ -214,9 +210,8 @@ impl NotificationHandler {
             }
             ("enrollment", "staff-added") => {
                 let ev: ee::StaffAdded = msg.decode()?;
-                let employer = store::contact(tx, &format!("employer:{}", ev.employer_credit_code))
+                let employer = store::name(tx, &format!("employer:{}", ev.employer_credit_code))
                     .await?
-                    .and_then(|c| c.name)
                     .unwrap_or_else(|| ev.employer_credit_code.clone());
                 for p in &ev.persons {
                     let r = format!("person:{}", p.id_number);
@@ -309,7 +304,9 @@ impl NotificationHandler {
                 ]);
                 self.tell(tx, &r, line, "payment-recorded", vars, &source, at)
                     .await?;
-                let paid = ev.outstanding.parse::<f64>().map(|v| v <= 0.0).unwrap_or(false);
+                // Money is compared exactly (a decimal string, never a float).
+                let paid = rust_decimal::Decimal::from_str_exact(&ev.outstanding)
+                    .is_ok_and(|d| d <= rust_decimal::Decimal::ZERO);
                 if paid {
                     store::cancel_source(tx, &format!("reminder:{}", ev.assessment_id)).await?;
                 }

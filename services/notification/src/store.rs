@@ -17,14 +17,6 @@ pub struct Queued {
     pub not_before: DateTime<Utc>,
 }
 
-#[derive(Debug, Clone)]
-pub struct Contact {
-    pub recipient: String,
-    pub person_id: Option<String>,
-    pub name: Option<String>,
-    pub phone: Option<String>,
-}
-
 /// Creates or updates a contact. The phone is taken only from an event at least as new as
 /// the one that set it (`version`, a UUIDv7 message id); lines only grow.
 pub async fn upsert_contact(
@@ -57,97 +49,72 @@ pub async fn upsert_contact(
     Ok(())
 }
 
-pub async fn contact(
-    db: &impl GenericClient,
-    recipient: &str,
-) -> Result<Option<Contact>, tokio_postgres::Error> {
-    let row = db
-        .query_opt(
-            "select recipient, person_id, name, phone from contacts where recipient = $1",
-            &[&recipient],
-        )
-        .await?;
-    Ok(row.map(|r| Contact {
-        recipient: r.get(0),
-        person_id: r.get(1),
-        name: r.get(2),
-        phone: r.get(3),
-    }))
+/// The name a contact is known by (an employer's, for the staff it enrolls).
+pub async fn name(db: &impl GenericClient, recipient: &str) -> Result<Option<String>, tokio_postgres::Error> {
+    Ok(db
+        .query_opt("select name from contacts where recipient = $1", &[&recipient])
+        .await?
+        .and_then(|r| r.get(0)))
 }
 
-/// The person whose enrollment id is `person_id` (payers and settlements name persons so).
-pub async fn by_person_id(
+/// The recipient whose enrollment id is `person_id` (payers and settlements name persons so).
+pub async fn person_by_id(
     db: &impl GenericClient,
     person_id: &str,
-) -> Result<Option<Contact>, tokio_postgres::Error> {
-    let row = db
+) -> Result<Option<String>, tokio_postgres::Error> {
+    Ok(db
         .query_opt(
             "select recipient from contacts where person_id = $1 and recipient like 'person:%' limit 1",
             &[&person_id],
         )
-        .await?;
-    match row {
-        Some(r) => contact(db, r.get::<_, String>(0).as_str()).await,
-        None => Ok(None),
-    }
-}
-
-pub async fn opted_out(
-    db: &impl GenericClient,
-    recipient: &str,
-    category: &str,
-) -> Result<bool, tokio_postgres::Error> {
-    let Some(id_number) = recipient.strip_prefix("person:") else {
-        return Ok(false);
-    };
-    Ok(db
-        .query_opt(
-            "select 1 from opt_outs where id_number = $1 and category = $2",
-            &[&id_number, &category],
-        )
         .await?
-        .is_some())
+        .map(|r| r.get(0)))
 }
 
 /// Queues one message; `false` when it was already decided (a redelivered event) or the
 /// recipient has no phone. An opted-out reminder is recorded as `opted-out`, never sent.
 pub async fn queue(db: &impl GenericClient, q: &Queued) -> Result<bool, tokio_postgres::Error> {
-    let Some(phone) = contact(db, &q.recipient).await?.and_then(|c| c.phone) else {
-        tracing::info!(recipient = %q.recipient, template = %q.template, "no phone for the recipient; nothing sent");
-        metrics::counter!("notification_no_contact_total", "template" => q.template.clone()).increment(1);
-        return Ok(false);
-    };
-    let state = if q.category == "reminder" && opted_out(db, &q.recipient, &q.category).await? {
-        "opted-out"
-    } else {
-        "queued"
-    };
-    let n = db
-        .execute(
-            "insert into notifications (notification_id, recipient, phone, line, category, template,
-                 template_version, text, source, state, not_before)
-             values ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)
-             on conflict (source, recipient, template) do nothing",
+    // One statement: the phone, the opt-out and the insert; the first count tells a recipient
+    // without a phone from a message already decided.
+    let row = db
+        .query_one(
+            "with c as (
+                 select phone,
+                        case when $5 = 'reminder' and exists (
+                                 select 1 from opt_outs o
+                                 where 'person:' || o.id_number = contacts.recipient and o.category = 'reminder')
+                             then 'opted-out' else 'queued' end as state
+                 from contacts where recipient = $2 and phone is not null),
+             ins as (
+                 insert into notifications (notification_id, recipient, phone, line, category, template,
+                     template_version, text, source, state, not_before)
+                 select $1, $2, c.phone, $3, $5, $6, $7, $8, $9, c.state, $4 from c
+                 on conflict (source, recipient, template) do nothing
+                 returning state)
+             select (select count(*) from c), (select state from ins)",
             &[
                 &Uuid::now_v7(),
                 &q.recipient,
-                &phone,
                 &q.line,
+                &q.not_before,
                 &q.category,
                 &q.template,
                 &q.version,
                 &q.text,
                 &q.source,
-                &state,
-                &q.not_before,
             ],
         )
         .await?;
-    if n > 0 {
-        metrics::counter!("notification_queued_total", "template" => q.template.clone(), "state" => state)
+    let (reachable, state): (i64, Option<String>) = (row.get(0), row.get(1));
+    if reachable == 0 {
+        tracing::info!(recipient = %q.recipient, template = %q.template, "no phone for the recipient; nothing sent");
+        metrics::counter!("notification_no_contact_total", "template" => q.template.clone()).increment(1);
+    }
+    if let Some(state) = &state {
+        metrics::counter!("notification_queued_total", "template" => q.template.clone(), "state" => state.clone())
             .increment(1);
     }
-    Ok(n > 0)
+    Ok(state.is_some())
 }
 
 /// Reminders for a source that no longer apply (the contribution was paid).

@@ -375,6 +375,33 @@ async fn contributions_settlements_cards_and_held_requests_each_have_their_text_
         "【武汉医保】您于2021-12-24 09:15在系统切换期间提交的“个人参保登记”业务（回执号R-0001）已于2021-12-29 08:30办理：办理成功。如有疑问请致电027-87812393。"
     );
 
+    // A transfer-in completed (Jinan tells the person by SMS when it is): from Jinan (370100).
+    let moved = contracts::enrollment::events::TransferredIn {
+        person_id: p2.clone(),
+        certificate_id: "CERT-1".into(),
+        id_number: id2.clone(),
+        insurance_types: vec![contracts::InsuranceType::EmployeeMedical],
+        from_region: "370100".into(),
+        effective_month: "2024-04".into(),
+        line: Line::Medical,
+        category: None,
+        employer_credit_code: None,
+    };
+    publish_event(
+        &env,
+        Line::Medical,
+        "enrollment",
+        "transferred-in",
+        "enrollment.transferred-in.v1",
+        &serde_json::to_value(moved).expect("json"),
+    )
+    .await;
+    let t2 = texts(&smsc, &phone2, 5).await;
+    assert_eq!(
+        t2[4],
+        "【武汉医保】您好，您的职工基本医疗保险关系已从370100转入本市，转移接续已办结，自2024-04起在本市参保。如有疑问请致电027-87812393。"
+    );
+
     // Every message above is long Chinese text: each arrived whole, most of them in 2 parts.
     let long = smsc.received_by(&phone1);
     assert!(long.iter().any(|r| r.parts >= 2), "{long:?}");
