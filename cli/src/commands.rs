@@ -65,12 +65,7 @@ async fn notifications(cli: &Cli, config: BrokerConfig, cmd: &NotificationsCmd) 
         "list-notifications",
         &serde_json::Value::Object(body),
     );
-    let client = CommandClient::connect(config, APP_ID)
-        .await
-        .map_err(|e| match e {
-            ClientError::Broker(b) if is_connect_error(&b) => broker_unreachable(cli, b),
-            other => anyhow::Error::new(other).context("cannot set up a reply queue on the broker"),
-        })?;
+    let client = client(cli, config).await?;
     let sent = client.send(&command, Duration::from_secs(cli.timeout)).await;
     client.close().await;
     let reply = sent.map_err(|e| match e {
@@ -95,6 +90,14 @@ async fn notifications(cli: &Cli, config: BrokerConfig, cmd: &NotificationsCmd) 
     let list: contracts::notification::NotificationList =
         serde_json::from_value(reply.result.unwrap_or_default()).context("the service's answer")?;
     Ok(Report::out(render::notifications_text(&list)))
+}
+
+/// A command client with its reply queue; "broker unreachable" said as such.
+async fn client(cli: &Cli, config: BrokerConfig) -> anyhow::Result<CommandClient> {
+    CommandClient::connect(config, APP_ID).await.map_err(|e| match e {
+        ClientError::Broker(b) if is_connect_error(&b) => broker_unreachable(cli, b),
+        other => anyhow::Error::new(other).context("cannot set up a reply queue on the broker"),
+    })
 }
 
 /// Connects up front so that "broker unreachable" is reported as such, not as a failed get.
@@ -193,12 +196,7 @@ async fn send(
     let exchange = Names::new(cli.prefix.clone()).commands_exchange();
     let wait = Duration::from_secs(cli.timeout);
 
-    let client = CommandClient::connect(config, APP_ID)
-        .await
-        .map_err(|e| match e {
-            ClientError::Broker(b) if is_connect_error(&b) => broker_unreachable(cli, b),
-            other => anyhow::Error::new(other).context("cannot set up a reply queue on the broker"),
-        })?;
+    let client = client(cli, config).await?;
     let sent = client.send(&cmd, wait).await;
     client.close().await;
 

@@ -54,33 +54,20 @@ async fn main() -> anyhow::Result<()> {
     .await?;
     let mut service = env.service_settings("notification");
     service.messaging = messaging::runtime::MessagingSettings::default();
+    // The base configuration, against the simulator, without the submit rate limit.
+    let (base_sms, base_notify) = notification::base_settings();
     let sms = notification::sms::SmsSettings {
-        provider: "smpp".into(),
         address: smsc.addr.to_string(),
-        system_id: "insurance".into(),
         password: "secret".into(),
-        source_addr: "12333".into(),
         window: args.window,
         submits_per_second: 0,
-        enquire_link_ms: 30_000,
-        response_timeout_ms: 10_000,
-        max_attempts: 5,
-        retry_ms: 1_000,
-        throttle_backoff_ms: 1_000,
         batch: 500,
         poll_ms: 100,
-        receipt_timeout_ms: 3_600_000,
+        ..base_sms
     };
     let notify = notification::NotifySettings {
-        hotline_medical: "027-87812393".into(),
-        hotline_social: "027-12333".into(),
-        signature_medical: "武汉医保".into(),
-        signature_social: "武汉人社".into(),
-        quiet_start_hour: 21,
-        quiet_end_hour: 8,
-        reminder_days_before: 3,
-        announce_lead_hours: 72,
         announcement_batch: args.batch,
+        ..base_notify
     };
     let app = notification::build(notification::Settings {
         service,

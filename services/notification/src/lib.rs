@@ -55,6 +55,25 @@ impl Settings {
     }
 }
 
+/// The `sms` and `notify` sections of `configuration/base.yaml`: what a deployment gets
+/// unless it overrides them, and where tests and benchmarks start from.
+pub fn base_settings() -> (sms::SmsSettings, NotifySettings) {
+    #[derive(Deserialize)]
+    struct Sections {
+        sms: sms::SmsSettings,
+        notify: NotifySettings,
+    }
+    let s: Sections = config::Config::builder()
+        .add_source(config::File::from_str(
+            include_str!("../configuration/base.yaml"),
+            config::FileFormat::Yaml,
+        ))
+        .build()
+        .and_then(|c| c.try_deserialize())
+        .expect("configuration/base.yaml has the sms and notify sections");
+    (s.sms, s.notify)
+}
+
 pub type Application = ServiceRuntime<handlers::NotificationHandler>;
 
 /// Builds the service: schema, migrations, topology, ops port. Nothing consumes or sends yet.
@@ -137,6 +156,19 @@ pub mod quiet {
     #[cfg(test)]
     mod tests {
         use super::*;
+
+        #[test]
+        fn the_base_configuration_carries_the_wuhan_hotlines() {
+            let (sms, notify) = crate::base_settings();
+            assert_eq!(
+                (notify.hotline_medical.as_str(), notify.hotline_social.as_str()),
+                ("027-87812393", "027-12333")
+            );
+            assert_eq!(
+                (sms.window, notify.quiet_start_hour, notify.quiet_end_hour),
+                (50, 21, 8)
+            );
+        }
 
         fn cst(s: &str) -> DateTime<Utc> {
             DateTime::parse_from_rfc3339(s)

@@ -14,14 +14,12 @@ use uuid::Uuid;
 
 pub const SERVICE: &str = "notification";
 
+/// The base configuration, against the simulator, with timings short enough for a test.
 pub fn sms(addr: std::net::SocketAddr) -> notification::sms::SmsSettings {
+    let (base, _) = notification::base_settings();
     notification::sms::SmsSettings {
-        provider: "smpp".into(),
         address: addr.to_string(),
-        system_id: "insurance".into(),
         password: "secret".into(),
-        source_addr: "12333".into(),
-        window: 50,
         submits_per_second: 0,
         enquire_link_ms: 1_000,
         response_timeout_ms: 2_000,
@@ -30,21 +28,14 @@ pub fn sms(addr: std::net::SocketAddr) -> notification::sms::SmsSettings {
         throttle_backoff_ms: 100,
         batch: 100,
         poll_ms: 50,
-        receipt_timeout_ms: 600_000,
+        ..base
     }
 }
 
 pub fn notify(batch: i64) -> notification::NotifySettings {
     notification::NotifySettings {
-        hotline_medical: "027-87812393".into(),
-        hotline_social: "027-12333".into(),
-        signature_medical: "武汉医保".into(),
-        signature_social: "武汉人社".into(),
-        quiet_start_hour: 21,
-        quiet_end_hour: 8,
-        reminder_days_before: 3,
-        announce_lead_hours: 72,
         announcement_batch: batch,
+        ..notification::base_settings().1
     }
 }
 
