@@ -100,6 +100,14 @@ pub fn peak_rss() -> Option<u64> {
         .map(|kib| kib * 1024)
 }
 
+/// The head of `BENCHMARKS.md`, written when the file is new.
+pub const HEADER: &str = "# Benchmarks\n\nMeasured runs of the benchmark commands. They need the real servers and take minutes, so they\nare **not part of `make test`**; run them by hand and commit the section they append.\n";
+
+/// How a figure compares with its target, as the sections write it.
+pub fn verdict(met: bool) -> &'static str {
+    if met { "target met" } else { "**target missed**" }
+}
+
 pub fn mib(bytes: u64) -> String {
     format!("{:.0} MiB", bytes as f64 / 1024.0 / 1024.0)
 }

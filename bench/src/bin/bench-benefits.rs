@@ -47,7 +47,6 @@ struct Args {
     no_write: bool,
 }
 
-const HEADER: &str = "# Benchmarks\n\nMeasured runs of the benchmark commands. They need the real servers and take minutes, so they\nare **not part of `make test`**; run them by hand and commit the section they append.\n";
 /// A seeded (placeholder) level-3 institution and catalogue item of the benefits migration.
 const HOSPITAL: &str = "H42010000001";
 const ITEM: &str = "XA01";
@@ -297,7 +296,6 @@ async fn main() -> anyhow::Result<()> {
     let rate = whole.len() as f64 / took.as_secs_f64().max(1e-9);
     let p99 = quantile(&whole, 0.99);
     let q = |v: &[Duration], p: f64| quantile(v, p).map_or("n/a".into(), millis);
-    let verdict = |ok: bool| if ok { "target met" } else { "**target missed**" };
     let mut s = String::new();
     let _ = writeln!(
         s,
@@ -331,9 +329,9 @@ async fn main() -> anyhow::Result<()> {
         rate,
         reference.tps,
         rate / reference.tps * 100.0,
-        verdict(rate / reference.tps >= 0.4),
+        bench::verdict(rate / reference.tps >= 0.4),
         p99.map_or("n/a".into(), millis),
-        verdict(p99.is_some_and(|d| d <= Duration::from_millis(50)))
+        bench::verdict(p99.is_some_and(|d| d <= Duration::from_millis(50)))
     );
     s.push_str("| measure | value |\n|---|---:|\n");
     for (k, v) in [
@@ -363,7 +361,7 @@ async fn main() -> anyhow::Result<()> {
     }
     println!("{s}");
     if !args.no_write {
-        bench::append_report(&args.out, HEADER, &s)
+        bench::append_report(&args.out, bench::HEADER, &s)
             .with_context(|| format!("writing {}", args.out.display()))?;
         eprintln!("appended to {}", args.out.display());
     }

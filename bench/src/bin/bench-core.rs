@@ -108,8 +108,6 @@ struct Args {
     label: Option<String>,
 }
 
-const HEADER: &str = "# Benchmarks\n\nMeasured runs of the benchmark commands. They need the real servers and take minutes, so they\nare **not part of `make test`**; run them by hand and commit the section they append.\n";
-
 /// Production messaging settings (but for prefetch), on this env's schema and prefix.
 fn settings(env: &TestEnv, service: &str, args: &Args) -> messaging::runtime::ServiceSettings {
     let mut s = env.service_settings(service);
@@ -899,7 +897,7 @@ async fn main() -> anyhow::Result<()> {
     let section = report.markdown(&args, &machine, &postgres);
     println!("{section}");
     if !args.no_write {
-        bench::append_report(&args.out, HEADER, &section)
+        bench::append_report(&args.out, bench::HEADER, &section)
             .with_context(|| format!("writing {}", args.out.display()))?;
         eprintln!("appended to {}", args.out.display());
     }
@@ -912,10 +910,6 @@ fn per_s(n: f64, d: Duration) -> f64 {
 
 fn q(v: &[Duration], p: f64) -> String {
     quantile(v, p).map_or("n/a".into(), millis)
-}
-
-fn verdict(ok: bool) -> &'static str {
-    if ok { "target met" } else { "**target missed**" }
 }
 
 impl Report {
@@ -986,7 +980,7 @@ impl Report {
                 s,
                 "**p99 with the burst / alone = {}** ({} ≤ 1.5×).\n",
                 ratio.map_or("n/a".into(), |r| format!("{r:.2}×")),
-                verdict(ratio.is_some_and(|r| r <= 1.5))
+                bench::verdict(ratio.is_some_and(|r| r <= 1.5))
             );
             s.push_str("| measure | alone | with the burst |\n|---|---:|---:|\n");
             let row = |name: &str, f: &dyn Fn(&Stream) -> String| {
@@ -1032,11 +1026,11 @@ impl Report {
                 "**{}/s held commands drained** ({} ≥ 1,000/s); pgbench (8 clients) {:.0} tps in the \
                  same sitting, ratio {:.0} %. **Social-line p99 during the drain / alone = {}** ({} ≤ 1.5×).\n",
                 thousands(rate.round() as i64),
-                verdict(rate >= 1000.0),
+                bench::verdict(rate >= 1000.0),
                 t.pgbench.tps,
                 rate / t.pgbench.tps * 100.0,
                 ratio.map_or("n/a".into(), |r| format!("{r:.2}×")),
-                verdict(ratio.is_some_and(|r| r <= 1.5))
+                bench::verdict(ratio.is_some_and(|r| r <= 1.5))
             );
             s.push_str("| measure | value |\n|---|---:|\n");
             let rows = [
@@ -1093,7 +1087,7 @@ impl Report {
                 s,
                 "**{}/s end to end** ({} ≥ 3,000/s); raw lapin on the same broker {}/s; ratio **{:.0} %**.\n",
                 thousands(e2e.round() as i64),
-                verdict(e2e >= 3000.0),
+                bench::verdict(e2e >= 3000.0),
                 thousands(raw.round() as i64),
                 e2e / raw * 100.0
             );
@@ -1160,7 +1154,7 @@ impl Report {
                 cps,
                 c.pgbench.tps,
                 ratio * 100.0,
-                verdict(ratio >= 0.5)
+                bench::verdict(ratio >= 0.5)
             );
             s.push_str("| measure | value |\n|---|---:|\n");
             let rows = [

@@ -8,7 +8,7 @@
 //! `BENCHMARKS.md` unless `--no-write`. Not part of `make test`; `make bench-notification`.
 
 use anyhow::{Context, ensure};
-use bench::{Machine, secs, thousands};
+use bench::{Machine, PgbenchArgs, pgbench, secs, thousands};
 use clap::Parser;
 use contracts::Line;
 use contracts::freeze::{ControlMessage, FreezeMode, FreezeOrder, FreezeScope};
@@ -29,13 +29,71 @@ struct Args {
     /// Recipients queued per transaction of the bulk send.
     #[arg(long, default_value_t = 1_000)]
     batch: i64,
+    /// Messages of the raw SMPP reference (the ESME straight to the simulator, no database).
+    #[arg(long, default_value_t = 20_000)]
+    raw: u32,
+    #[arg(long, default_value_t = 8)]
+    pgbench_clients: u32,
+    #[arg(long, default_value_t = 15)]
+    pgbench_seconds: u32,
     #[arg(long, default_value = "BENCHMARKS.md")]
     out: PathBuf,
     #[arg(long)]
     no_write: bool,
 }
 
-const HEADER: &str = "# Benchmarks\n\nMeasured runs of the benchmark commands. They need the real servers and take minutes, so they\nare **not part of `make test`**; run them by hand and commit the section they append.\n";
+/// The reference in the same sitting: the same text submitted through the service's own ESME
+/// (`SmppProvider`, the same window) straight to a fresh simulator, with no queue, claim or
+/// record: what the SMPP path alone does on this machine. submit_sm/s.
+async fn raw_smpp(
+    base: &notification::sms::SmsSettings,
+    window: usize,
+    n: u32,
+    text: &str,
+) -> anyhow::Result<(f64, u64)> {
+    use futures_util::StreamExt;
+    use notification::sms::Provider;
+    let smsc = smsc_sim::start(smsc_sim::SimConfig {
+        receipt_delay: Duration::from_millis(200),
+        ..Default::default()
+    })
+    .await?;
+    let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
+    let stop = tokio_util::sync::CancellationToken::new();
+    let drain = tokio::spawn(async move { while rx.recv().await.is_some() {} });
+    let provider = notification::sms::smpp::SmppProvider::start(
+        notification::sms::SmsSettings {
+            address: smsc.addr.to_string(),
+            password: "secret".into(),
+            window,
+            ..base.clone()
+        },
+        tx,
+        stop.clone(),
+    );
+    provider
+        .submit("13900000000", text)
+        .await
+        .map_err(|e| anyhow::anyhow!("{e}"))?;
+    let warm = smsc.counters().submits;
+    let started = Instant::now();
+    let failed = futures_util::stream::iter(0..n)
+        .map(|i| {
+            let p = provider.clone();
+            async move { p.submit(&format!("139{:08}", i), text).await.is_err() }
+        })
+        .buffer_unordered(window)
+        .filter(|failed| std::future::ready(*failed))
+        .count()
+        .await;
+    let took = started.elapsed();
+    ensure!(failed == 0, "{failed} raw submits failed");
+    let pdus = smsc.counters().submits - warm;
+    stop.cancel();
+    smsc.stop();
+    drain.abort();
+    Ok((pdus as f64 / took.as_secs_f64(), pdus))
+}
 
 async fn count(pool: &deadpool_postgres::Pool, sql: &str) -> anyhow::Result<i64> {
     Ok(pool.get().await?.query_one(sql, &[]).await?.get(0))
@@ -56,6 +114,7 @@ async fn main() -> anyhow::Result<()> {
     service.messaging = messaging::runtime::MessagingSettings::default();
     // The base configuration, against the simulator, without the submit rate limit.
     let (base_sms, base_notify) = notification::base_settings();
+    let base_sms_for_raw = base_sms.clone();
     let sms = notification::sms::SmsSettings {
         address: smsc.addr.to_string(),
         password: "secret".into(),
@@ -170,14 +229,31 @@ async fn main() -> anyhow::Result<()> {
         "select coalesce(max(char_length(text)), 0)::bigint from notifications",
     )
     .await?;
+    let text: String = {
+        let db = pool.get().await?;
+        db.query_one("select text from notifications limit 1", &[])
+            .await?
+            .get(0)
+    };
     services.stop().await;
     let _ = workers.await;
     smsc.stop();
     drop(env);
 
+    eprintln!(
+        "reference: {} messages through the ESME alone…",
+        thousands(args.raw.into())
+    );
+    let (raw_rate, raw_pdus) = raw_smpp(&base_sms_for_raw, args.window, args.raw, &text).await?;
+    let reference = pgbench(&PgbenchArgs {
+        clients: args.pgbench_clients,
+        seconds: args.pgbench_seconds,
+        scale: 10,
+    })
+    .await?;
+    eprintln!("pgbench: {}", reference.summary);
     let msg_rate = n as f64 / to_submit.as_secs_f64();
     let pdu_rate = pdus as f64 / to_submit.as_secs_f64();
-    let verdict = |ok: bool| if ok { "target met" } else { "**target missed**" };
     let mut s = String::new();
     let _ = writeln!(
         s,
@@ -201,13 +277,14 @@ async fn main() -> anyhow::Result<()> {
     );
     let _ = writeln!(
         s,
-        "**{:.0} submit_sm/s** ({:.0} messages/s, {} parts each: the announcement is {} characters of Chinese in UCS-2) ({} ≥ 1,000 submits/s); the last delivery receipt **{}** after the order.\n",
+        "**{:.0} submit_sm/s** ({:.0} messages/s, {} parts each: the announcement is {} characters of Chinese in UCS-2) ({} ≥ 1,000 submits/s); the last delivery receipt **{}** after the order. The ESME alone, in the same sitting: {:.0} submit_sm/s.\n",
         pdu_rate,
         msg_rate,
         parts,
         chars,
-        verdict(pdu_rate >= 1000.0),
-        secs(to_receipt)
+        bench::verdict(pdu_rate >= 1000.0),
+        secs(to_receipt),
+        raw_rate
     );
     s.push_str("| measure | value |\n|---|---:|\n");
     for (k, v) in [
@@ -224,12 +301,20 @@ async fn main() -> anyhow::Result<()> {
             ),
         ),
         ("Messages not delivered", failed.to_string()),
+        (
+            "Reference: the ESME alone to a fresh simulator (same text and window, no database)",
+            format!("{raw_rate:.0} submit_sm/s ({} PDUs)", thousands(raw_pdus as i64)),
+        ),
+        (
+            "Reference: pgbench".into(),
+            format!("`{}`: {}", reference.command, reference.summary),
+        ),
     ] {
         let _ = writeln!(s, "| {k} | {v} |");
     }
     println!("{s}");
     if !args.no_write {
-        bench::append_report(&args.out, HEADER, &s)
+        bench::append_report(&args.out, bench::HEADER, &s)
             .with_context(|| format!("writing {}", args.out.display()))?;
         eprintln!("appended to {}", args.out.display());
     }
