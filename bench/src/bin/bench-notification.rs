@@ -306,7 +306,7 @@ async fn main() -> anyhow::Result<()> {
             format!("{raw_rate:.0} submit_sm/s ({} PDUs)", thousands(raw_pdus as i64)),
         ),
         (
-            "Reference: pgbench".into(),
+            "Reference: pgbench",
             format!("`{}`: {}", reference.command, reference.summary),
         ),
     ] {
