@@ -298,7 +298,17 @@ async fn consume(
         let sent = loop {
             tokio::select! {
                 _ = shutdown.cancelled() => {
-                    let _ = settle(timeout, &delivery, false).await;
+                    // A payment already sent is waited for (briefly), so that its report is
+                    // counted and its event acked instead of reported again on the next start.
+                    match tokio::time::timeout(timeout, &mut send).await {
+                        Ok(Ok(reply)) if reply.is_ok() => {
+                            stats.paid += 1;
+                            let _ = settle(timeout, &delivery, true).await;
+                        }
+                        _ => {
+                            let _ = settle(timeout, &delivery, false).await;
+                        }
+                    }
                     return Ended::Shutdown;
                 }
                 // The delivery cannot be acked on a dead channel: stop waiting for the reply,
