@@ -359,6 +359,34 @@ pub struct ProvisionArgs {
     /// Give an existing user a new generated password (printed once).
     #[arg(long, conflicts_with = "password_env")]
     pub rotate_password: bool,
+
+    /// A new subscriber first receives the events that happened since this moment (RFC 3339,
+    /// e.g. 2026-12-01T00:00:00+08:00), from the events archive, in their original order and
+    /// each once, then the live ones. Only for a subscriber whose queue does not exist yet.
+    #[arg(long, value_name = "TIME", value_parser = replay_time)]
+    pub replay_from: Option<chrono::DateTime<chrono::Utc>>,
+
+    /// How long `--replay-from` may wait for a line whose data sharing a freeze holds (its
+    /// events reach the subscribers only at the thaw), in seconds; then nothing is changed.
+    #[arg(long, value_name = "SECS", default_value_t = 600, requires = "replay_from")]
+    pub replay_wait: u64,
+}
+
+/// `--replay-from`: an RFC 3339 moment, not in the future.
+pub fn replay_time(s: &str) -> Result<chrono::DateTime<chrono::Utc>, String> {
+    let t = chrono::DateTime::parse_from_rfc3339(s)
+        .map_err(|e| {
+            format!(
+                "'{s}' is not an RFC 3339 time ({e}), e.g. 2026-12-01T00:00:00+08:00 or 2026-12-01T00:00:00Z"
+            )
+        })?
+        .with_timezone(&chrono::Utc);
+    if t > chrono::Utc::now() {
+        return Err(format!(
+            "'{s}' is in the future: nothing has happened since then yet"
+        ));
+    }
+    Ok(t)
 }
 
 /// Where the body of a command comes from: at most one of `--body`, `--file`, `-`; `{}` when
@@ -808,6 +836,33 @@ mod tests {
                 ..
             })
         ));
+    }
+
+    #[test]
+    fn replay_from_takes_an_rfc_3339_moment_in_any_offset() {
+        let cli = parse(&[
+            "subscriber",
+            "provision",
+            "pension-fund",
+            "--bind",
+            "#",
+            "--replay-from",
+            "2026-12-01T00:00:00+08:00",
+        ])
+        .unwrap();
+        let Cmd::Subscriber(sub) = cli.command else {
+            panic!("not subscriber")
+        };
+        let SubscriberCmd::Provision(p) = sub.command else {
+            panic!("not provision")
+        };
+        assert_eq!(
+            p.replay_from.map(|t| t.to_rfc3339()).as_deref(),
+            Some("2026-11-30T16:00:00+00:00")
+        );
+        assert_eq!(p.replay_wait, 600);
+        assert!(replay_time("2026-12-01").is_err());
+        assert!(replay_time("2999-12-01T00:00:00Z").is_err());
     }
 
     #[test]

@@ -6,7 +6,8 @@
 //! - `freeze plan | order | list | show | lift | extend | cancel | status` and `receipt show`:
 //!   freeze orders on `insurance.control` and every service's answer (DESIGN.md §5).
 //! - `subscriber provision | show | remove`: external subscribers' queues, broker users and
-//!   permissions (DESIGN.md §2, §6), through the RabbitMQ management API.
+//!   permissions (DESIGN.md §2, §6), through the RabbitMQ management API; `provision
+//!   --replay-from` gives a new one the archived events first ([`replay`]).
 //!
 //! The binary only parses arguments and prints a [`Report`]; [`run`] does the work and every
 //! text it prints comes from [`render`], so both are tested without a terminal.
@@ -19,6 +20,7 @@ mod outbox;
 mod provisioning;
 pub mod queues;
 pub mod render;
+pub mod replay;
 pub mod subscriber;
 
 pub use args::Cli;

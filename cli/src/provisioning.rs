@@ -134,8 +134,13 @@ async fn bindings_between(ctx: &Ctx<'_>, exchange: &str, queue: &str) -> anyhow:
 
 /// Declares the topology as the operator: the shared exchanges if missing, each line's
 /// data-sharing hold queue with its shovel the first time, the quorum queue with its parking
-/// lot, and exactly the requested bindings on the subscribers' exchange.
-async fn declare_queue(ctx: &Ctx<'_>, plan: &Plan) -> anyhow::Result<(Vec<String>, Vec<String>)> {
+/// lot, and (unless `unbound`, for a replay that binds it itself) exactly the requested
+/// bindings on the subscribers' exchange.
+async fn declare_queue(
+    ctx: &Ctx<'_>,
+    plan: &Plan,
+    unbound: bool,
+) -> anyhow::Result<(Vec<String>, Vec<String>)> {
     let broker = connect(ctx).await?;
     let result = async {
         let ch = broker.channel().await?;
@@ -187,14 +192,40 @@ async fn declare_queue(ctx: &Ctx<'_>, plan: &Plan) -> anyhow::Result<(Vec<String
         {
             return Err(different_brokers(ctx, &plan.queue));
         }
-        let existing = bindings_between(ctx, &plan.bound_to, &plan.queue).await?;
+        if unbound {
+            let _ = ch.close(200, "done".into()).await;
+            return anyhow::Ok((Vec::new(), Vec::new()));
+        }
+        // A subscriber provisioned with a replay receives through its intake queue.
+        let intake = subscriber::intake_queue(&ctx.names, &plan.name);
+        let bound = if ctx
+            .api
+            .get(&api_path(&["queues", &ctx.target.vhost, &intake]))
+            .await?
+            .is_some()
+        {
+            let shovel = crate::replay::intake_shovel_path(&ctx.names, &plan.name, &ctx.target.vhost);
+            if ctx.api.get(&shovel).await?.is_none() {
+                ctx.api
+                    .put(
+                        &shovel,
+                        &crate::replay::intake_shovel_definition(&ctx.names, &plan.name, &ctx.target.vhost),
+                    )
+                    .await
+                    .context("putting the intake shovel back")?;
+            }
+            intake
+        } else {
+            plan.queue.clone()
+        };
+        let existing = bindings_between(ctx, &plan.bound_to, &bound).await?;
         let mut added = Vec::new();
         for key in plan.bindings.iter().filter(|k| !existing.contains(k)) {
             bounded(
                 "queue.bind",
                 timeout,
                 ch.queue_bind(
-                    plan.queue.as_str().into(),
+                    bound.as_str().into(),
                     plan.bound_to.as_str().into(),
                     key.as_str().into(),
                     QueueBindOptions::default(),
@@ -227,7 +258,7 @@ async fn declare_queue(ctx: &Ctx<'_>, plan: &Plan) -> anyhow::Result<(Vec<String
                 "queue.unbind",
                 timeout,
                 ch.queue_unbind(
-                    plan.queue.as_str().into(),
+                    bound.as_str().into(),
                     plan.bound_to.as_str().into(),
                     key.as_str().into(),
                     FieldTable::default(),
@@ -253,7 +284,40 @@ async fn provision(mut ctx: Ctx<'_>, a: &ProvisionArgs) -> anyhow::Result<Report
     let existing = ctx.api.get(&user_path).await?;
     refuse_foreign_user(&ctx, &plan.user, existing.as_ref())?;
 
-    let (bindings_added, bindings_removed) = declare_queue(&ctx, &plan).await?;
+    let (bindings_added, bindings_removed, replayed) = match a.replay_from {
+        None => {
+            let (added, removed) = declare_queue(&ctx, &plan, false).await?;
+            (added, removed, None)
+        }
+        Some(from) => {
+            // A replay into a queue that already receives live events would give them twice.
+            if crate::replay::queue_exists(&ctx.api, &vhost, &plan.queue).await? {
+                bail!(
+                    "--replay-from is for a new subscriber, and queue '{}' exists: it already receives                      the live events, so a replay would give some of them twice. Nothing was changed                      ('subscriber remove {}' first, or provision without --replay-from)",
+                    plan.queue,
+                    plan.name
+                );
+            }
+            declare_queue(&ctx, &plan, true).await?;
+            let broker = connect(&ctx).await?;
+            let mut catch_up = crate::replay::CatchUp::new(
+                &ctx.api,
+                &ctx.names,
+                &vhost,
+                &broker,
+                &plan,
+                from,
+                Duration::from_secs(a.replay_wait),
+            );
+            let result = catch_up.run().await;
+            for note in std::mem::take(&mut catch_up.notes) {
+                let _ = writeln!(ctx.report.stderr, "note: {note}");
+            }
+            broker.close().await;
+            let replayed = result.context("replaying the archive to the new subscriber")?;
+            (plan.bindings.clone(), Vec::new(), Some(replayed))
+        }
+    };
 
     let (password, user_change, generated_password) = match (&existing, given_password) {
         (None, Some(pw)) => (Some(pw), UserChange::Created, None),
@@ -307,6 +371,7 @@ async fn provision(mut ctx: Ctx<'_>, a: &ProvisionArgs) -> anyhow::Result<Report
         bindings_added,
         bindings_removed,
         generated_password,
+        replayed,
     };
     ctx.report.stdout = if ctx.cli.json {
         to_json(&done)?
@@ -336,6 +401,27 @@ fn permissions_of(p: &Value) -> Permissions {
     }
 }
 
+/// `(exchange, routing key)` of every binding of `queue` but the default exchange's.
+async fn queue_bindings(ctx: &Ctx<'_>, queue: &str) -> anyhow::Result<Vec<(String, String)>> {
+    Ok(ctx
+        .api
+        .get(&api_path(&["queues", &ctx.target.vhost, queue, "bindings"]))
+        .await?
+        .unwrap_or(Value::Null)
+        .as_array()
+        .into_iter()
+        .flatten()
+        // The default exchange's implicit binding says nothing.
+        .filter(|b| b["source"].as_str().is_some_and(|s| !s.is_empty()))
+        .map(|b| {
+            (
+                b["source"].as_str().unwrap_or_default().to_owned(),
+                b["routing_key"].as_str().unwrap_or_default().to_owned(),
+            )
+        })
+        .collect())
+}
+
 async fn show(mut ctx: Ctx<'_>, name: &str) -> anyhow::Result<Report> {
     let vhost = ctx.target.vhost.clone();
     let queue = ctx.names.subscriber_queue(name);
@@ -351,23 +437,24 @@ async fn show(mut ctx: Ctx<'_>, name: &str) -> anyhow::Result<Report> {
         .get(&api_path(&["queues", &vhost, &parking]))
         .await?
         .map(|q| queue_state(&q).messages);
-    let mut bindings: Vec<(String, String)> = api
-        .get(&api_path(&["queues", &vhost, &queue, "bindings"]))
-        .await?
-        .unwrap_or(Value::Null)
-        .as_array()
-        .into_iter()
-        .flatten()
-        // The default exchange's implicit binding says nothing.
-        .filter(|b| b["source"].as_str().is_some_and(|s| !s.is_empty()))
-        .map(|b| {
-            (
-                b["source"].as_str().unwrap_or_default().to_owned(),
-                b["routing_key"].as_str().unwrap_or_default().to_owned(),
-            )
-        })
-        .collect();
+    let mut bindings = queue_bindings(&ctx, &queue).await?;
     bindings.sort();
+    let intake_name = subscriber::intake_queue(&ctx.names, name);
+    let intake = match api.get(&api_path(&["queues", &vhost, &intake_name])).await? {
+        None => None,
+        Some(q) => Some(subscriber::Intake {
+            queue: intake_name.clone(),
+            messages: queue_state(&q).messages,
+            shovel: api
+                .get(&crate::replay::intake_shovel_path(&ctx.names, name, &vhost))
+                .await?
+                .is_some(),
+        }),
+    };
+    if intake.is_some() {
+        bindings.extend(queue_bindings(&ctx, &intake_name).await?);
+        bindings.sort();
+    }
     let user_json = api.get(&api_path(&["users", &user])).await?;
     let (permissions, topic_permissions) = if user_json.is_some() {
         let p = api
@@ -405,12 +492,16 @@ async fn show(mut ctx: Ctx<'_>, name: &str) -> anyhow::Result<Report> {
         parking,
         parking_messages,
         bindings,
+        intake,
         user,
         user_tags: user_json.as_ref().map(tags_of),
         permissions,
         topic_permissions,
     };
-    if shown.queue_state.is_none() || shown.user_tags.is_none() {
+    if shown.queue_state.is_none()
+        || shown.user_tags.is_none()
+        || shown.intake.as_ref().is_some_and(|i| !i.shovel)
+    {
         ctx.report.code = EXIT_FAILURE;
         let _ = writeln!(
             ctx.report.stderr,
@@ -427,8 +518,10 @@ async fn show(mut ctx: Ctx<'_>, name: &str) -> anyhow::Result<Report> {
 
 async fn remove(mut ctx: Ctx<'_>, name: &str, force: bool) -> anyhow::Result<Report> {
     let vhost = ctx.target.vhost.clone();
-    // The work queue, its parking lot and its retry tiers, as `provision` declared them.
-    let queues = subscriber::queues(&ctx.names, name);
+    // The work queue, its parking lot and its retry tiers, as `provision` declared them, and
+    // the intake queue of a subscriber provisioned with a replay.
+    let mut queues = subscriber::queues(&ctx.names, name);
+    queues.push(subscriber::intake_queue(&ctx.names, name));
     let user = subscriber::user_name(&ctx.names, name);
     let user_path = api_path(&["users", &user]);
     let existing = ctx.api.get(&user_path).await?;
@@ -486,6 +579,11 @@ async fn remove(mut ctx: Ctx<'_>, name: &str, force: bool) -> anyhow::Result<Rep
             closed += 1;
         }
     }
+    // The intake shovel before its queue, or it would declare it again.
+    let shovel_deleted = ctx
+        .api
+        .delete(&crate::replay::intake_shovel_path(&ctx.names, name, &vhost))
+        .await?;
     let mut deleted = Vec::new();
     for q in &present {
         if ctx.api.delete(&api_path(&["queues", &vhost, q])).await? {
@@ -493,6 +591,11 @@ async fn remove(mut ctx: Ctx<'_>, name: &str, force: bool) -> anyhow::Result<Rep
         }
     }
 
+    let exchange = subscriber::own_exchange(&ctx.names, name);
+    let exchange_deleted = ctx
+        .api
+        .delete(&api_path(&["exchanges", &vhost, &exchange]))
+        .await?;
     if !user_deleted && deleted.is_empty() {
         let _ = writeln!(
             ctx.report.stderr,
@@ -506,6 +609,8 @@ async fn remove(mut ctx: Ctx<'_>, name: &str, force: bool) -> anyhow::Result<Rep
             "user_deleted": user_deleted,
             "connections_closed": closed,
             "queues_deleted": deleted,
+            "intake_shovel_deleted": shovel_deleted,
+            "exchange_deleted": exchange_deleted.then_some(&exchange),
             "messages_deleted": waiting,
         }))?
     } else {
@@ -516,8 +621,18 @@ async fn remove(mut ctx: Ctx<'_>, name: &str, force: bool) -> anyhow::Result<Rep
                 "deleted user {user} and its permissions (closed {closed} connection(s))"
             );
         }
+        if shovel_deleted {
+            let _ = writeln!(
+                out,
+                "deleted shovel {}",
+                subscriber::intake_shovel(&ctx.names, name)
+            );
+        }
         for q in &deleted {
             let _ = writeln!(out, "deleted queue {q}");
+        }
+        if exchange_deleted {
+            let _ = writeln!(out, "deleted exchange {exchange}");
         }
         if !waiting.is_empty() {
             let _ = writeln!(out, "discarded messages ({})", waiting.join(", "));

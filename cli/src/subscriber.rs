@@ -67,6 +67,22 @@ pub fn topic_pattern(s: &str) -> Result<String, String> {
     }
 }
 
+/// Whether a topic binding `pattern` routes `key` (RabbitMQ's rules: words separated by dots,
+/// `*` exactly one word, `#` zero or more).
+pub fn topic_matches(pattern: &str, key: &str) -> bool {
+    fn words(p: &[&str], k: &[&str]) -> bool {
+        match p.split_first() {
+            None => k.is_empty(),
+            Some((&"#", rest)) => (0..=k.len()).any(|i| words(rest, &k[i..])),
+            Some((&"*", rest)) => !k.is_empty() && words(rest, &k[1..]),
+            Some((w, rest)) => k.first() == Some(w) && words(rest, &k[1..]),
+        }
+    }
+    let p: Vec<&str> = pattern.split('.').collect();
+    let k: Vec<&str> = key.split('.').collect();
+    words(&p, &k)
+}
+
 /// The shared exchanges a subscriber may be allowed to publish to, by logical name.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub enum PublishExchange {
@@ -209,6 +225,27 @@ pub fn queues(names: &Names, name: &str) -> Vec<String> {
     )
 }
 
+/// Where the live events of a subscriber provisioned with `--replay-from` wait for its intake
+/// shovel (`crate::replay`).
+pub fn intake_queue(names: &Names, name: &str) -> String {
+    intake_queue_of(&names.subscriber_queue(name))
+}
+
+fn intake_queue_of(queue: &str) -> String {
+    format!("{queue}.intake")
+}
+
+/// The exchange in front of a replayed subscriber's queue (bound to it with `#`): the replay and
+/// the intake shovel publish there, keeping routing keys. Named as the queue.
+pub fn own_exchange(names: &Names, name: &str) -> String {
+    names.subscriber_queue(name)
+}
+
+/// The dynamic shovel from a replayed subscriber's intake queue to its exchange.
+pub fn intake_shovel(names: &Names, name: &str) -> String {
+    format!("{}subscriber-{name}-intake", names.prefix())
+}
+
 /// `^a$`, or `^(a|b)$` for several alternatives that are already escaped.
 fn exactly_one_of(alternatives: &[String]) -> String {
     match alternatives {
@@ -302,6 +339,9 @@ pub struct Provisioned {
     /// Only when this run generated it: shown once, stored nowhere.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub generated_password: Option<String>,
+    /// What `--replay-from` gave before the live events.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub replayed: Option<crate::replay::Replayed>,
 }
 
 pub fn provisioned_text(p: &Provisioned) -> String {
@@ -324,6 +364,22 @@ pub fn provisioned_text(p: &Provisioned) -> String {
     }
     for key in &p.bindings_removed {
         let _ = writeln!(out, "  {:<10} {} {key}  (removed)", "", plan.bound_to);
+    }
+    if let Some(r) = &p.replayed {
+        let span = match (&r.first, &r.last) {
+            (Some(first), Some(last)) => format!(" (happened {first} to {last})"),
+            _ => String::new(),
+        };
+        let _ = writeln!(
+            out,
+            "  replayed   {} event(s) since {} from the archive{span}, then {} that arrived meanwhile \
+             ({} ms); the live ones follow through {}",
+            r.from_archive,
+            r.from.to_rfc3339(),
+            r.while_catching_up,
+            r.took_ms,
+            intake_queue_of(&plan.queue)
+        );
     }
     let user_note = match p.user_change {
         UserChange::Created => "created",
@@ -382,12 +438,23 @@ pub struct Shown {
     pub queue_state: Option<QueueState>,
     pub parking: String,
     pub parking_messages: Option<u64>,
-    /// `(exchange, routing key)`.
+    /// `(exchange, routing key)`, of its queue and its intake queue.
     pub bindings: Vec<(String, String)>,
+    /// Only for a subscriber provisioned with `--replay-from`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub intake: Option<Intake>,
     pub user: String,
     pub user_tags: Option<Vec<String>>,
     pub permissions: Option<Permissions>,
     pub topic_permissions: Vec<TopicPermission>,
+}
+
+/// The intake queue of a subscriber provisioned with a replay, and whether its shovel is there.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Intake {
+    pub queue: String,
+    pub messages: u64,
+    pub shovel: bool,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -429,6 +496,18 @@ pub fn shown_text(s: &Shown) -> String {
     for (i, (exchange, key)) in s.bindings.iter().enumerate() {
         let label = if i == 0 { "bindings" } else { "" };
         let _ = writeln!(out, "  {label:<10} {exchange} {key}");
+    }
+    if let Some(i) = &s.intake {
+        let shovel = if i.shovel {
+            "its shovel forwards to the queue"
+        } else {
+            "its shovel is MISSING: run 'subscriber provision' again"
+        };
+        let _ = writeln!(
+            out,
+            "  intake     {}: {} message(s); {shovel}",
+            i.queue, i.messages
+        );
     }
     match &s.user_tags {
         None => {
@@ -607,6 +686,40 @@ mod tests {
     }
 
     #[test]
+    fn topic_patterns_match_as_the_broker_routes() {
+        for (pattern, key, want) in [
+            (
+                "*.collection.contribution-assessed",
+                "medical.collection.contribution-assessed",
+                true,
+            ),
+            (
+                "*.collection.contribution-assessed",
+                "medical.collection.arrears-detected",
+                false,
+            ),
+            (
+                "*.collection.contribution-assessed",
+                "collection.contribution-assessed",
+                false,
+            ),
+            ("#", "social.enrollment.person-enrolled", true),
+            ("medical.#", "medical", true),
+            ("medical.#", "medical.enrollment.person-enrolled", true),
+            ("medical.#", "social.enrollment.person-enrolled", false),
+            ("#.person-enrolled", "social.enrollment.person-enrolled", true),
+            ("a.#.d", "a.d", true),
+            ("a.#.d", "a.b.c.d", true),
+            ("a.#.d", "a.b.c", false),
+            ("a.*", "a.b.c", false),
+            ("a.b", "a.b", true),
+            ("a.b", "a.bb", false),
+        ] {
+            assert_eq!(topic_matches(pattern, key), want, "{pattern} ~ {key}");
+        }
+    }
+
+    #[test]
     fn names_and_patterns_are_checked() {
         for ok in ["tax-authority", "bank_1", "A2"] {
             assert_eq!(subscriber_name(ok).as_deref(), Ok(ok));
@@ -637,6 +750,7 @@ mod tests {
             bindings_added: vec!["*.collection.contribution-assessed".into()],
             bindings_removed: vec!["#".into()],
             generated_password: Some("Xy3".into()),
+            replayed: None,
         };
         let text = provisioned_text(&p);
         for want in [
@@ -681,6 +795,7 @@ mod tests {
             parking: "subscriber.tax-authority.parking".into(),
             parking_messages: None,
             bindings: vec![],
+            intake: None,
             user: "tax-authority".into(),
             user_tags: Some(vec![]),
             permissions: None,
