@@ -51,6 +51,8 @@ pub const WAIT: Duration = Duration::from_secs(20);
 pub struct TestEnv {
     pub id: String,
     schemas: Mutex<Vec<String>>,
+    /// The Postgres roles made for this environment's services (one per schema).
+    roles: Mutex<Vec<String>>,
     queues: Mutex<Vec<String>>,
     /// Dropped with the environment, which tells the watchdog that the test has ended.
     _watchdog: std::sync::mpsc::Sender<()>,
@@ -104,6 +106,7 @@ impl TestEnv {
         TestEnv {
             id,
             schemas: Mutex::default(),
+            roles: Mutex::default(),
             queues: Mutex::default(),
             _watchdog: watchdog,
         }
@@ -130,14 +133,41 @@ impl TestEnv {
         }
     }
 
-    /// Settings for `service`: its own schema, this env's prefix, an ephemeral ops port,
-    /// short retry delays.
+    /// The Postgres role of `service` in this environment (named as its schema), made on
+    /// first use as the operator tooling makes it: a login role owning that schema and
+    /// nothing else, so that a test's service has no more rights than a deployed one.
+    pub fn service_role(&self, service: &str) -> String {
+        let role = self.schema(service);
+        let mut roles = self.roles.lock().expect("lock");
+        if !roles.contains(&role) {
+            let (r, schema) = (role.clone(), role.clone());
+            on_own_runtime(async move {
+                let (client, conn) = tokio_postgres::connect(&database_url(), tokio_postgres::NoTls)
+                    .await
+                    .expect("the test database (DATABASE_URL) as its administrator");
+                let driver = tokio::spawn(conn);
+                platform::db::provision_role(&client, &r, &schema, None)
+                    .await
+                    .unwrap_or_else(|e| panic!("provisioning role {r}: {e:#}"));
+                drop(client);
+                let _ = driver.await;
+            });
+            roles.push(role.clone());
+        }
+        role
+    }
+
+    /// Settings for `service`: its own schema and role, this env's prefix, an ephemeral ops
+    /// port, short retry delays.
     pub fn service_settings(&self, service: &str) -> ServiceSettings {
         let schema = self.schema(service);
+        let role = self.service_role(service);
         self.schemas.lock().expect("lock").push(schema.clone());
         ServiceSettings {
             database: DatabaseSettings {
                 url: database_url(),
+                user: Some(role),
+                password: None,
                 schema,
                 pool_size: 8,
                 statement_timeout_ms: platform::db::DEFAULT_STATEMENT_TIMEOUT_MS,
@@ -203,6 +233,8 @@ impl TestEnv {
     pub async fn pool(&self, service: &str) -> deadpool_postgres::Pool {
         let settings = DatabaseSettings {
             url: database_url(),
+            user: None,
+            password: None,
             schema: self.schema(service),
             pool_size: 2,
             statement_timeout_ms: platform::db::DEFAULT_STATEMENT_TIMEOUT_MS,
@@ -257,9 +289,24 @@ impl TestEnv {
     }
 }
 
+/// Runs `fut` on a runtime of its own, on a thread of its own: for the harness's synchronous
+/// calls, which may be made from inside a test's runtime.
+fn on_own_runtime<T: Send + 'static>(fut: impl Future<Output = T> + Send + 'static) -> T {
+    std::thread::spawn(move || {
+        tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .expect("runtime")
+            .block_on(fut)
+    })
+    .join()
+    .unwrap_or_else(|e| std::panic::resume_unwind(e))
+}
+
 impl Drop for TestEnv {
     fn drop(&mut self) {
         let schemas = std::mem::take(&mut *self.schemas.lock().expect("lock"));
+        let roles = std::mem::take(&mut *self.roles.lock().expect("lock"));
         let mut queues = std::mem::take(&mut *self.queues.lock().expect("lock"));
         let names = self.names();
         queues.push(names.events_archive());
@@ -290,6 +337,9 @@ impl Drop for TestEnv {
                         let _ = client
                             .batch_execute(&format!("drop schema if exists {s} cascade"))
                             .await;
+                    }
+                    for r in &roles {
+                        let _ = platform::db::drop_role(&client, r).await;
                     }
                     drop(client);
                     let _ = driver.await;

@@ -579,6 +579,10 @@ async fn a_crash_loop_ends_in_the_parking_lot_and_replays_once() {
     let spawn_binary = |crash: bool| {
         std::process::Command::new(env!("CARGO_BIN_EXE_probe-service"))
             .env("APP__DATABASE__URL", &s.database.url)
+            .env(
+                "APP__DATABASE__USER",
+                s.database.user.as_deref().unwrap_or_default(),
+            )
             .env("APP__DATABASE__SCHEMA", &s.database.schema)
             .env("APP__BROKER__URL", &s.broker.url)
             .env("APP__BROKER__PREFIX", &s.broker.prefix)

@@ -405,6 +405,8 @@ fn start_servers(pg_bin: PathBuf) -> (Servers, Pki, u16, u16) {
 fn db_settings(url: String, tls: TlsSettings) -> DatabaseSettings {
     DatabaseSettings {
         url,
+        user: None,
+        password: None,
         schema: "tls_test".into(),
         pool_size: 2,
         statement_timeout_ms: 30_000,

@@ -246,6 +246,8 @@ async fn main() -> anyhow::Result<()> {
     let service = messaging::runtime::ServiceSettings {
         database: platform::db::DatabaseSettings {
             url: testkit::database_url(),
+            user: None,
+            password: None,
             schema: schema.clone(),
             pool_size: args.pool_size,
             // As in services/collection/configuration/base.yaml: one statement inserts every item.

@@ -214,6 +214,10 @@ async fn a_service_killed_mid_stream_loses_and_duplicates_nothing() {
     let spawn_binary = || {
         std::process::Command::new(env!("CARGO_BIN_EXE_enrollment"))
             .env("APP__DATABASE__URL", &settings.service.database.url)
+            .env(
+                "APP__DATABASE__USER",
+                settings.service.database.user.as_deref().unwrap_or_default(),
+            )
             .env("APP__DATABASE__SCHEMA", &settings.service.database.schema)
             .env("APP__BROKER__URL", &settings.service.broker.url)
             .env("APP__BROKER__PREFIX", &settings.service.broker.prefix)

@@ -19,12 +19,19 @@ use tokio::task::JoinHandle;
 use tokio_postgres::{AsyncMessage, Notification};
 use tokio_postgres_rustls::MakeRustlsConnect;
 
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Clone, Deserialize)]
 pub struct DatabaseSettings {
-    /// `postgres://user@host:port/database[?sslmode=…]`; the password, if any, from the
-    /// environment. `sslmode` is one of `disable`, `prefer` (the default), `require`,
-    /// `verify-ca` and `verify-full`, as in libpq.
+    /// `postgres://user@host:port/database[?sslmode=…]`. `sslmode` is one of `disable`,
+    /// `prefer` (the default), `require`, `verify-ca` and `verify-full`, as in libpq.
     pub url: String,
+    /// The service's own role (DESIGN.md §6: one per service, owning its schema), in place of
+    /// the URL's user; `APP__DATABASE__USER`.
+    #[serde(default)]
+    pub user: Option<String>,
+    /// Its password, in place of the URL's (`APP__DATABASE__PASSWORD`, from a secret: no URL
+    /// escaping, never printed).
+    #[serde(default)]
+    pub password: Option<String>,
     /// The schema this service owns; every unqualified name resolves to it.
     pub schema: String,
     #[serde(default = "default_pool_size")]
@@ -38,6 +45,21 @@ pub struct DatabaseSettings {
     /// The CA that signs the server's certificate (and a client certificate, if any).
     #[serde(default)]
     pub tls: TlsSettings,
+}
+
+impl std::fmt::Debug for DatabaseSettings {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("DatabaseSettings")
+            .field("url", &self.url)
+            .field("user", &self.user)
+            .field("password", &self.password.as_ref().map(|_| "<redacted>"))
+            .field("schema", &self.schema)
+            .field("pool_size", &self.pool_size)
+            .field("statement_timeout_ms", &self.statement_timeout_ms)
+            .field("lock_timeout_ms", &self.lock_timeout_ms)
+            .field("tls", &self.tls)
+            .finish()
+    }
 }
 
 fn default_pool_size() -> usize {
@@ -150,6 +172,12 @@ impl DatabaseSettings {
         let (url, mode) = split_sslmode(&self.url)?;
         let mut cfg: tokio_postgres::Config =
             url.parse().context("database.url is not a valid Postgres URL")?;
+        if let Some(user) = &self.user {
+            cfg.user(user);
+        }
+        if let Some(password) = &self.password {
+            cfg.password(password);
+        }
         cfg.options(self.connection_options());
         // Shows in pg_stat_activity which schema (service) a connection serves.
         cfg.application_name(&self.schema);
@@ -343,16 +371,34 @@ fn describe_connect(cfg: &tokio_postgres::Config, mode: SslMode) -> String {
     )
 }
 
-/// Creates the schema if needed and returns a pool whose connections use it.
+/// Returns a pool whose connections use the service's schema, creating the schema only when
+/// it is missing (a service's own role may not create schemas: the operator tooling makes
+/// it, owned by that role, see [`provision_role`]).
 pub async fn connect(settings: &DatabaseSettings) -> anyhow::Result<Pool> {
     crate::config::validate_identifier("database.schema", &settings.schema)?;
     let (cfg, mode) = settings.pg_config()?;
     let tls = settings.tls(mode)?;
     let (client, driver) = connect_one(settings, None).await?;
-    client
-        .batch_execute(&format!("create schema if not exists {}", settings.schema))
+    let exists = client
+        .query_opt(
+            "select 1 from pg_namespace where nspname = $1",
+            &[&settings.schema],
+        )
         .await
-        .with_context(|| format!("creating schema {}", settings.schema))?;
+        .context("looking for the service's schema")?
+        .is_some();
+    if !exists {
+        client
+            .batch_execute(&format!("create schema if not exists {}", settings.schema))
+            .await
+            .with_context(|| {
+                format!(
+                    "schema {} does not exist and this role may not create it: make it with \
+                     'insurancectl accounts apply' (it creates each service's role and schema)",
+                    settings.schema
+                )
+            })?;
+    }
     drop(client);
     let _ = driver.await;
     let manager = Manager::from_config(
@@ -410,6 +456,130 @@ pub async fn migrate(settings: &DatabaseSettings, runners: Vec<refinery::Runner>
     result
 }
 
+/// Quotes `name` as a Postgres identifier.
+fn ident(name: &str) -> String {
+    format!("\"{}\"", name.replace('"', "\"\""))
+}
+
+/// Quotes `s` as a Postgres string literal (standard-conforming strings, the default).
+fn literal(s: &str) -> String {
+    format!("'{}'", s.replace('\'', "''"))
+}
+
+/// As the database's administrator (`admin`): the login role `role` (no superuser, no
+/// database or role creation, no inherited rights), owning schema `schema` and everything in
+/// it, and nothing else. Other services' schemas are closed to it, because they belong to
+/// their own roles and nobody grants it usage; since PostgreSQL 15 it cannot create in
+/// `public` either. Safe to run again: an existing role keeps its password unless one is
+/// given, and what an earlier administrator created in the schema changes owner.
+pub async fn provision_role(
+    admin: &tokio_postgres::Client,
+    role: &str,
+    schema: &str,
+    password: Option<&str>,
+) -> anyhow::Result<()> {
+    crate::config::validate_identifier("role", role)?;
+    crate::config::validate_identifier("schema", schema)?;
+    let (r, s) = (ident(role), ident(schema));
+    let exists = admin
+        .query_opt("select 1 from pg_roles where rolname = $1", &[&role])
+        .await?
+        .is_some();
+    if !exists {
+        // Another replica of the tooling may create it at the same moment.
+        if let Err(e) = admin.batch_execute(&format!("create role {r} login")).await
+            && e.code() != Some(&tokio_postgres::error::SqlState::DUPLICATE_OBJECT)
+        {
+            return Err(anyhow::Error::new(e).context(format!("creating role {role}")));
+        }
+    }
+    let mut alter = format!("alter role {r} login nosuperuser nocreatedb nocreaterole noinherit");
+    if let Some(pw) = password {
+        alter.push_str(&format!(" password {}", literal(pw)));
+    }
+    admin
+        .batch_execute(&alter)
+        .await
+        .with_context(|| format!("setting up role {role}"))?;
+    admin
+        .batch_execute(&format!(
+            "create schema if not exists {s} authorization {r}; alter schema {s} owner to {r}"
+        ))
+        .await
+        .with_context(|| format!("creating schema {schema} for {role}"))?;
+    // Objects an administrator made there before the role existed (an older start-up ran
+    // the migrations as the administrator).
+    let foreign = admin
+        .query(
+            "select c.relname, c.relkind::text from pg_class c join pg_namespace n on n.oid = c.relnamespace \
+             where n.nspname = $1 and c.relkind in ('r', 'p', 'v', 'm', 'S', 'f') \
+             and pg_get_userbyid(c.relowner) <> $2 \
+             and not (c.relkind = 'S' and exists (select 1 from pg_depend d where d.objid = c.oid and d.deptype = 'a'))",
+            &[&schema, &role],
+        )
+        .await?;
+    for row in foreign {
+        let (name, kind): (String, String) = (row.get(0), row.get(1));
+        let what = match kind.as_str() {
+            "v" => "view",
+            "m" => "materialized view",
+            "S" => "sequence",
+            "f" => "foreign table",
+            _ => "table",
+        };
+        admin
+            .batch_execute(&format!("alter {what} {s}.{} owner to {r}", ident(&name)))
+            .await
+            .with_context(|| format!("giving {schema}.{name} to {role}"))?;
+    }
+    let functions = admin
+        .query(
+            "select p.oid::regprocedure::text from pg_proc p join pg_namespace n on n.oid = p.pronamespace \
+             where n.nspname = $1 and pg_get_userbyid(p.proowner) <> $2",
+            &[&schema, &role],
+        )
+        .await?;
+    for row in functions {
+        let signature: String = row.get(0);
+        admin
+            .batch_execute(&format!("alter routine {signature} owner to {r}"))
+            .await
+            .with_context(|| format!("giving {signature} to {role}"))?;
+    }
+    let types = admin
+        .query(
+            "select t.typname from pg_type t join pg_namespace n on n.oid = t.typnamespace \
+             where n.nspname = $1 and t.typtype in ('e', 'd', 'c') and pg_get_userbyid(t.typowner) <> $2 \
+             and not exists (select 1 from pg_class c where c.reltype = t.oid and c.relkind <> 'c')",
+            &[&schema, &role],
+        )
+        .await?;
+    for row in types {
+        let name: String = row.get(0);
+        admin
+            .batch_execute(&format!("alter type {s}.{} owner to {r}", ident(&name)))
+            .await
+            .with_context(|| format!("giving type {schema}.{name} to {role}"))?;
+    }
+    Ok(())
+}
+
+/// Drops `role` and everything it owns in the current database (the tests' teardown).
+pub async fn drop_role(admin: &tokio_postgres::Client, role: &str) -> anyhow::Result<()> {
+    let exists = admin
+        .query_opt("select 1 from pg_roles where rolname = $1", &[&role])
+        .await?
+        .is_some();
+    if exists {
+        let r = ident(role);
+        admin
+            .batch_execute(&format!("drop owned by {r} cascade; drop role if exists {r}"))
+            .await
+            .with_context(|| format!("dropping role {role}"))?;
+    }
+    Ok(())
+}
+
 /// True when a trivial query succeeds within a second (used by `/readyz`).
 pub async fn is_reachable(pool: &Pool) -> bool {
     let check = async {
@@ -429,6 +599,8 @@ mod tests {
     fn settings(url: &str) -> DatabaseSettings {
         DatabaseSettings {
             url: url.into(),
+            user: None,
+            password: None,
             schema: "enrollment".into(),
             pool_size: 4,
             statement_timeout_ms: 30_000,
