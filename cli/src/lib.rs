@@ -7,6 +7,8 @@
 //!   freeze orders on `insurance.control` and every service's answer (DESIGN.md §5).
 //! - `subscriber provision | show | remove`: external subscribers' queues, broker users and
 //!   permissions (DESIGN.md §2, §6), through the RabbitMQ management API.
+//! - `topology export`: the broker topology and grants of a deployment, from the services'
+//!   code (`k8s/base/topology.yaml`, `deploy/compose/rabbitmq/definitions.json`).
 //!
 //! The binary only parses arguments and prints a [`Report`]; [`run`] does the work and every
 //! text it prints comes from [`render`], so both are tested without a terminal.
@@ -20,6 +22,7 @@ mod provisioning;
 pub mod queues;
 pub mod render;
 pub mod subscriber;
+pub mod topology;
 
 pub use args::Cli;
 
