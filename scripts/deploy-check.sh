@@ -3,7 +3,8 @@
 #   scripts/deploy-check.sh              check docker-compose.yml, the Dockerfile and k8s/
 #   scripts/deploy-check.sh --self-test  prove that broken copies fail (a Deployment without a
 #                                        readiness probe, a compose file with an unknown key,
-#                                        a Dockerfile running as root, a stale topology)
+#                                        a Dockerfile running as root, a stale topology or
+#                                        compose definitions)
 #   scripts/deploy-check.sh --install    only install the tools
 #
 # Tools are installed where missing into .local/deploy-tools (git-ignored): a Python venv with
@@ -16,8 +17,10 @@
 # vendored copy) and the properties in deploy/tools/check_manifests.py; the Dockerfile with
 # hadolint and the same checker; `kubectl kustomize` of both overlays and the cutover example;
 # every object against the Kubernetes schemas and the CRD schemas in k8s/crds; the properties
-# of every Deployment; k8s/base/topology.yaml and the compose definitions against their
-# generator. Exits non-zero, naming each failure, when anything is wrong.
+# of every Deployment; k8s/base/topology.yaml and the compose definitions against what the
+# Rust code exports (`insurancectl topology export`, built with cargo; the same check as
+# `cargo test -p insurancectl --lib topology`). Exits non-zero, naming each failure, when
+# anything is wrong.
 set -Eeuo pipefail
 trap 'echo "[deploy-check] ERROR: line $LINENO: \`$BASH_COMMAND\` failed" >&2' ERR
 
@@ -83,6 +86,44 @@ install() {
 	exec 9>&-
 }
 
+# The topology files as the services' Rust code exports them, made once per run into
+# $exported (a tree's copies are compared with them); the export's errors are kept beside.
+exported=
+export_topology() {
+	exported=$(mktemp -d)
+	local format
+	for format in k8s definitions; do
+		if ! (cd "$root" && env -u INSURANCE_PREFIX cargo run -q --locked -p insurancectl -- \
+			topology export --format "$format" >"$exported/$format" 2>"$exported/stderr"); then
+			{
+				echo "insurancectl topology export --format $format failed:"
+				cat "$exported/stderr"
+			} >>"$exported/errors"
+		fi
+	done
+}
+trap '[ -z "$exported" ] || rm -rf "$exported"' EXIT
+
+# topology_matches DIR: DIR's k8s/base/topology.yaml and compose definitions are the export.
+topology_matches() {
+	local dir=$1 stale=() format file
+	if [ -s "$exported/errors" ]; then
+		cat "$exported/errors"
+		return 1
+	fi
+	for format in k8s definitions; do
+		case $format in
+		k8s) file=k8s/base/topology.yaml ;;
+		definitions) file=deploy/compose/rabbitmq/definitions.json ;;
+		esac
+		cmp -s "$exported/$format" "$dir/$file" || stale+=("$file")
+	done
+	if [ "${#stale[@]}" -gt 0 ]; then
+		echo "out of date (regenerate: UPDATE_TOPOLOGY=1 cargo test -p insurancectl --lib topology): ${stale[*]}"
+		return 1
+	fi
+}
+
 # check_tree DIR: every check on the deployment files under DIR (the repository, or a copy of
 # it in the self-test). Goes on after a failure so that all of them are reported.
 check_tree() {
@@ -111,8 +152,8 @@ check_tree() {
 	step "Dockerfile: hadolint" "$venv/bin/hadolint" --failure-threshold warning "$dir/Dockerfile"
 	step "Dockerfile: multi-stage, ARG BIN, non-root runtime" \
 		"$venv/bin/python" "$dir/deploy/tools/check_manifests.py" dockerfile "$dir/Dockerfile"
-	step "topology.yaml and compose definitions match deploy/tools/topology.py" \
-		"$venv/bin/python" "$dir/deploy/tools/topology.py" check
+	step "topology.yaml and compose definitions match insurancectl topology export" \
+		topology_matches "$dir"
 	for overlay in overlays/dev overlays/production cutover-example; do
 		name=${overlay##*/}
 		extra=()
@@ -131,7 +172,6 @@ copy_tree() {
 	local dest=$1
 	mkdir -p "$dest"
 	(cd "$root" && cp -R docker-compose.yml Dockerfile deploy k8s cutovers "$dest/")
-	# The copy's topology.py checks the copy's files.
 }
 
 # expect_failure LABEL NEEDLE DIR: the checks on DIR fail and say NEEDLE.
@@ -189,7 +229,11 @@ self_test() {
 
 	copy_tree "$tmp/topology"
 	sed -i 's/x-delivery-limit: 20/x-delivery-limit: 5/' "$tmp/topology/k8s/base/topology.yaml"
-	expect_failure "a hand-edited topology.yaml" "out of date" "$tmp/topology" || rc=1
+	expect_failure "a hand-edited topology.yaml" "topology): k8s/base/topology.yaml" "$tmp/topology" || rc=1
+
+	copy_tree "$tmp/definitions"
+	sed -i 's/"delivery-limit": 20/"delivery-limit": 5/' "$tmp/definitions/deploy/compose/rabbitmq/definitions.json"
+	expect_failure "hand-edited compose definitions" "topology): deploy/compose/rabbitmq/definitions.json" "$tmp/definitions" || rc=1
 
 	if [ "$rc" = 0 ]; then
 		echo "self-test: every broken copy failed as it should"
@@ -200,6 +244,7 @@ self_test() {
 case "${1:-}" in
 "")
 	install
+	export_topology
 	if check_tree "$root"; then
 		echo "deploy-check: all checks passed"
 	else
@@ -209,6 +254,7 @@ case "${1:-}" in
 	;;
 --self-test)
 	install
+	export_topology
 	self_test
 	;;
 --install) install ;;

@@ -77,6 +77,32 @@ pub enum Cmd {
     /// order's announcements and how far their bulk send has come.
     #[command(subcommand)]
     Notifications(NotificationsCmd),
+    /// The broker topology of a deployment (exchanges, queues, bindings, policy, users and
+    /// their grants), from the services' own code. Needs no broker.
+    #[command(subcommand)]
+    Topology(TopologyCmd),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum TopologyCmd {
+    /// Print (or write) the topology for a cluster or for docker-compose. `--prefix` applies
+    /// to every name.
+    Export {
+        #[arg(long, value_enum)]
+        format: TopologyFormat,
+        /// Write to this file instead of stdout.
+        #[arg(long, value_name = "FILE")]
+        out: Option<PathBuf>,
+    },
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum TopologyFormat {
+    /// Messaging Topology Operator resources (k8s/base/topology.yaml).
+    K8s,
+    /// A RabbitMQ definitions file (deploy/compose/rabbitmq/definitions.json): users'
+    /// permissions, topic permissions, exchanges, policies; the services declare the queues.
+    Definitions,
 }
 
 #[derive(Debug, Subcommand)]

@@ -8,6 +8,8 @@
 //! - `subscriber provision | show | remove`: external subscribers' queues, broker users and
 //!   permissions (DESIGN.md §2, §6), through the RabbitMQ management API; `provision
 //!   --replay-from` gives a new one the archived events first ([`replay`]).
+//! - `topology export`: the broker topology and grants of a deployment, from the services'
+//!   code (`k8s/base/topology.yaml`, `deploy/compose/rabbitmq/definitions.json`).
 //!
 //! The binary only parses arguments and prints a [`Report`]; [`run`] does the work and every
 //! text it prints comes from [`render`], so both are tested without a terminal.
@@ -22,6 +24,7 @@ pub mod queues;
 pub mod render;
 pub mod replay;
 pub mod subscriber;
+pub mod topology;
 
 pub use args::Cli;
 

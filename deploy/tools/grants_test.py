@@ -1,8 +1,10 @@
-"""Proves the grants of deploy/tools/topology.py on a real broker: each service user can do
-what its service does at start-up and in operation, and is refused outside it (another
-service's queues, routing keys it does not own, freeze orders). Needs pika (PyPI) and a broker
-prepared by deploy/compose/rabbitmq/init.sh with the passwords in the same variables; the
-freeze-operator user (k8s only) is created here through the management API as the admin.
+"""Proves the grants of k8s/base/topology.yaml (exported from the services' Rust code by
+`insurancectl topology export`, as deploy/compose/rabbitmq/definitions.json is) on a real
+broker: each service user can do what its service does at start-up and in operation, and is
+refused outside it (another service's queues, routing keys it does not own, freeze orders).
+Needs pika and PyYAML (PyPI) and a broker prepared by deploy/compose/rabbitmq/init.sh with the
+passwords in the same variables; the freeze-operator user (k8s only) is created here through
+the management API as the admin, with the grants topology.yaml gives it.
 
     AMQP_HOST=127.0.0.1 AMQP_PORT=5672 RABBITMQ_API_URL=http://127.0.0.1:15672 \
     RABBITMQ_ADMIN_USER=... RABBITMQ_ADMIN_PASSWORD=... ENROLLMENT_MQ_PASSWORD=... \
@@ -17,9 +19,54 @@ import urllib.parse
 import urllib.request
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-import pika  # noqa: E402
-import topology as t  # noqa: E402
+import pika
+import yaml
+
+
+class Topology:
+    """What k8s/base/topology.yaml declares and grants, read back from its resources."""
+
+    def __init__(self, path):
+        self.docs = docs = [d for d in yaml.safe_load_all(path.read_text()) if d]
+        self.EXCHANGES = [s["name"] for s in self.specs("Exchange")]
+        self.COMMANDS, self.EVENTS, self.CONTROL = (
+            "insurance.commands", "insurance.events", "insurance.control")
+        assert {self.COMMANDS, self.EVENTS, self.CONTROL} <= set(self.EXCHANGES), self.EXCHANGES
+        self.queues = {s["name"]: s for s in self.specs("Queue")}
+        archive = next(s for s in self.queues.values() if s["type"] == "stream")
+        self.ARCHIVE, self.ARCHIVE_MAX_AGE = archive["name"], archive["arguments"]["x-max-age"]
+        users = [d["metadata"]["name"] for d in docs if d["kind"] == "User"]
+        self.OPERATORS = {u: self.grants(u) for u in users if u == "freeze-operator"}
+        # service -> the lines of its command queues (its work queues are bound as it binds them)
+        self.SERVICES = {
+            u: {"commands": [q.split(".")[1] for q, _, _ in self.work_queues(u) if q.endswith(".commands")]}
+            for u in users if u not in self.OPERATORS
+        }
+
+    def specs(self, kind):
+        return [d["spec"] for d in self.docs if d["kind"] == kind]
+
+    def grants(self, user):
+        perms = next(s["permissions"] for s in self.specs("Permission") if s["userReference"]["name"] == user)
+        topics = {s["permissions"]["exchange"]: (s["permissions"]["write"], s["permissions"]["read"])
+                  for s in self.specs("TopicPermission") if s["userReference"]["name"] == user}
+        return {**perms, "topics": topics}
+
+    def work_queues(self, service):
+        """(queue, exchange, binding keys) of every queue the service binds, in order."""
+        out = {}
+        for b in self.specs("Binding"):
+            if b["destination"].startswith(f"{service}."):
+                out.setdefault(b["destination"], (b["source"], []))[1].append(b["routingKey"])
+        return [(q, ex, keys) for q, (ex, keys) in out.items()]
+
+    def queue_declarations(self, queue):
+        """The queue, its parking lot and retry tiers: (name, type, arguments)."""
+        return [(name, s["type"], s.get("arguments", {})) for name, s in self.queues.items()
+                if name == queue or name.startswith(f"{queue}.")]
+
+
+t = Topology(Path(__file__).resolve().parents[2] / "k8s/base/topology.yaml")
 
 VARS = {"enrollment": "ENROLLMENT", "collection": "COLLECTION", "benefits": "BENEFITS",
         "card-issuance": "CARD_ISSUANCE", "notification": "NOTIFICATION", "bank-sim": "BANK_SIM",

@@ -10,6 +10,7 @@ use async_trait::async_trait;
 use contracts::{ErrorBody, ErrorCode, Line};
 use deadpool_postgres::Transaction;
 use messaging::runtime::{ServiceRuntime, ServiceSettings, ServiceSpec};
+use messaging::topology::ServiceTopologySpec;
 use messaging::{Handled, Handler, HandlerError, Incoming, Names, Outgoing};
 use std::time::Duration;
 
@@ -125,9 +126,12 @@ pub async fn build(settings: ServiceSettings, crash: bool) -> anyhow::Result<Pro
     let mut migrations = embedded::migrations::runner();
     migrations.set_migration_table_name("probe_schema_history");
     let spec = ServiceSpec {
-        service: SERVICE,
-        command_lines: vec![Line::Medical, Line::Social],
-        event_bindings: vec![],
+        topology: ServiceTopologySpec {
+            service: SERVICE,
+            command_lines: vec![Line::Medical, Line::Social],
+            event_bindings: vec![],
+            sends: vec![],
+        },
         handler: ProbeHandler { names, crash },
         migrations,
     };

@@ -1,8 +1,9 @@
 //! The deployment files, validated offline (issue 13 §3, §4): `scripts/deploy-check.sh` checks
 //! docker-compose.yml against the Compose specification, the Dockerfile with hadolint, and
 //! every object of both Kustomize overlays against the Kubernetes and the operators' CRD
-//! schemas with the properties asked of each Deployment; `--self-test` proves that broken
-//! copies of those files fail. The script installs its own tools (under a lock) the first time.
+//! schemas with the properties asked of each Deployment, and the topology files against
+//! `insurancectl topology export`; `--self-test` proves that broken copies of those files
+//! fail. The script installs its own tools (under a lock) the first time.
 
 use std::path::Path;
 use std::process::{Command, Output};
@@ -37,6 +38,7 @@ fn the_compose_file_the_dockerfile_and_both_overlays_validate() {
         "ok   k8s/overlays/dev: kustomize build",
         "ok   k8s/overlays/production: kustomize build",
         "ok   k8s/cutover-example: kustomize build",
+        "ok   topology.yaml and compose definitions match insurancectl topology export",
     ] {
         assert!(stdout.contains(step), "no '{step}' in:\n{stdout}");
     }
@@ -61,6 +63,7 @@ fn the_self_test_sees_every_broken_copy_fail() {
         "self-test caught: a Dockerfile whose runtime runs as root",
         "self-test caught: a CloudNativePG Cluster off its CRD schema",
         "self-test caught: a hand-edited topology.yaml",
+        "self-test caught: hand-edited compose definitions",
     ] {
         assert!(stdout.contains(caught), "no '{caught}' in:\n{stdout}");
     }

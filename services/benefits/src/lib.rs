@@ -21,6 +21,7 @@ pub mod store;
 
 use contracts::Line;
 use messaging::runtime::{ServiceRuntime, ServiceSettings, ServiceSpec};
+use messaging::topology::ServiceTopologySpec;
 use serde::Deserialize;
 
 mod embedded {
@@ -40,6 +41,25 @@ impl Settings {
     }
 }
 
+/// What this service consumes and sends on the broker: the runtime declares it at start-up
+/// and `insurancectl topology export` writes it for a deployment.
+pub fn topology() -> ServiceTopologySpec {
+    ServiceTopologySpec {
+        service: contracts::benefits::SERVICE,
+        // Settlement is medical-line business only.
+        command_lines: vec![Line::Medical],
+        event_bindings: vec![
+            (Line::Medical, projection::bindings(Line::Medical)),
+            (Line::Common, projection::card_bindings()),
+        ],
+        sends: vec![],
+    }
+}
+
+/// `configuration/base.yaml`, built in: the queue settings (retry tiers, delivery limit) a
+/// deployment's topology is exported with.
+pub const BASE_CONFIGURATION: &str = include_str!("../configuration/base.yaml");
+
 pub type Application = ServiceRuntime<handlers::BenefitsHandler>;
 
 /// Builds the service: schema, migrations (with the policy seed), topology, ops port.
@@ -48,13 +68,7 @@ pub async fn build(settings: Settings) -> anyhow::Result<Application> {
     let migrations =
         messaging::runtime::migrations(embedded::migrations::runner(), "benefits_schema_history");
     let spec = ServiceSpec {
-        service: contracts::benefits::SERVICE,
-        // Settlement is medical-line business only.
-        command_lines: vec![Line::Medical],
-        event_bindings: vec![
-            (Line::Medical, projection::bindings(Line::Medical)),
-            (Line::Common, projection::card_bindings()),
-        ],
+        topology: topology(),
         handler: handlers::BenefitsHandler { names },
         migrations,
     };

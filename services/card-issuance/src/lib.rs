@@ -15,6 +15,7 @@ pub mod store;
 
 use contracts::Line;
 use messaging::runtime::{ServiceRuntime, ServiceSettings, ServiceSpec};
+use messaging::topology::ServiceTopologySpec;
 use serde::Deserialize;
 
 mod embedded {
@@ -34,6 +35,24 @@ impl Settings {
     }
 }
 
+/// What this service consumes and sends on the broker: the runtime declares it at start-up
+/// and `insurancectl topology export` writes it for a deployment.
+pub fn topology() -> ServiceTopologySpec {
+    ServiceTopologySpec {
+        service: contracts::card::SERVICE,
+        command_lines: vec![Line::Common],
+        event_bindings: Line::BUSINESS
+            .iter()
+            .map(|&l| (l, projection::bindings(l)))
+            .collect(),
+        sends: vec![],
+    }
+}
+
+/// `configuration/base.yaml`, built in: the queue settings (retry tiers, delivery limit) a
+/// deployment's topology is exported with.
+pub const BASE_CONFIGURATION: &str = include_str!("../configuration/base.yaml");
+
 pub type Application = ServiceRuntime<handlers::CardHandler>;
 
 /// Builds the service: schema, migrations, topology, ops port. Nothing consumes yet.
@@ -41,12 +60,7 @@ pub async fn build(settings: Settings) -> anyhow::Result<Application> {
     let names = messaging::Names::new(settings.service.broker.prefix.clone());
     let migrations = messaging::runtime::migrations(embedded::migrations::runner(), "card_schema_history");
     let spec = ServiceSpec {
-        service: contracts::card::SERVICE,
-        command_lines: vec![Line::Common],
-        event_bindings: Line::BUSINESS
-            .iter()
-            .map(|&l| (l, projection::bindings(l)))
-            .collect(),
+        topology: topology(),
         handler: handlers::CardHandler { names },
         migrations,
     };

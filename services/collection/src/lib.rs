@@ -18,6 +18,7 @@ pub mod schedule;
 
 use contracts::Line;
 use messaging::runtime::{ServiceRuntime, ServiceSettings, ServiceSpec};
+use messaging::topology::{SentCommands, ServiceTopologySpec};
 use serde::Deserialize;
 
 mod embedded {
@@ -43,6 +44,29 @@ impl Settings {
     }
 }
 
+/// What this service consumes and sends on the broker: the runtime declares it at start-up
+/// and `insurancectl topology export` writes it for a deployment.
+pub fn topology() -> ServiceTopologySpec {
+    ServiceTopologySpec {
+        service: contracts::collection::SERVICE,
+        command_lines: vec![Line::Medical, Line::Social],
+        event_bindings: Line::BUSINESS
+            .iter()
+            .map(|&l| (l, projection::bindings(l)))
+            .collect(),
+        // The schedule's monthly assessment and daily arrears check, to itself.
+        sends: vec![SentCommands {
+            lines: Line::BUSINESS.to_vec(),
+            service: contracts::collection::SERVICE,
+            commands: schedule::COMMANDS.to_vec(),
+        }],
+    }
+}
+
+/// `configuration/base.yaml`, built in: the queue settings (retry tiers, delivery limit) a
+/// deployment's topology is exported with.
+pub const BASE_CONFIGURATION: &str = include_str!("../configuration/base.yaml");
+
 pub type Application = ServiceRuntime<handlers::CollectionHandler>;
 
 /// Today in China Standard Time (UTC+8, no daylight saving): the day deadlines are judged by.
@@ -58,12 +82,7 @@ pub async fn build(settings: Settings) -> anyhow::Result<Application> {
         messaging::runtime::migrations(embedded::migrations::runner(), "collection_schema_history");
     let freeze = std::sync::Arc::new(std::sync::OnceLock::new());
     let spec = ServiceSpec {
-        service: contracts::collection::SERVICE,
-        command_lines: vec![Line::Medical, Line::Social],
-        event_bindings: Line::BUSINESS
-            .iter()
-            .map(|&l| (l, projection::bindings(l)))
-            .collect(),
+        topology: topology(),
         handler: handlers::CollectionHandler {
             names,
             region: settings.region.clone(),

@@ -37,6 +37,11 @@ impl Default for ScheduleSettings {
     }
 }
 
+/// The commands the schedule sends (to this service, on every business line).
+pub const ASSESS_MONTH: &str = "assess-month";
+pub const DETECT_ARREARS: &str = "detect-arrears";
+pub const COMMANDS: [&str; 2] = [ASSESS_MONTH, DETECT_ARREARS];
+
 /// A stable id for "this order, for this period": the same on every replica.
 pub fn order_id(order: &str) -> Uuid {
     Uuid::new_v5(
@@ -61,13 +66,13 @@ pub fn due(today: chrono::NaiveDate, settings: &ScheduleSettings) -> Vec<Command
         {
             let body = serde_json::json!({ "month": prev.to_string() });
             out.push(
-                Command::new(line, "collection", "assess-month", &body)
+                Command::new(line, contracts::collection::SERVICE, ASSESS_MONTH, &body)
                     .with_message_id(order_id(&format!("assess-month:{line}:{prev}"))),
             );
         }
         let body = serde_json::json!({ "as_of": today });
         out.push(
-            Command::new(line, "collection", "detect-arrears", &body)
+            Command::new(line, contracts::collection::SERVICE, DETECT_ARREARS, &body)
                 .with_message_id(order_id(&format!("detect-arrears:{line}:{today}"))),
         );
     }

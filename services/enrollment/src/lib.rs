@@ -12,6 +12,7 @@ pub mod store;
 
 use contracts::Line;
 use messaging::runtime::{ServiceRuntime, ServiceSettings, ServiceSpec};
+use messaging::topology::ServiceTopologySpec;
 use serde::Deserialize;
 
 mod embedded {
@@ -36,6 +37,21 @@ impl Settings {
     }
 }
 
+/// What this service consumes and sends on the broker: the runtime declares it at start-up
+/// and `insurancectl topology export` writes it for a deployment.
+pub fn topology() -> ServiceTopologySpec {
+    ServiceTopologySpec {
+        service: contracts::enrollment::SERVICE,
+        command_lines: vec![Line::Medical, Line::Social],
+        event_bindings: vec![],
+        sends: vec![],
+    }
+}
+
+/// `configuration/base.yaml`, built in: the queue settings (retry tiers, delivery limit) a
+/// deployment's topology is exported with.
+pub const BASE_CONFIGURATION: &str = include_str!("../configuration/base.yaml");
+
 pub type Application = ServiceRuntime<handlers::EnrollmentHandler>;
 
 /// Builds the service: schema, migrations, topology, ops port. Nothing consumes yet.
@@ -44,9 +60,7 @@ pub async fn build(settings: Settings) -> anyhow::Result<Application> {
     let migrations =
         messaging::runtime::migrations(embedded::migrations::runner(), "enrollment_schema_history");
     let spec = ServiceSpec {
-        service: contracts::enrollment::SERVICE,
-        command_lines: vec![Line::Medical, Line::Social],
-        event_bindings: vec![],
+        topology: topology(),
         handler: handlers::EnrollmentHandler {
             names,
             region: settings.region.clone(),

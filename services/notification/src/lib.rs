@@ -19,6 +19,7 @@ pub mod templates;
 
 use contracts::Line;
 use messaging::runtime::{ServiceRuntime, ServiceSettings, ServiceSpec};
+use messaging::topology::ServiceTopologySpec;
 use serde::Deserialize;
 use std::sync::Arc;
 use tokio_util::sync::CancellationToken;
@@ -65,7 +66,7 @@ pub fn base_settings() -> (sms::SmsSettings, NotifySettings) {
     }
     let s: Sections = config::Config::builder()
         .add_source(config::File::from_str(
-            include_str!("../configuration/base.yaml"),
+            BASE_CONFIGURATION,
             config::FileFormat::Yaml,
         ))
         .build()
@@ -73,6 +74,21 @@ pub fn base_settings() -> (sms::SmsSettings, NotifySettings) {
         .expect("configuration/base.yaml has the sms and notify sections");
     (s.sms, s.notify)
 }
+
+/// What this service consumes and sends on the broker: the runtime declares it at start-up
+/// and `insurancectl topology export` writes it for a deployment.
+pub fn topology() -> ServiceTopologySpec {
+    ServiceTopologySpec {
+        service: contracts::notification::SERVICE,
+        command_lines: vec![Line::Common],
+        event_bindings: Line::ALL.iter().map(|&l| (l, handlers::bindings(l))).collect(),
+        sends: vec![],
+    }
+}
+
+/// `configuration/base.yaml`, built in: the queue settings (retry tiers, delivery limit) a
+/// deployment's topology is exported with.
+pub const BASE_CONFIGURATION: &str = include_str!("../configuration/base.yaml");
 
 pub type Application = ServiceRuntime<handlers::NotificationHandler>;
 
@@ -86,9 +102,7 @@ pub async fn build(settings: Settings) -> anyhow::Result<Application> {
     let migrations =
         messaging::runtime::migrations(embedded::migrations::runner(), "notification_schema_history");
     let spec = ServiceSpec {
-        service: contracts::notification::SERVICE,
-        command_lines: vec![Line::Common],
-        event_bindings: Line::ALL.iter().map(|&l| (l, handlers::bindings(l))).collect(),
+        topology: topology(),
         handler: handlers::NotificationHandler {
             templates: Arc::new(templates::Templates::built_in()),
             notify: settings.notify.clone(),

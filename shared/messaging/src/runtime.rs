@@ -13,7 +13,7 @@ use crate::lines::LineSwitches;
 use crate::names::Names;
 use crate::outbox::{Relay, RelayConfig, RelayStatus, RelayWakes};
 use crate::pools::LinePools;
-use crate::topology::{QueueSettings, ServiceTopology};
+use crate::topology::{QueueSettings, ServiceTopology, ServiceTopologySpec};
 use anyhow::Context;
 use contracts::Line;
 use deadpool_postgres::Pool;
@@ -92,6 +92,18 @@ impl Default for MessagingSettings {
 }
 
 impl MessagingSettings {
+    /// The `messaging` section of a service's `configuration/base.yaml` (given as text),
+    /// defaults for what it leaves out: what a deployment runs with unless it overrides it.
+    pub fn from_base_yaml(base_yaml: &str) -> anyhow::Result<Self> {
+        #[derive(Deserialize)]
+        struct Section {
+            #[serde(default)]
+            messaging: MessagingSettings,
+        }
+        let s: Section = platform::config::from_yaml_str(base_yaml)?;
+        Ok(s.messaging)
+    }
+
     pub fn consumer(&self) -> ConsumerSettings {
         ConsumerSettings {
             prefetch: self.prefetch.max(1),
@@ -179,11 +191,10 @@ pub fn migrations(mut runner: refinery::Runner, history_table: &str) -> refinery
     runner
 }
 
-/// What distinguishes one service: its name, what it consumes, its handler and migrations.
+/// What distinguishes one service: its topology (name, what it consumes and sends: the
+/// service crate's `topology()`), its handler and migrations.
 pub struct ServiceSpec<H: Handler> {
-    pub service: &'static str,
-    pub command_lines: Vec<contracts::Line>,
-    pub event_bindings: Vec<(contracts::Line, Vec<String>)>,
+    pub topology: ServiceTopologySpec,
     pub handler: H,
     pub migrations: refinery::Runner,
 }
@@ -238,14 +249,10 @@ impl<H: Handler> ServiceRuntime<H> {
         .await?;
         platform::db::migrate(&settings.database, vec![crate::migrations(), spec.migrations]).await?;
         let names = Names::new(settings.broker.prefix.clone());
-        let topology = ServiceTopology {
-            service: spec.service.to_owned(),
-            command_lines: spec.command_lines,
-            event_bindings: spec.event_bindings,
-            settings: settings.messaging.queues(),
-        };
+        let service = spec.topology.service;
+        let topology = ServiceTopology::new(&spec.topology, settings.messaging.queues());
         // Declared on a connection of its own, closed afterwards.
-        let admin = Broker::for_role(settings.broker.clone(), spec.service, "declare");
+        let admin = Broker::for_role(settings.broker.clone(), service, "declare");
         patiently("declaring the topology", wait, || async {
             let ch = admin.channel().await.context("connecting to RabbitMQ")?;
             topology
@@ -266,13 +273,13 @@ impl<H: Handler> ServiceRuntime<H> {
             Line::ALL
                 .into_iter()
                 .map(|l| {
-                    let b = Broker::for_role(settings.broker.clone(), spec.service, &format!("{role}-{l}"));
+                    let b = Broker::for_role(settings.broker.clone(), service, &format!("{role}-{l}"));
                     (l, b)
                 })
                 .collect()
         };
         Ok(ServiceRuntime {
-            service: spec.service,
+            service,
             handler: Arc::new(spec.handler),
             topology,
             pools,
@@ -280,7 +287,7 @@ impl<H: Handler> ServiceRuntime<H> {
             publish: per_line("publish"),
             names,
             switches: LineSwitches::default(),
-            freeze: crate::freeze::Freeze::new(spec.service, settings.messaging.freeze.clock.clock()),
+            freeze: crate::freeze::Freeze::new(service, settings.messaging.freeze.clock.clock()),
             listener,
             settings,
         })

@@ -11,7 +11,44 @@ use lapin::types::{AMQPValue, FieldTable, LongString};
 use lapin::{Channel, ExchangeKind};
 use std::time::Duration;
 
-/// What a service consumes, per line.
+/// What a service consumes and sends on the broker, without a handler or a database: each
+/// service crate's `topology()`. The runtime declares it at start-up ([`ServiceTopology`],
+/// from `ServiceSpec::topology`) and `insurancectl topology export` writes the same for a
+/// deployment, so the two cannot differ.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ServiceTopologySpec {
+    pub service: &'static str,
+    /// Lines whose commands this service handles (`<line>.<service>.*`).
+    pub command_lines: Vec<Line>,
+    /// Per line, the event routing keys (topic patterns) the service consumes.
+    pub event_bindings: Vec<(Line, Vec<String>)>,
+    /// The commands the service sends itself (a schedule): the only routing keys its broker
+    /// user may publish on the commands exchange.
+    pub sends: Vec<SentCommands>,
+}
+
+/// Commands `<line>.<service>.<command>` for every line and command named.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SentCommands {
+    pub lines: Vec<Line>,
+    pub service: &'static str,
+    pub commands: Vec<&'static str>,
+}
+
+impl SentCommands {
+    pub fn routing_keys(&self) -> Vec<String> {
+        self.lines
+            .iter()
+            .flat_map(|line| {
+                self.commands
+                    .iter()
+                    .map(move |c| format!("{line}.{}.{c}", self.service))
+            })
+            .collect()
+    }
+}
+
+/// What a service consumes, per line, with the settings of its queues.
 #[derive(Debug, Clone)]
 pub struct ServiceTopology {
     pub service: String,
@@ -63,6 +100,71 @@ pub struct ConsumedQueue {
     pub kind: MessageKind,
 }
 
+/// A queue argument's value, as declared (`x-message-ttl` 1000, `x-overflow` `reject-publish`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum QueueArgument {
+    Str(String),
+    Int(i64),
+}
+
+impl QueueArgument {
+    fn amqp(&self) -> AMQPValue {
+        match self {
+            QueueArgument::Str(v) => s(v),
+            QueueArgument::Int(v) => AMQPValue::LongLongInt(*v),
+        }
+    }
+}
+
+/// A durable queue and its arguments, in the order they are declared; `x-queue-type` first.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct QueueDeclaration {
+    pub name: String,
+    pub arguments: Vec<(&'static str, QueueArgument)>,
+}
+
+impl QueueDeclaration {
+    fn new(name: impl Into<String>, queue_type: &str) -> Self {
+        QueueDeclaration {
+            name: name.into(),
+            arguments: vec![("x-queue-type", QueueArgument::Str(queue_type.to_owned()))],
+        }
+    }
+
+    fn with(mut self, key: &'static str, value: QueueArgument) -> Self {
+        self.arguments.push((key, value));
+        self
+    }
+
+    fn with_str(self, key: &'static str, value: &str) -> Self {
+        self.with(key, QueueArgument::Str(value.to_owned()))
+    }
+
+    /// `quorum` or `stream`.
+    pub fn queue_type(&self) -> &str {
+        match self.arguments.iter().find(|(k, _)| *k == "x-queue-type") {
+            Some((_, QueueArgument::Str(t))) => t,
+            _ => "classic",
+        }
+    }
+
+    fn field_table(&self) -> FieldTable {
+        let mut args = FieldTable::default();
+        for (key, value) in &self.arguments {
+            args.insert((*key).into(), value.amqp());
+        }
+        args
+    }
+}
+
+/// A consumed (or control) queue with the exchange and keys it is bound with.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct WorkQueue {
+    pub name: String,
+    pub exchange: String,
+    pub binding_keys: Vec<String>,
+}
+
 fn s(v: &str) -> AMQPValue {
     AMQPValue::LongString(LongString::from(v))
 }
@@ -75,6 +177,15 @@ fn durable() -> QueueDeclareOptions {
 }
 
 impl ServiceTopology {
+    pub fn new(spec: &ServiceTopologySpec, settings: QueueSettings) -> Self {
+        ServiceTopology {
+            service: spec.service.to_owned(),
+            command_lines: spec.command_lines.clone(),
+            event_bindings: spec.event_bindings.clone(),
+            settings,
+        }
+    }
+
     pub fn consumed_queues(&self, names: &Names) -> Vec<ConsumedQueue> {
         let mut out: Vec<ConsumedQueue> = self
             .command_lines
@@ -112,39 +223,47 @@ impl ServiceTopology {
         out
     }
 
-    /// Declares the shared exchanges and archive, then this service's queues and bindings.
-    pub async fn declare(&self, ch: &Channel, names: &Names, timeout: Duration) -> Result<(), BrokerError> {
-        declare_shared(ch, names, &self.settings, timeout).await?;
-        for q in self.consumed_queues(names) {
-            declare_work_queue(ch, &q.name, &self.settings, timeout).await?;
-            match q.kind {
-                MessageKind::Command => {
-                    let key = format!("{}.{}.*", q.line, self.service);
-                    bind(ch, &q.name, &names.commands_exchange(), &key, timeout).await?;
-                }
-                MessageKind::Event => {
-                    let keys = self
+    /// The queues this service consumes and its control queue, each with its bindings, in
+    /// the order [`ServiceTopology::declare`] declares them.
+    pub fn work_queues(&self, names: &Names) -> Vec<WorkQueue> {
+        let mut out: Vec<WorkQueue> = self
+            .consumed_queues(names)
+            .into_iter()
+            .map(|q| match q.kind {
+                MessageKind::Command => WorkQueue {
+                    exchange: names.commands_exchange(),
+                    binding_keys: vec![format!("{}.{}.*", q.line, self.service)],
+                    name: q.name,
+                },
+                MessageKind::Event => WorkQueue {
+                    exchange: names.events_exchange(),
+                    binding_keys: self
                         .event_bindings
                         .iter()
                         .filter(|(l, _)| *l == q.line)
-                        .flat_map(|(_, k)| k);
-                    for key in keys {
-                        bind(ch, &q.name, &names.events_exchange(), key, timeout).await?;
-                    }
-                }
+                        .flat_map(|(_, k)| k.iter().cloned())
+                        .collect(),
+                    name: q.name,
+                },
+            })
+            .collect();
+        out.push(WorkQueue {
+            name: names.control_queue(&self.service),
+            exchange: names.control_exchange(),
+            binding_keys: vec![format!("{}.#", self.service), "all.#".to_owned()],
+        });
+        out
+    }
+
+    /// Declares the shared exchanges and archive, then this service's queues and bindings.
+    pub async fn declare(&self, ch: &Channel, names: &Names, timeout: Duration) -> Result<(), BrokerError> {
+        declare_shared(ch, names, &self.settings, timeout).await?;
+        for q in self.work_queues(names) {
+            declare_work_queue(ch, &q.name, &self.settings, timeout).await?;
+            for key in &q.binding_keys {
+                bind(ch, &q.name, &q.exchange, key, timeout).await?;
             }
         }
-        let control = names.control_queue(&self.service);
-        declare_work_queue(ch, &control, &self.settings, timeout).await?;
-        bind(
-            ch,
-            &control,
-            &names.control_exchange(),
-            &format!("{}.#", self.service),
-            timeout,
-        )
-        .await?;
-        bind(ch, &control, &names.control_exchange(), "all.#", timeout).await?;
         Ok(())
     }
 }
@@ -170,19 +289,43 @@ async fn bind(
     .await
 }
 
-/// The three topic exchanges and the events archive stream every service relies on.
+/// The shared topic exchanges every service declares.
+pub fn shared_exchanges(names: &Names) -> Vec<String> {
+    vec![
+        names.commands_exchange(),
+        names.events_exchange(),
+        names.control_exchange(),
+        names.subscribers_exchange(),
+    ]
+}
+
+/// The events archive stream: every event, for `archive_max_age`.
+pub fn archive_declaration(names: &Names, settings: &QueueSettings) -> QueueDeclaration {
+    // Events older than this are dropped from the archive; new subscribers replay from it.
+    QueueDeclaration::new(names.events_archive(), "stream").with_str("x-max-age", &settings.archive_max_age)
+}
+
+/// The archive's binding key on the events exchange.
+pub const ARCHIVE_BINDING: &str = "#";
+
+async fn declare_queue(ch: &Channel, queue: &QueueDeclaration, timeout: Duration) -> Result<(), BrokerError> {
+    bounded(
+        "queue.declare",
+        timeout,
+        ch.queue_declare(queue.name.as_str().into(), durable(), queue.field_table()),
+    )
+    .await
+    .map(|_| ())
+}
+
+/// The topic exchanges and the events archive stream every service relies on.
 pub async fn declare_shared(
     ch: &Channel,
     names: &Names,
     settings: &QueueSettings,
     timeout: Duration,
 ) -> Result<(), BrokerError> {
-    for ex in [
-        names.commands_exchange(),
-        names.events_exchange(),
-        names.control_exchange(),
-        names.subscribers_exchange(),
-    ] {
+    for ex in shared_exchanges(names) {
         // durable: the exchanges are the suite's addresses and must survive broker restarts.
         let opts = ExchangeDeclareOptions {
             durable: true,
@@ -200,20 +343,18 @@ pub async fn declare_shared(
         )
         .await?;
     }
-    let mut args = FieldTable::default();
-    args.insert("x-queue-type".into(), s("stream"));
-    // Events older than this are dropped from the archive; new subscribers replay from it.
-    args.insert("x-max-age".into(), s(&settings.archive_max_age));
-    let archive = names.events_archive();
-    bounded(
-        "queue.declare",
-        timeout,
-        ch.queue_declare(archive.as_str().into(), durable(), args),
-    )
-    .await?;
+    let archive = archive_declaration(names, settings);
+    declare_queue(ch, &archive, timeout).await?;
     // The archive receives every event, so every event routes somewhere: a `mandatory`
     // publish that comes back means the topology itself is missing.
-    bind(ch, &archive, &names.events_exchange(), "#", timeout).await
+    bind(
+        ch,
+        &archive.name,
+        &names.events_exchange(),
+        ARCHIVE_BINDING,
+        timeout,
+    )
+    .await
 }
 
 /// The data-sharing hold queue of each business line (`freeze::data_sharing`), bound to the
@@ -248,6 +389,36 @@ pub fn work_queue_names(queue: &str, settings: &QueueSettings) -> Vec<String> {
     names
 }
 
+/// What [`declare_work_queue`] declares for `queue`, in order: its parking lot, each retry
+/// tier, then the queue itself.
+pub fn work_queue_declarations(queue: &str, settings: &QueueSettings) -> Vec<QueueDeclaration> {
+    let parking = Names::parking(queue);
+    let mut out = vec![QueueDeclaration::new(parking.as_str(), "quorum")];
+    // Retry tiers: quorum queues without consumers whose queue-level TTL returns every
+    // message after the tier's delay, at least once, through the default exchange to the
+    // work queue. A per-message TTL in one queue would only expire messages at its head.
+    for delay in settings.retry_tiers() {
+        out.push(
+            QueueDeclaration::new(Names::retry_tier(queue, delay), "quorum")
+                .with("x-message-ttl", QueueArgument::Int(delay.as_millis() as i64))
+                .with_str("x-dead-letter-exchange", "")
+                .with_str("x-dead-letter-routing-key", queue)
+                .with_str("x-dead-letter-strategy", "at-least-once")
+                .with_str("x-overflow", "reject-publish"),
+        );
+    }
+    out.push(
+        QueueDeclaration::new(queue, "quorum")
+            .with("x-delivery-limit", QueueArgument::Int(settings.delivery_limit))
+            .with_str("x-dead-letter-exchange", "")
+            .with_str("x-dead-letter-routing-key", &parking)
+            // At-least-once dead-lettering (3.10+) needs reject-publish overflow.
+            .with_str("x-dead-letter-strategy", "at-least-once")
+            .with_str("x-overflow", "reject-publish"),
+    );
+    out
+}
+
 /// A consumed quorum queue, its parking lot and its retry tiers.
 pub async fn declare_work_queue(
     ch: &Channel,
@@ -255,55 +426,9 @@ pub async fn declare_work_queue(
     settings: &QueueSettings,
     timeout: Duration,
 ) -> Result<(), BrokerError> {
-    let parking = Names::parking(queue);
-    let mut pargs = FieldTable::default();
-    pargs.insert("x-queue-type".into(), s("quorum"));
-    bounded(
-        "queue.declare",
-        timeout,
-        ch.queue_declare(parking.as_str().into(), durable(), pargs),
-    )
-    .await?;
-
-    // Retry tiers: quorum queues without consumers whose queue-level TTL returns every
-    // message after the tier's delay, at least once, through the default exchange to the
-    // work queue. A per-message TTL in one queue would only expire messages at its head.
-    for delay in settings.retry_tiers() {
-        let mut rargs = FieldTable::default();
-        rargs.insert("x-queue-type".into(), s("quorum"));
-        rargs.insert(
-            "x-message-ttl".into(),
-            AMQPValue::LongLongInt(delay.as_millis() as i64),
-        );
-        rargs.insert("x-dead-letter-exchange".into(), s(""));
-        rargs.insert("x-dead-letter-routing-key".into(), s(queue));
-        rargs.insert("x-dead-letter-strategy".into(), s("at-least-once"));
-        rargs.insert("x-overflow".into(), s("reject-publish"));
-        bounded(
-            "queue.declare",
-            timeout,
-            ch.queue_declare(Names::retry_tier(queue, delay).as_str().into(), durable(), rargs),
-        )
-        .await?;
+    for q in work_queue_declarations(queue, settings) {
+        declare_queue(ch, &q, timeout).await?;
     }
-
-    let mut args = FieldTable::default();
-    args.insert("x-queue-type".into(), s("quorum"));
-    args.insert(
-        "x-delivery-limit".into(),
-        AMQPValue::LongLongInt(settings.delivery_limit),
-    );
-    args.insert("x-dead-letter-exchange".into(), s(""));
-    args.insert("x-dead-letter-routing-key".into(), s(&parking));
-    // At-least-once dead-lettering (3.10+) needs reject-publish overflow.
-    args.insert("x-dead-letter-strategy".into(), s("at-least-once"));
-    args.insert("x-overflow".into(), s("reject-publish"));
-    bounded(
-        "queue.declare",
-        timeout,
-        ch.queue_declare(queue.into(), durable(), args),
-    )
-    .await?;
     Ok(())
 }
 
@@ -335,4 +460,124 @@ pub async fn delete(
         first = first.or(r.err());
     }
     first.map_or(Ok(()), Err)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn spec() -> ServiceTopologySpec {
+        ServiceTopologySpec {
+            service: "svc",
+            command_lines: vec![Line::Medical, Line::Social],
+            event_bindings: vec![(
+                Line::Common,
+                vec!["common.other.happened".into(), "common.*.x".into()],
+            )],
+            sends: vec![SentCommands {
+                lines: vec![Line::Medical, Line::Social],
+                service: "svc",
+                commands: vec!["tick", "tock"],
+            }],
+        }
+    }
+
+    #[test]
+    fn a_service_binds_its_commands_events_and_control_queue() {
+        let names = Names::new("t1.");
+        let t = ServiceTopology::new(&spec(), QueueSettings::default());
+        let queues: Vec<(String, String, Vec<String>)> = t
+            .work_queues(&names)
+            .into_iter()
+            .map(|q| (q.name, q.exchange, q.binding_keys))
+            .collect();
+        let q = |n: &str, e: &str, k: &[&str]| {
+            let keys = k.iter().map(|k| k.to_string()).collect();
+            (n.to_owned(), e.to_owned(), keys)
+        };
+        assert_eq!(
+            queues,
+            vec![
+                q(
+                    "t1.svc.medical.commands",
+                    "t1.insurance.commands",
+                    &["medical.svc.*"]
+                ),
+                q(
+                    "t1.svc.social.commands",
+                    "t1.insurance.commands",
+                    &["social.svc.*"]
+                ),
+                q(
+                    "t1.svc.common.events",
+                    "t1.insurance.events",
+                    &["common.other.happened", "common.*.x"]
+                ),
+                q("t1.svc.control", "t1.insurance.control", &["svc.#", "all.#"]),
+            ]
+        );
+        // What a test tears down is what is declared.
+        let mut declared: Vec<String> = t
+            .work_queues(&names)
+            .iter()
+            .flat_map(|q| work_queue_declarations(&q.name, &t.settings))
+            .map(|d| d.name)
+            .collect();
+        let mut owned = t.owned_queues(&names);
+        declared.sort();
+        owned.sort();
+        assert_eq!(declared, owned);
+        assert_eq!(
+            spec().sends[0].routing_keys(),
+            [
+                "medical.svc.tick",
+                "medical.svc.tock",
+                "social.svc.tick",
+                "social.svc.tock"
+            ]
+        );
+    }
+
+    #[test]
+    fn a_work_queue_parks_after_its_delivery_limit_and_retries_through_its_tiers() {
+        let settings = QueueSettings {
+            delivery_limit: 3,
+            archive_max_age: "1D".into(),
+            retry_tiers_ms: vec![500, 60_000],
+        };
+        let d = work_queue_declarations("q", &settings);
+        let names: Vec<&str> = d.iter().map(|d| d.name.as_str()).collect();
+        assert_eq!(names, ["q.parking", "q.retry.500ms", "q.retry.1m", "q"]);
+        let mut sorted = names.iter().map(|n| n.to_string()).collect::<Vec<_>>();
+        sorted.sort();
+        let mut listed = work_queue_names("q", &settings);
+        listed.sort();
+        assert_eq!(sorted, listed);
+        assert!(d.iter().all(|d| d.queue_type() == "quorum"));
+        let arg = |d: &QueueDeclaration, k: &str| {
+            d.arguments
+                .iter()
+                .find(|(key, _)| *key == k)
+                .map(|(_, v)| v.clone())
+        };
+        assert_eq!(arg(&d[3], "x-delivery-limit"), Some(QueueArgument::Int(3)));
+        assert_eq!(
+            arg(&d[3], "x-dead-letter-routing-key"),
+            Some(QueueArgument::Str("q.parking".into()))
+        );
+        assert_eq!(arg(&d[1], "x-message-ttl"), Some(QueueArgument::Int(500)));
+        assert_eq!(
+            arg(&d[2], "x-dead-letter-routing-key"),
+            Some(QueueArgument::Str("q".into()))
+        );
+        assert_eq!(d[0].arguments.len(), 1);
+        let archive = archive_declaration(&Names::default(), &settings);
+        assert_eq!(
+            (archive.name.as_str(), archive.queue_type()),
+            ("insurance.events.archive", "stream")
+        );
+        assert_eq!(arg(&archive, "x-max-age"), Some(QueueArgument::Str("1D".into())));
+        // The AMQP table carries every argument.
+        assert_eq!(d[3].field_table().inner().len(), 6);
+    }
 }

@@ -33,6 +33,17 @@ pub fn load_service<T: DeserializeOwned>(manifest_dir: &str) -> anyhow::Result<T
     load(&dir)
 }
 
+/// Settings from YAML text alone (a built-in `base.yaml`), without environment files or
+/// variables.
+pub fn from_yaml_str<T: DeserializeOwned>(yaml: &str) -> anyhow::Result<T> {
+    config::Config::builder()
+        .add_source(config::File::from_str(yaml, config::FileFormat::Yaml))
+        .build()
+        .context("reading YAML configuration")?
+        .try_deserialize()
+        .context("configuration is invalid")
+}
+
 /// Names the field that failed validation, for start-up errors.
 #[derive(Debug, thiserror::Error)]
 #[error("configuration field '{field}' is invalid: {reason}")]
