@@ -70,6 +70,19 @@ if [[ ${RUN_SKIP_BUILD:-0} != 1 ]]; then
 fi
 BIN_DIR="${CARGO_TARGET_DIR:-target}/debug"
 
+# Each service connects as a Postgres role of its own that owns its schema and nothing else
+# (issue 13 §1); the operator tooling makes them, as on a cluster.
+declare -A DB_ROLE=()
+accounts=$("$BIN_DIR/insurancectl" accounts apply --database-url "$INSURANCE_DB_URL") ||
+	die "insurancectl accounts apply failed"
+while read -r service _ role _; do
+	DB_ROLE[$service]=$role
+done <<<"$accounts"
+for name in "${SERVICES[@]}"; do
+	[[ -n ${DB_ROLE[$name]:-} ]] || die "no database role for $name (insurancectl accounts apply)"
+	log "database role ${DB_ROLE[$name]} for $name"
+done
+
 PIDS=()
 NAMES=()
 STOPPING=0
@@ -119,6 +132,7 @@ start_service() {
 	[[ $name == notification ]] && extra=(APP__SMS__ADDRESS="127.0.0.1:$SMSC_PORT" APP__SMS__PASSWORD="${SMSC_PASSWORD:-}")
 	env "${extra[@]}" \
 		APP__DATABASE__URL="$INSURANCE_DB_URL" \
+		APP__DATABASE__USER="${DB_ROLE[$name]}" \
 		APP__BROKER__URL="$AMQP_URL" \
 		APP__OPS__PORT="$port" \
 		APP__MESSAGING__FREEZE__DATA_SHARING__API_URL="${RABBITMQ_API_URL:-}" \

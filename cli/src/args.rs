@@ -81,6 +81,26 @@ pub enum Cmd {
     /// their grants), from the services' own code. Needs no broker.
     #[command(subcommand)]
     Topology(TopologyCmd),
+    /// The services' own accounts: one Postgres role per service, owning its schema and with
+    /// no rights on any other (DESIGN.md §6). Run by the operator before the services start.
+    #[command(subcommand)]
+    Accounts(AccountsCmd),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum AccountsCmd {
+    /// Create or update each service's role and schema (safe to run again). A role's password
+    /// comes from `<SERVICE>_DB_PASSWORD` (e.g. `CARD_ISSUANCE_DB_PASSWORD`) when set; an
+    /// existing role keeps its own otherwise. `--prefix` prefixes roles and schemas as the tests
+    /// do (`t1.` gives `t1_enrollment`).
+    Apply {
+        /// The database as its administrator (a role that may create roles and schemas).
+        #[arg(long, env = "DATABASE_URL", hide_env_values = true)]
+        database_url: String,
+        /// Only these services (repeat); default: all five.
+        #[arg(long = "service", value_name = "SERVICE")]
+        services: Vec<String>,
+    },
 }
 
 #[derive(Debug, Subcommand)]

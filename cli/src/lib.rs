@@ -8,12 +8,14 @@
 //! - `subscriber provision | show | remove`: external subscribers' queues, broker users and
 //!   permissions (DESIGN.md §2, §6), through the RabbitMQ management API; `provision
 //!   --replay-from` gives a new one the archived events first ([`replay`]).
+//! - `accounts apply`: each service's Postgres role, owning its schema ([`accounts`]).
 //! - `topology export`: the broker topology and grants of a deployment, from the services'
 //!   code (`k8s/base/topology.yaml`, `deploy/compose/rabbitmq/definitions.json`).
 //!
 //! The binary only parses arguments and prints a [`Report`]; [`run`] does the work and every
 //! text it prints comes from [`render`], so both are tested without a terminal.
 
+pub mod accounts;
 pub mod args;
 mod commands;
 pub mod freeze;
