@@ -1,9 +1,13 @@
-//! `accounts apply`: the services' own Postgres roles (issue 13 §1). Each service connects as
-//! a role named as its schema, which owns that schema and everything in it and has no right
-//! anywhere else; its migrations run as that role. What a role may do is decided in
-//! `platform::db::provision_role`, which the test harness uses too.
+//! `accounts apply`: the services' own accounts (issue 13 §1). On Postgres each service
+//! connects as a role named as its schema, which owns that schema and everything in it and has
+//! no right anywhere else; its migrations run as that role (what a role may do is decided in
+//! `platform::db::provision_role`, which the test harness uses too). On the broker each
+//! service has a user `<prefix><service>` with the permissions and topic permissions of the
+//! topology ([`crate::topology`], the same grants `topology export` gives a cluster), and the
+//! services share one management-API user for the data-sharing shovels.
 
 use crate::args::{AccountsCmd, Cli};
+use crate::management::{Api, amqp_target, api_path};
 use crate::{EXIT_FAILURE, Report};
 use anyhow::{Context, bail};
 use serde::Serialize;
@@ -58,21 +62,43 @@ pub fn password_variable(service: &str) -> String {
     format!("{}_DB_PASSWORD", service.to_ascii_uppercase().replace('-', "_"))
 }
 
+/// `<SERVICE>_MQ_PASSWORD`.
+pub fn broker_password_variable(service: &str) -> String {
+    format!("{}_MQ_PASSWORD", service.to_ascii_uppercase().replace('-', "_"))
+}
+
+/// The user every service's data-sharing reconciler uses on the management API (tag
+/// `policymaker`: it puts and removes the lines' shovels), `<prefix>data-sharing`.
+pub const DATA_SHARING_USER: &str = "data-sharing";
+
+/// The grants of the data-sharing user: it reads each line's hold queue and writes to the
+/// subscribers' exchange (what the shovels it declares do on its behalf), and nothing else.
+pub fn data_sharing_permissions(names: &messaging::Names) -> crate::subscriber::Permissions {
+    use crate::subscriber::regex_escape;
+    let holds: Vec<String> = contracts::Line::BUSINESS
+        .iter()
+        .map(|l| regex_escape(&names.data_sharing_hold(*l)))
+        .collect();
+    crate::subscriber::Permissions {
+        configure: crate::subscriber::NOTHING.into(),
+        write: format!("^{}$", regex_escape(&names.subscribers_exchange())),
+        read: format!("^({})$", holds.join("|")),
+    }
+}
+
 #[derive(Debug, Clone, Serialize)]
 struct Applied {
     service: String,
-    role: String,
-    schema: String,
-    password: &'static str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    role: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    broker_user: Option<String>,
 }
 
 pub async fn run(cli: &Cli, cmd: &AccountsCmd) -> anyhow::Result<Report> {
-    let AccountsCmd::Apply {
-        database_url,
-        services: wanted,
-    } = cmd;
+    let AccountsCmd::Apply(a) = cmd;
     let all = services()?;
-    for w in wanted {
+    for w in &a.services {
         if !all.iter().any(|s| s.service == w) {
             bail!(
                 "unknown service '{w}' (one of: {})",
@@ -82,37 +108,95 @@ pub async fn run(cli: &Cli, cmd: &AccountsCmd) -> anyhow::Result<Report> {
     }
     let chosen: Vec<&ServiceSchema> = all
         .iter()
-        .filter(|s| wanted.is_empty() || wanted.iter().any(|w| w == s.service))
+        .filter(|s| a.services.is_empty() || a.services.iter().any(|w| w == s.service))
         .collect();
-    let (client, conn) = tokio_postgres::connect(database_url, tokio_postgres::NoTls)
-        .await
-        .context("connecting to Postgres as its administrator (--database-url)")?;
-    let driver = tokio::spawn(conn);
-    let mut applied = Vec::new();
+    let (postgres, broker) = match (a.postgres, a.broker) {
+        (false, false) => (true, true),
+        other => other,
+    };
     let mut report = Report::default();
-    for s in chosen {
-        let name = prefixed(&cli.prefix, &s.schema);
-        let var = password_variable(s.service);
-        let password = std::env::var(&var).ok().filter(|p| !p.is_empty());
-        match platform::db::provision_role(&client, &name, &name, password.as_deref()).await {
-            Ok(()) => applied.push(Applied {
-                service: s.service.to_owned(),
-                role: name.clone(),
-                schema: name,
-                password: if password.is_some() {
-                    "set from the environment"
-                } else {
-                    "unchanged"
-                },
-            }),
-            Err(e) => {
-                report.code = EXIT_FAILURE;
-                let _ = writeln!(report.stderr, "error: {}: {e:#}", s.service);
+    let mut applied: Vec<Applied> = chosen
+        .iter()
+        .map(|s| Applied {
+            service: s.service.to_owned(),
+            role: None,
+            broker_user: None,
+        })
+        .collect();
+    if postgres {
+        let Some(url) = &a.database_url else {
+            bail!("--database-url (or DATABASE_URL) is needed for the Postgres roles; --broker skips them");
+        };
+        let (client, conn) = tokio_postgres::connect(url, tokio_postgres::NoTls)
+            .await
+            .context("connecting to Postgres as its administrator (--database-url)")?;
+        let driver = tokio::spawn(conn);
+        for (s, done) in chosen.iter().zip(applied.iter_mut()) {
+            let name = prefixed(&cli.prefix, &s.schema);
+            let password = std::env::var(password_variable(s.service))
+                .ok()
+                .filter(|p| !p.is_empty());
+            match platform::db::provision_role(&client, &name, &name, password.as_deref()).await {
+                Ok(()) => done.role = Some(name),
+                Err(e) => {
+                    report.code = EXIT_FAILURE;
+                    let _ = writeln!(report.stderr, "error: {}: {e:#}", s.service);
+                }
             }
         }
+        drop(client);
+        let _ = driver.await;
     }
-    drop(client);
-    let _ = driver.await;
+    if broker {
+        let names = messaging::Names::new(cli.prefix.clone());
+        let topology = crate::topology::build(&names, &crate::topology::services()?)?;
+        let target = amqp_target(&cli.amqp_url)?;
+        let given = |v: &Option<String>| v.clone().filter(|s| !s.is_empty());
+        let api = Api::new(
+            &a.api.api_url,
+            &given(&a.api.api_user).unwrap_or_else(|| target.user.clone()),
+            &given(&a.api.api_password).unwrap_or_else(|| target.password.clone()),
+            std::time::Duration::from_secs(cli.timeout),
+        )?;
+        for (s, done) in chosen.iter().zip(applied.iter_mut()) {
+            let user_name = format!("{}{}", names.prefix(), s.service);
+            let Some(user) = topology.user(&user_name) else {
+                bail!("the topology has no user {user_name}");
+            };
+            let var = broker_password_variable(s.service);
+            match put_user(&api, &target.vhost, user, &var, "").await {
+                Ok(()) => done.broker_user = Some(user_name),
+                Err(e) => {
+                    report.code = EXIT_FAILURE;
+                    let _ = writeln!(report.stderr, "error: {}: {e:#}", s.service);
+                }
+            }
+        }
+        let data_sharing = crate::topology::User {
+            name: format!("{}{DATA_SHARING_USER}", names.prefix()),
+            permissions: data_sharing_permissions(&names),
+            topic_permissions: Vec::new(),
+            deployment: crate::topology::Deployment::Everywhere,
+        };
+        if let Err(e) = put_user(
+            &api,
+            &target.vhost,
+            &data_sharing,
+            "DATA_SHARING_MQ_PASSWORD",
+            "policymaker",
+        )
+        .await
+        {
+            report.code = EXIT_FAILURE;
+            let _ = writeln!(report.stderr, "error: {DATA_SHARING_USER}: {e:#}");
+        } else {
+            applied.push(Applied {
+                service: DATA_SHARING_USER.into(),
+                role: None,
+                broker_user: Some(data_sharing.name.clone()),
+            });
+        }
+    }
     report.stdout = if cli.json {
         let mut s = serde_json::to_string_pretty(&applied)?;
         s.push('\n');
@@ -120,15 +204,75 @@ pub async fn run(cli: &Cli, cmd: &AccountsCmd) -> anyhow::Result<Report> {
     } else {
         let mut out = String::new();
         for a in &applied {
-            let _ = writeln!(
-                out,
-                "{:<14} role {} owns schema {} and nothing else (password {})",
-                a.service, a.role, a.schema, a.password
-            );
+            if let Some(role) = &a.role {
+                let _ = writeln!(
+                    out,
+                    "{:<14} role {role} owns schema {role} and nothing else",
+                    a.service
+                );
+            }
+            if let Some(user) = &a.broker_user {
+                let _ = writeln!(
+                    out,
+                    "{:<14} user {user} with its service's permissions and topic permissions",
+                    a.service
+                );
+            }
         }
         out
     };
     Ok(report)
+}
+
+/// Creates or updates `user` on the broker: its password from `var` (an existing user keeps
+/// its own without one; a new one is refused), then its topic permissions, then its vhost
+/// permissions (never write on an exchange without the routing-key limit in place).
+async fn put_user(
+    api: &Api,
+    vhost: &str,
+    user: &crate::topology::User,
+    var: &str,
+    tags: &str,
+) -> anyhow::Result<()> {
+    let path = api_path(&["users", &user.name]);
+    let existing = api.get(&path).await?;
+    let password = std::env::var(var).ok().filter(|p| !p.is_empty());
+    match (&existing, password) {
+        (_, Some(pw)) => api
+            .put(&path, &serde_json::json!({ "password": pw, "tags": tags }))
+            .await
+            .with_context(|| format!("creating or updating user {}", user.name))?,
+        (Some(u), None) => {
+            // Keeps the password (its hash), sets the tags.
+            let hash = u["password_hash"].as_str().unwrap_or_default();
+            let algorithm = u["hashing_algorithm"]
+                .as_str()
+                .unwrap_or("rabbit_password_hashing_sha256");
+            api.put(
+                &path,
+                &serde_json::json!({ "password_hash": hash, "hashing_algorithm": algorithm, "tags": tags }),
+            )
+            .await
+            .with_context(|| format!("updating user {}", user.name))?
+        }
+        (None, None) => bail!(
+            "{var} is not set: a new broker user {} needs its password",
+            user.name
+        ),
+    }
+    let topic_path = api_path(&["topic-permissions", vhost, &user.name]);
+    for t in &user.topic_permissions {
+        api.put(&topic_path, &serde_json::to_value(t)?)
+            .await
+            .with_context(|| format!("topic permissions of {} on {}", user.name, t.exchange))?;
+    }
+    api.put(
+        &api_path(&["permissions", vhost, &user.name]),
+        &serde_json::to_value(&user.permissions)?,
+    )
+    .await
+    .with_context(|| format!("permissions of {} on vhost {vhost}", user.name))?;
+    Ok(())
 }
 
 #[cfg(test)]

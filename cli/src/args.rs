@@ -82,25 +82,40 @@ pub enum Cmd {
     #[command(subcommand)]
     Topology(TopologyCmd),
     /// The services' own accounts: one Postgres role per service, owning its schema and with
-    /// no rights on any other (DESIGN.md §6). Run by the operator before the services start.
+    /// no rights on any other, and one broker user per service with the grants of `topology
+    /// export` (DESIGN.md §6). Run by the operator before the services start.
     #[command(subcommand)]
     Accounts(AccountsCmd),
 }
 
 #[derive(Debug, Subcommand)]
 pub enum AccountsCmd {
-    /// Create or update each service's role and schema (safe to run again). A role's password
-    /// comes from `<SERVICE>_DB_PASSWORD` (e.g. `CARD_ISSUANCE_DB_PASSWORD`) when set; an
-    /// existing role keeps its own otherwise. `--prefix` prefixes roles and schemas as the tests
-    /// do (`t1.` gives `t1_enrollment`).
-    Apply {
-        /// The database as its administrator (a role that may create roles and schemas).
-        #[arg(long, env = "DATABASE_URL", hide_env_values = true)]
-        database_url: String,
-        /// Only these services (repeat); default: all five.
-        #[arg(long = "service", value_name = "SERVICE")]
-        services: Vec<String>,
-    },
+    /// Create or update each service's Postgres role and schema and its broker user (safe to
+    /// run again). Passwords come from `<SERVICE>_DB_PASSWORD` and `<SERVICE>_MQ_PASSWORD`
+    /// (e.g. `CARD_ISSUANCE_MQ_PASSWORD`) when set; an existing account keeps its own
+    /// otherwise, and a new broker user without one is refused. `DATA_SHARING_MQ_PASSWORD`
+    /// gives the user the services control the data-sharing shovels with (management API,
+    /// `policymaker`). `--prefix` prefixes everything as the tests do (`t1.` gives the role
+    /// `t1_enrollment` and the user `t1.enrollment`).
+    Apply(AccountsApplyArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct AccountsApplyArgs {
+    /// The database as its administrator (a role that may create roles and schemas).
+    #[arg(long, env = "DATABASE_URL", hide_env_values = true)]
+    pub database_url: Option<String>,
+    /// Only the Postgres roles.
+    #[arg(long, conflicts_with = "broker")]
+    pub postgres: bool,
+    /// Only the broker users (through the management API).
+    #[arg(long)]
+    pub broker: bool,
+    /// Only these services (repeat); default: all five.
+    #[arg(long = "service", value_name = "SERVICE")]
+    pub services: Vec<String>,
+    #[command(flatten)]
+    pub api: ApiArgs,
 }
 
 #[derive(Debug, Subcommand)]

@@ -1,0 +1,324 @@
+//! One broker user per service (issue 13 §1): `insurancectl accounts apply --broker` creates
+//! them with the grants of the topology (the same `topology export` gives a cluster).
+//! Enrollment and collection, each running as its own user, do their work (a command, its
+//! reply, the event the other consumes, a data-sharing freeze applied through the shared
+//! management-API user), and enrollment's user is refused outside its rights: another
+//! service's queue, a routing key it does not own, a freeze order, a queue of another name.
+//!
+//! Needs the management API (`scripts/servers.sh` enables it).
+
+mod common;
+
+use common::{exit, text};
+use contracts::Line;
+use lapin::options::{BasicConsumeOptions, BasicPublishOptions, ConfirmSelectOptions, QueueDeclareOptions};
+use lapin::types::FieldTable;
+use lapin::{BasicProperties, Connection, ConnectionProperties};
+use messaging::client::Command;
+use messaging::freeze::data_sharing::shovel_path;
+use messaging::management::{Api, amqp_target, api_path};
+use testkit::{TestEnv, WAIT, id_number, phone, send_command, wait_for};
+
+const SERVICES: [&str; 5] = [
+    "enrollment",
+    "collection",
+    "benefits",
+    "card-issuance",
+    "notification",
+];
+
+fn password(env: &TestEnv, user: &str) -> String {
+    format!("pw{}{}", user.replace(['-', '.'], ""), env.id)
+}
+
+/// `AMQP_URL` with another user and password.
+fn url_as(user: &str, password: &str) -> String {
+    let url = testkit::amqp_url();
+    let (scheme, rest) = url.split_once("://").expect("a URL");
+    let host = rest.rsplit_once('@').map_or(rest, |(_, h)| h);
+    format!("{scheme}://{user}:{password}@{host}")
+}
+
+/// Deletes this environment's users whatever happens.
+struct RemoveUsers(Vec<String>);
+
+impl Drop for RemoveUsers {
+    fn drop(&mut self) {
+        let users = std::mem::take(&mut self.0);
+        let _ = std::thread::spawn(move || {
+            tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .expect("runtime")
+                .block_on(async move {
+                    let t = amqp_target(&testkit::amqp_url()).expect("AMQP_URL");
+                    if let Ok(api) = Api::new(&testkit::api_url(), &t.user, &t.password, WAIT) {
+                        for u in users {
+                            let _ = api.delete(&api_path(&["users", &u])).await;
+                        }
+                    }
+                })
+        })
+        .join();
+    }
+}
+
+async fn apply(env: &TestEnv) -> std::process::Output {
+    let mut cmd = tokio::process::Command::new(env!("CARGO_BIN_EXE_insurancectl"));
+    cmd.args(["accounts", "apply", "--broker"])
+        .env("AMQP_URL", testkit::amqp_url())
+        .env("INSURANCE_PREFIX", env.prefix())
+        .env("RABBITMQ_API_URL", testkit::api_url())
+        .env(
+            "DATA_SHARING_MQ_PASSWORD",
+            password(env, messaging_user(env, "data-sharing").as_str()),
+        )
+        .stdin(std::process::Stdio::null())
+        .kill_on_drop(true);
+    for s in SERVICES {
+        let var = format!("{}_MQ_PASSWORD", s.to_ascii_uppercase().replace('-', "_"));
+        cmd.env(var, password(env, &messaging_user(env, s)));
+    }
+    tokio::time::timeout(WAIT, cmd.output())
+        .await
+        .expect("insurancectl finishes")
+        .expect("insurancectl runs")
+}
+
+fn messaging_user(env: &TestEnv, name: &str) -> String {
+    format!("{}{name}", env.prefix())
+}
+
+/// A service's settings with its own broker user and the shared data-sharing user.
+fn settings_as(env: &TestEnv, service: &str) -> messaging::runtime::ServiceSettings {
+    let mut s = env.service_settings(service);
+    let user = messaging_user(env, service);
+    s.broker.url = url_as(&user, &password(env, &user));
+    let ds = messaging_user(env, "data-sharing");
+    s.messaging.freeze.data_sharing.api_user = Some(ds.clone());
+    s.messaging.freeze.data_sharing.api_password = Some(password(env, &ds));
+    s.messaging.freeze.tick_ms = 50;
+    s
+}
+
+#[track_caller]
+fn refused<T: std::fmt::Debug>(what: &str, result: Result<T, lapin::Error>) {
+    match result {
+        Err(e) if e.to_string().contains("ACCESS_REFUSED") || e.to_string().contains("403") => {}
+        other => panic!("{what}: expected ACCESS_REFUSED, got {other:?}"),
+    }
+}
+
+#[tokio::test]
+async fn each_service_works_as_its_own_broker_user_and_is_refused_outside_its_rights() {
+    let env = TestEnv::new();
+    let names = env.names();
+    let mut users: Vec<String> = SERVICES.iter().map(|s| messaging_user(&env, s)).collect();
+    users.push(messaging_user(&env, "data-sharing"));
+    let _cleanup = RemoveUsers(users.clone());
+    let out = apply(&env).await;
+    let stdout = exit(&out, 0);
+    for u in &users {
+        assert!(stdout.contains(&format!("user {u} ")), "{stdout}");
+    }
+    let t = amqp_target(&testkit::amqp_url()).expect("AMQP_URL");
+    let api = Api::new(&testkit::api_url(), &t.user, &t.password, WAIT).expect("the API");
+    let enrollment_user = api
+        .get(&api_path(&["users", &users[0]]))
+        .await
+        .expect("API")
+        .expect("enrollment's user");
+    assert!(
+        enrollment_user["tags"].as_array().is_none_or(|a| a.is_empty())
+            && enrollment_user["tags"].as_str().is_none_or(str::is_empty),
+        "a service user has no tags: {enrollment_user}"
+    );
+    // Safe to run again, keeping the passwords.
+    exit(&apply(&env).await, 0);
+
+    // Enrollment and collection, each as its user.
+    let enrollment = enrollment::build(enrollment::Settings {
+        service: settings_as(&env, "enrollment"),
+        region: "420100".into(),
+    })
+    .await
+    .expect("enrollment starts as its own user");
+    let collection = collection::build(collection::Settings {
+        service: settings_as(&env, "collection"),
+        region: "420100".into(),
+        schedule: collection::schedule::ScheduleSettings {
+            enabled: false,
+            ..Default::default()
+        },
+    })
+    .await
+    .expect("collection starts as its own user");
+    let mut services = testkit::services::Services::new();
+    services.start(&env, enrollment).start(&env, collection);
+    common::both_listening(&env).await;
+
+    let client = env.client().await;
+    let enroll = Command::new(
+        Line::Medical,
+        "enrollment",
+        "enroll-person",
+        &serde_json::json!({
+            "id_number": id_number(1), "name": "参保人1", "phone": phone(1),
+            "category": "flexible", "insurance_types": ["employee_medical"], "effective_month": "2021-12"
+        }),
+    );
+    let reply = send_command(&client, &enroll, WAIT).await.expect("a reply");
+    assert!(reply.is_ok(), "{reply:?}");
+    let pool = env.pool("collection").await;
+    wait_for(
+        "collection has the person from enrollment's event",
+        WAIT,
+        || async {
+            let c = pool.get().await.ok()?;
+            let n: i64 = c
+                .query_one("select count(*) from persons", &[])
+                .await
+                .ok()?
+                .get(0);
+            (n == 1).then_some(())
+        },
+    )
+    .await;
+
+    // Data sharing through the shared management-API user: a subscriber makes the shovels,
+    // a data-sharing freeze of the medical line has the services remove its shovel.
+    let sub = tokio::process::Command::new(env!("CARGO_BIN_EXE_insurancectl"))
+        .args([
+            "subscriber",
+            "provision",
+            "accounts-test",
+            "--bind",
+            "#",
+            "--password-env",
+            "P",
+        ])
+        .env("AMQP_URL", testkit::amqp_url())
+        .env("INSURANCE_PREFIX", env.prefix())
+        .env("RABBITMQ_API_URL", testkit::api_url())
+        .env("P", "accounts-test-password")
+        .output()
+        .await
+        .expect("insurancectl");
+    exit(&sub, 0);
+    let order = [
+        "freeze",
+        "order",
+        "--id",
+        "acc-ds",
+        "--lines",
+        "medical",
+        "--channels",
+        "data-sharing",
+        "--mode",
+        "suspended",
+        "--reason",
+        "数据共享暂停",
+    ];
+    exit(&common::ctl(&env, &order).await, 0);
+    let medical_shovel = shovel_path(&names, Line::Medical, &t.vhost);
+    wait_for("the services removed the medical shovel", WAIT, || async {
+        api.get(&medical_shovel).await.ok()?.is_none().then_some(())
+    })
+    .await;
+    exit(&common::ctl(&env, &["freeze", "lift", "acc-ds"]).await, 0);
+    wait_for("and put it back at the lift", WAIT, || async {
+        api.get(&medical_shovel).await.ok()?.is_some().then_some(())
+    })
+    .await;
+    let _ = tokio::process::Command::new(env!("CARGO_BIN_EXE_insurancectl"))
+        .args(["subscriber", "remove", "accounts-test", "--force"])
+        .env("AMQP_URL", testkit::amqp_url())
+        .env("INSURANCE_PREFIX", env.prefix())
+        .env("RABBITMQ_API_URL", testkit::api_url())
+        .output()
+        .await;
+
+    // Enrollment's user outside its rights; each refusal closes its channel.
+    let url = url_as(&users[0], &password(&env, &users[0]));
+    let conn = Connection::connect(&url, ConnectionProperties::default())
+        .await
+        .expect("enrollment's user connects");
+    let collection_commands = format!("{}collection.medical.commands", env.prefix());
+    let ch = conn.create_channel().await.expect("channel");
+    refused(
+        "consuming collection's command queue",
+        ch.basic_consume(
+            collection_commands.as_str().into(),
+            "".into(),
+            BasicConsumeOptions::default(),
+            FieldTable::default(),
+        )
+        .await,
+    );
+    let ch = conn.create_channel().await.expect("channel");
+    refused(
+        "declaring a queue of collection's",
+        ch.queue_declare(
+            format!("{}collection.intruder", env.prefix()).as_str().into(),
+            QueueDeclareOptions::default(),
+            FieldTable::default(),
+        )
+        .await,
+    );
+    for (exchange, key, what) in [
+        (
+            names.events_exchange(),
+            "medical.collection.payment-recorded",
+            "publishing collection's event",
+        ),
+        (
+            names.control_exchange(),
+            "all.freeze.order",
+            "publishing a freeze order",
+        ),
+        (
+            names.commands_exchange(),
+            "medical.collection.record-payment",
+            "sending a command it does not send",
+        ),
+    ] {
+        let ch = conn.create_channel().await.expect("channel");
+        ch.confirm_select(ConfirmSelectOptions::default())
+            .await
+            .expect("confirms");
+        let published = async {
+            ch.basic_publish(
+                exchange.as_str().into(),
+                key.into(),
+                BasicPublishOptions::default(),
+                b"{}",
+                BasicProperties::default(),
+            )
+            .await?
+            .await
+        }
+        .await;
+        // The broker refuses with a channel error; the confirm may already be on its way.
+        let outcome = match published {
+            Err(e) => Err(e),
+            Ok(_) => ch
+                .queue_declare(
+                    "".into(),
+                    QueueDeclareOptions {
+                        exclusive: true,
+                        ..Default::default()
+                    },
+                    FieldTable::default(),
+                )
+                .await
+                .map(|_| ()),
+        };
+        refused(what, outcome);
+    }
+    let _ = conn.close(200, "done".into()).await;
+    let stderr = text(&out.stderr);
+    assert!(!stderr.contains("error"), "{stderr}");
+
+    client.close().await;
+    services.stop().await;
+}
