@@ -72,16 +72,45 @@ BIN_DIR="${CARGO_TARGET_DIR:-target}/debug"
 
 # Each service connects as a Postgres role of its own that owns its schema and nothing else
 # (issue 13 §1); the operator tooling makes them, as on a cluster.
-declare -A DB_ROLE=()
+# On the broker each has a user of its own with the topology's grants, and they share one
+# management-API user for the data-sharing shovels; guest is used by no service. Their
+# passwords are made once and kept in .local (git-ignored).
+ACCOUNTS_ENV="$ROOT/.local/accounts.env"
+if [[ ! -s $ACCOUNTS_ENV ]]; then
+	(
+		umask 077
+		for s in ENROLLMENT COLLECTION BENEFITS CARD_ISSUANCE NOTIFICATION DATA_SHARING; do
+			printf '%s_MQ_PASSWORD=%s\n' "$s" "$(head -c 18 /dev/urandom | base64 | tr -d '/+=')"
+		done >"$ACCOUNTS_ENV"
+	)
+fi
+set -a
+# shellcheck source=/dev/null
+. "$ACCOUNTS_ENV"
+set +a
+declare -A DB_ROLE=() MQ_USER=()
 accounts=$("$BIN_DIR/insurancectl" accounts apply --database-url "$INSURANCE_DB_URL") ||
 	die "insurancectl accounts apply failed"
-while read -r service _ role _; do
-	DB_ROLE[$service]=$role
+while read -r service kind name _; do
+	case $kind in
+	role) DB_ROLE[$service]=$name ;;
+	user) MQ_USER[$service]=$name ;;
+	esac
 done <<<"$accounts"
 for name in "${SERVICES[@]}"; do
-	[[ -n ${DB_ROLE[$name]:-} ]] || die "no database role for $name (insurancectl accounts apply)"
-	log "database role ${DB_ROLE[$name]} for $name"
+	[[ -n ${DB_ROLE[$name]:-} && -n ${MQ_USER[$name]:-} ]] ||
+		die "no database role or broker user for $name (insurancectl accounts apply)"
+	log "$name runs as database role ${DB_ROLE[$name]} and broker user ${MQ_USER[$name]}"
 done
+[[ -n ${MQ_USER[data-sharing]:-} ]] || die "no data-sharing user (insurancectl accounts apply)"
+AMQP_HOSTPART=${AMQP_URL#*://}
+AMQP_HOSTPART=${AMQP_HOSTPART#*@}
+# The AMQP URL of service $1, as its own user.
+service_amqp_url() {
+	local var
+	var="$(tr 'a-z-' 'A-Z_' <<<"$1")_MQ_PASSWORD"
+	printf 'amqp://%s:%s@%s' "${MQ_USER[$1]}" "${!var}" "$AMQP_HOSTPART"
+}
 
 PIDS=()
 NAMES=()
@@ -133,9 +162,11 @@ start_service() {
 	env "${extra[@]}" \
 		APP__DATABASE__URL="$INSURANCE_DB_URL" \
 		APP__DATABASE__USER="${DB_ROLE[$name]}" \
-		APP__BROKER__URL="$AMQP_URL" \
+		APP__BROKER__URL="$(service_amqp_url "$name")" \
 		APP__OPS__PORT="$port" \
 		APP__MESSAGING__FREEZE__DATA_SHARING__API_URL="${RABBITMQ_API_URL:-}" \
+		APP__MESSAGING__FREEZE__DATA_SHARING__API_USER="${MQ_USER[data-sharing]}" \
+		APP__MESSAGING__FREEZE__DATA_SHARING__API_PASSWORD="$DATA_SHARING_MQ_PASSWORD" \
 		APP_ENVIRONMENT=local \
 		"$BIN_DIR/$name" > >(prefix_lines "$name") 2>&1 &
 	local pid=$!

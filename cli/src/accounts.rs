@@ -7,7 +7,7 @@
 //! services share one management-API user for the data-sharing shovels.
 
 use crate::args::{AccountsCmd, Cli};
-use crate::management::{Api, amqp_target, api_path};
+use crate::management::{Api, amqp_target};
 use crate::{EXIT_FAILURE, Report};
 use anyhow::{Context, bail};
 use serde::Serialize;
@@ -67,24 +67,7 @@ pub fn broker_password_variable(service: &str) -> String {
     format!("{}_MQ_PASSWORD", service.to_ascii_uppercase().replace('-', "_"))
 }
 
-/// The user every service's data-sharing reconciler uses on the management API (tag
-/// `policymaker`: it puts and removes the lines' shovels), `<prefix>data-sharing`.
-pub const DATA_SHARING_USER: &str = "data-sharing";
-
-/// The grants of the data-sharing user: it reads each line's hold queue and writes to the
-/// subscribers' exchange (what the shovels it declares do on its behalf), and nothing else.
-pub fn data_sharing_permissions(names: &messaging::Names) -> crate::subscriber::Permissions {
-    use crate::subscriber::regex_escape;
-    let holds: Vec<String> = contracts::Line::BUSINESS
-        .iter()
-        .map(|l| regex_escape(&names.data_sharing_hold(*l)))
-        .collect();
-    crate::subscriber::Permissions {
-        configure: crate::subscriber::NOTHING.into(),
-        write: format!("^{}$", regex_escape(&names.subscribers_exchange())),
-        read: format!("^({})$", holds.join("|")),
-    }
-}
+pub use messaging::grants::{DATA_SHARING_USER, data_sharing_permissions};
 
 #[derive(Debug, Clone, Serialize)]
 struct Applied {
@@ -224,9 +207,7 @@ pub async fn run(cli: &Cli, cmd: &AccountsCmd) -> anyhow::Result<Report> {
     Ok(report)
 }
 
-/// Creates or updates `user` on the broker: its password from `var` (an existing user keeps
-/// its own without one; a new one is refused), then its topic permissions, then its vhost
-/// permissions (never write on an exchange without the routing-key limit in place).
+/// `user` on the broker with its grants, its password from `var` (kept when unset).
 async fn put_user(
     api: &Api,
     vhost: &str,
@@ -234,45 +215,18 @@ async fn put_user(
     var: &str,
     tags: &str,
 ) -> anyhow::Result<()> {
-    let path = api_path(&["users", &user.name]);
-    let existing = api.get(&path).await?;
     let password = std::env::var(var).ok().filter(|p| !p.is_empty());
-    match (&existing, password) {
-        (_, Some(pw)) => api
-            .put(&path, &serde_json::json!({ "password": pw, "tags": tags }))
-            .await
-            .with_context(|| format!("creating or updating user {}", user.name))?,
-        (Some(u), None) => {
-            // Keeps the password (its hash), sets the tags.
-            let hash = u["password_hash"].as_str().unwrap_or_default();
-            let algorithm = u["hashing_algorithm"]
-                .as_str()
-                .unwrap_or("rabbit_password_hashing_sha256");
-            api.put(
-                &path,
-                &serde_json::json!({ "password_hash": hash, "hashing_algorithm": algorithm, "tags": tags }),
-            )
-            .await
-            .with_context(|| format!("updating user {}", user.name))?
-        }
-        (None, None) => bail!(
-            "{var} is not set: a new broker user {} needs its password",
-            user.name
-        ),
-    }
-    let topic_path = api_path(&["topic-permissions", vhost, &user.name]);
-    for t in &user.topic_permissions {
-        api.put(&topic_path, &serde_json::to_value(t)?)
-            .await
-            .with_context(|| format!("topic permissions of {} on {}", user.name, t.exchange))?;
-    }
-    api.put(
-        &api_path(&["permissions", vhost, &user.name]),
-        &serde_json::to_value(&user.permissions)?,
+    messaging::grants::put_user(
+        api,
+        vhost,
+        &user.name,
+        password.as_deref(),
+        tags,
+        &user.permissions,
+        &user.topic_permissions,
     )
     .await
-    .with_context(|| format!("permissions of {} on vhost {vhost}", user.name))?;
-    Ok(())
+    .with_context(|| format!("(password from {var})"))
 }
 
 #[cfg(test)]

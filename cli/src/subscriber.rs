@@ -161,40 +161,8 @@ fn check_anchored(regex: &str) -> Result<(), String> {
     Ok(())
 }
 
-/// `s` as a regex matching exactly `s` (Perl-compatible syntax, as RabbitMQ's `re`): the
-/// prefix (`t1.`) and exchange names contain dots.
-pub fn regex_escape(s: &str) -> String {
-    let mut out = String::with_capacity(s.len() + 8);
-    for c in s.chars() {
-        if "\\^$.|?*+()[]{}".contains(c) {
-            out.push('\\');
-        }
-        out.push(c);
-    }
-    out
-}
-
-/// Matches nothing RabbitMQ checks (every resource name and the default exchange's
-/// `amq.default` are non-empty); the empty routing key is never used by the suite.
-pub const NOTHING: &str = "^$";
-
-/// Server-named queues (`queue.declare` with an empty name): the reply queues.
-pub const SERVER_NAMED: &str = "^amq\\.gen-.*$";
-const SERVER_NAMED_ALT: &str = "amq\\.gen-.*";
-
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub struct Permissions {
-    pub configure: String,
-    pub write: String,
-    pub read: String,
-}
-
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub struct TopicPermission {
-    pub exchange: String,
-    pub write: String,
-    pub read: String,
-}
+use messaging::grants::SERVER_NAMED_ALT;
+pub use messaging::grants::{NOTHING, Permissions, SERVER_NAMED, TopicPermission, regex_escape};
 
 /// Everything `provision` sets up for one subscriber.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]

@@ -16,10 +16,13 @@ mod k8s;
 
 use crate::Report;
 use crate::args::{Cli, TopologyCmd, TopologyFormat};
-use crate::subscriber::{NOTHING, Permissions, SERVER_NAMED, TopicPermission, regex_escape};
 use anyhow::{Context, bail};
 use contracts::Line;
 use messaging::Names;
+use messaging::grants::{
+    NOTHING, Permissions, SERVER_NAMED, SERVER_NAMED_ALT, TopicPermission, exactly, lines_group,
+    regex_escape, topic,
+};
 use messaging::runtime::MessagingSettings;
 use messaging::topology::{
     ARCHIVE_BINDING, QueueArgument, QueueDeclaration, QueueSettings, ServiceTopology, ServiceTopologySpec,
@@ -30,7 +33,6 @@ use messaging::topology::{
 pub const CLUSTER: &str = "insurance-broker";
 pub const VHOST: &str = "/";
 pub const DELIVERY_LIMIT_POLICY: &str = "insurance-delivery-limit";
-const SERVER_NAMED_ALT: &str = "amq\\.gen-.*";
 
 /// A service as deployed: its topology, and the queue settings of its base configuration.
 #[derive(Debug, Clone)]
@@ -161,101 +163,13 @@ impl Topology {
     }
 }
 
-/// `a`, or `(a|b)` for several alternatives that are already escaped.
-fn group(alternatives: &[String]) -> String {
-    match alternatives {
-        [one] => one.clone(),
-        many => format!("({})", many.join("|")),
-    }
-}
-
-/// `^a$`, or `^(a|b)$`.
-fn exactly(alternatives: &[String]) -> String {
-    format!("^{}$", group(alternatives))
-}
-
-fn lines_group(lines: &[Line]) -> String {
-    group(&lines.iter().map(|l| l.to_string()).collect::<Vec<_>>())
-}
-
-fn topic(exchange: String, write: String, read: String) -> TopicPermission {
-    TopicPermission {
-        exchange,
-        write,
-        read,
-    }
-}
-
-/// The grants of a service's broker user `<prefix><service>`.
+/// The grants of a service's broker user `<prefix><service>` ([`messaging::grants`]).
 fn service_user(names: &Names, spec: &ServiceTopologySpec) -> User {
-    let esc = |s: &str| regex_escape(s);
-    let service = esc(spec.service);
-    let own = format!("{}\\..*", esc(&format!("{}{}", names.prefix(), spec.service)));
-    let (commands, events, control) = (
-        esc(&names.commands_exchange()),
-        esc(&names.events_exchange()),
-        esc(&names.control_exchange()),
-    );
-    let archive = esc(&names.events_archive());
-    let mut shared: Vec<String> = shared_exchanges(names).iter().map(|e| esc(e)).collect();
-    shared.push(archive.clone());
-    let permissions = Permissions {
-        // Declares the shared exchanges and the archive (idempotent), its own queues, and
-        // server-named reply queues (amq.gen-*) for the commands it sends.
-        configure: exactly(&[shared.join("|"), own.clone(), SERVER_NAMED_ALT.into()]),
-        // Publishes events and commands; binds its queues and the archive (queue.bind needs
-        // write on the queue); replies, retries and parking go through the default exchange.
-        write: exactly(&[
-            commands.clone(),
-            events.clone(),
-            archive,
-            own.clone(),
-            "amq\\.default".into(),
-            SERVER_NAMED_ALT.into(),
-        ]),
-        // Consumes its own queues; binding needs read on the source exchange.
-        read: exactly(&[commands, events, control, own, SERVER_NAMED_ALT.into()]),
-    };
-    let sends: Vec<String> = spec
-        .sends
-        .iter()
-        .map(|s| {
-            let commands: Vec<String> = s.commands.iter().map(|c| esc(c)).collect();
-            format!(
-                "^{}\\.{}\\.{}$",
-                lines_group(&s.lines),
-                esc(s.service),
-                group(&commands)
-            )
-        })
-        .collect();
-    let lines = lines_group(&Line::ALL);
-    // write: the routing keys it may publish; read: the binding keys it may use.
-    let topic_permissions = vec![
-        topic(
-            names.commands_exchange(),
-            if sends.is_empty() {
-                NOTHING.into()
-            } else {
-                sends.join("|")
-            },
-            format!("^{lines}\\.{service}\\.\\*$"),
-        ),
-        topic(
-            names.events_exchange(),
-            format!("^{lines}\\.{service}\\..+$"),
-            ".*".into(),
-        ),
-        topic(
-            names.control_exchange(),
-            NOTHING.into(),
-            format!("^({service}|all)\\.#$"),
-        ),
-    ];
+    let g = messaging::grants::service_grants(names, spec);
     User {
-        name: format!("{}{}", names.prefix(), spec.service),
-        permissions,
-        topic_permissions,
+        name: g.user,
+        permissions: g.permissions,
+        topic_permissions: g.topic_permissions,
         deployment: Deployment::Everywhere,
     }
 }

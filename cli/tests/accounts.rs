@@ -89,9 +89,13 @@ fn messaging_user(env: &TestEnv, name: &str) -> String {
     format!("{}{name}", env.prefix())
 }
 
-/// A service's settings with its own broker user and the shared data-sharing user.
-fn settings_as(env: &TestEnv, service: &str) -> messaging::runtime::ServiceSettings {
-    let mut s = env.service_settings(service);
+/// A service's settings (made before `apply`: the harness makes the same users, with its own
+/// passwords) switched to the passwords `apply` set.
+fn settings_as(
+    env: &TestEnv,
+    service: &str,
+    mut s: messaging::runtime::ServiceSettings,
+) -> messaging::runtime::ServiceSettings {
     let user = messaging_user(env, service);
     s.broker.url = url_as(&user, &password(env, &user));
     let ds = messaging_user(env, "data-sharing");
@@ -116,6 +120,10 @@ async fn each_service_works_as_its_own_broker_user_and_is_refused_outside_its_ri
     let mut users: Vec<String> = SERVICES.iter().map(|s| messaging_user(&env, s)).collect();
     users.push(messaging_user(&env, "data-sharing"));
     let _cleanup = RemoveUsers(users.clone());
+    let (enrollment_settings, collection_settings) = (
+        env.service_settings("enrollment"),
+        env.service_settings("collection"),
+    );
     let out = apply(&env).await;
     let stdout = exit(&out, 0);
     for u in &users {
@@ -138,13 +146,13 @@ async fn each_service_works_as_its_own_broker_user_and_is_refused_outside_its_ri
 
     // Enrollment and collection, each as its user.
     let enrollment = enrollment::build(enrollment::Settings {
-        service: settings_as(&env, "enrollment"),
+        service: settings_as(&env, "enrollment", enrollment_settings),
         region: "420100".into(),
     })
     .await
     .expect("enrollment starts as its own user");
     let collection = collection::build(collection::Settings {
-        service: settings_as(&env, "collection"),
+        service: settings_as(&env, "collection", collection_settings),
         region: "420100".into(),
         schedule: collection::schedule::ScheduleSettings {
             enabled: false,

@@ -23,6 +23,7 @@ use lapin::options::{BasicAckOptions, BasicConsumeOptions, QueueBindOptions, Que
 use lapin::types::FieldTable;
 use messaging::broker::BrokerConfig;
 use messaging::client::{ClientError, Command, CommandClient};
+use messaging::grants::{Permissions, TopicPermission};
 use messaging::runtime::{MessagingSettings, ServiceSettings};
 use messaging::{Broker, Names};
 use platform::db::DatabaseSettings;
@@ -53,6 +54,8 @@ pub struct TestEnv {
     schemas: Mutex<Vec<String>>,
     /// The Postgres roles made for this environment's services (one per schema).
     roles: Mutex<Vec<String>>,
+    /// The broker users made for this environment's services (and the data-sharing one).
+    users: Mutex<Vec<String>>,
     queues: Mutex<Vec<String>>,
     /// Dropped with the environment, which tells the watchdog that the test has ended.
     _watchdog: std::sync::mpsc::Sender<()>,
@@ -107,6 +110,7 @@ impl TestEnv {
             id,
             schemas: Mutex::default(),
             roles: Mutex::default(),
+            users: Mutex::default(),
             queues: Mutex::default(),
             _watchdog: watchdog,
         }
@@ -157,11 +161,72 @@ impl TestEnv {
         role
     }
 
-    /// Settings for `service`: its own schema and role, this env's prefix, an ephemeral ops
-    /// port, short retry delays.
+    /// The password of this environment's broker user `user` (made up from its id: the
+    /// users live as long as the environment).
+    fn user_password(&self, user: &str) -> String {
+        let alnum: String = user.chars().filter(char::is_ascii_alphanumeric).collect();
+        format!("pw{alnum}{}", self.id)
+    }
+
+    /// Makes broker user `user` once per environment, with `tags` and grants.
+    fn broker_user(&self, user: &str, tags: &str, permissions: &Permissions, topics: &[TopicPermission]) {
+        let mut users = self.users.lock().expect("lock");
+        if users.iter().any(|u| u == user) {
+            return;
+        }
+        let (name, password) = (user.to_owned(), self.user_password(user));
+        let (tags, permissions, topics) = (tags.to_owned(), permissions.clone(), topics.to_vec());
+        on_own_runtime(async move {
+            let t = messaging::management::amqp_target(&amqp_url()).expect("AMQP_URL");
+            let api = messaging::management::Api::new(&api_url(), &t.user, &t.password, WAIT)
+                .expect("the management API (RABBITMQ_API_URL)");
+            messaging::grants::put_user(
+                &api,
+                &t.vhost,
+                &name,
+                Some(&password),
+                &tags,
+                &permissions,
+                &topics,
+            )
+            .await
+            .unwrap_or_else(|e| panic!("making broker user {name}: {e:#}"));
+        });
+        users.push(user.to_owned());
+    }
+
+    /// The broker URL of `service` in this environment: its own user `<prefix><service>`, made
+    /// on first use with the grants a deployment gives it (`messaging::grants`). Tests grant
+    /// no commands sent to itself (`sends`): no test runs collection's schedule, the one
+    /// service that sends any.
+    pub fn service_broker_url(&self, service: &str) -> String {
+        let g = messaging::grants::grants_for(&self.names(), service, &[]);
+        self.broker_user(&g.user, "", &g.permissions, &g.topic_permissions);
+        url_as(&amqp_url(), &g.user, &self.user_password(&g.user))
+    }
+
+    /// The management-API user the services control the data-sharing shovels with, and its
+    /// password.
+    pub fn data_sharing_user(&self) -> (String, String) {
+        let names = self.names();
+        let user = format!("{}{}", names.prefix(), messaging::grants::DATA_SHARING_USER);
+        self.broker_user(
+            &user,
+            "policymaker",
+            &messaging::grants::data_sharing_permissions(&names),
+            &[],
+        );
+        let password = self.user_password(&user);
+        (user, password)
+    }
+
+    /// Settings for `service`: its own schema, Postgres role and broker user, this env's
+    /// prefix, an ephemeral ops port, short retry delays.
     pub fn service_settings(&self, service: &str) -> ServiceSettings {
         let schema = self.schema(service);
         let role = self.service_role(service);
+        let broker_url = self.service_broker_url(service);
+        let (ds_user, ds_password) = self.data_sharing_user();
         self.schemas.lock().expect("lock").push(schema.clone());
         ServiceSettings {
             database: DatabaseSettings {
@@ -174,7 +239,10 @@ impl TestEnv {
                 lock_timeout_ms: platform::db::DEFAULT_LOCK_TIMEOUT_MS,
                 tls: Default::default(),
             },
-            broker: self.broker_config(),
+            broker: BrokerConfig {
+                url: broker_url,
+                ..self.broker_config()
+            },
             ops: OpsSettings {
                 host: "127.0.0.1".into(),
                 port: 0,
@@ -188,8 +256,9 @@ impl TestEnv {
                 freeze: messaging::freeze::FreezeSettings {
                     data_sharing: messaging::freeze::data_sharing::DataSharingSettings {
                         api_url: Some(api_url()),
+                        api_user: Some(ds_user),
+                        api_password: Some(ds_password),
                         recheck_ms: Some(1_000),
-                        ..Default::default()
                     },
                     ..Default::default()
                 },
@@ -289,6 +358,14 @@ impl TestEnv {
     }
 }
 
+/// `url` (an AMQP URL) with another user and password (both URL-safe here: the users'
+/// names are the prefix and a service name, the passwords alphanumeric).
+pub fn url_as(url: &str, user: &str, password: &str) -> String {
+    let (scheme, rest) = url.split_once("://").unwrap_or(("amqp", url));
+    let host = rest.rsplit_once('@').map_or(rest, |(_, h)| h);
+    format!("{scheme}://{user}:{password}@{host}")
+}
+
 /// Runs `fut` on a runtime of its own, on a thread of its own: for the harness's synchronous
 /// calls, which may be made from inside a test's runtime.
 fn on_own_runtime<T: Send + 'static>(fut: impl Future<Output = T> + Send + 'static) -> T {
@@ -307,6 +384,7 @@ impl Drop for TestEnv {
     fn drop(&mut self) {
         let schemas = std::mem::take(&mut *self.schemas.lock().expect("lock"));
         let roles = std::mem::take(&mut *self.roles.lock().expect("lock"));
+        let users = std::mem::take(&mut *self.users.lock().expect("lock"));
         let mut queues = std::mem::take(&mut *self.queues.lock().expect("lock"));
         let names = self.names();
         queues.push(names.events_archive());
@@ -355,6 +433,9 @@ impl Drop for TestEnv {
                 {
                     for line in contracts::Line::BUSINESS {
                         let _ = messaging::freeze::data_sharing::hold(&api, &names, line, &t.vhost).await;
+                    }
+                    for u in &users {
+                        let _ = api.delete(&messaging::management::api_path(&["users", u])).await;
                     }
                 }
                 let broker = Broker::new(broker_config, "test-teardown");

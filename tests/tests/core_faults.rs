@@ -250,6 +250,10 @@ async fn a_poison_outbox_row_is_quarantined_while_the_rest_flows_and_can_be_retr
     let env = TestEnv::new();
     let mut s = settings(&env);
     s.messaging.outbox_max_attempts = 3;
+    // The poison row is a command nobody consumes; the probe's own user may send no commands
+    // at all (its grants would refuse it before the broker could find it unroutable), so this
+    // one runs as the administrator.
+    s.broker.url = testkit::amqp_url();
     let app = spawn(&env, s).await;
     let client = env.client().await;
     let mut tap = env.tap("#").await.unchecked(); // the probe is no contract service

@@ -18,6 +18,7 @@ pub mod connect;
 pub mod consumer;
 pub mod envelope;
 pub mod freeze;
+pub mod grants;
 pub mod health;
 pub mod inbox;
 pub mod lines;
