@@ -67,7 +67,7 @@ pub fn broker_password_variable(service: &str) -> String {
     format!("{}_MQ_PASSWORD", service.to_ascii_uppercase().replace('-', "_"))
 }
 
-pub use messaging::grants::{DATA_SHARING_USER, data_sharing_permissions};
+pub use messaging::grants::DATA_SHARING_USER;
 
 #[derive(Debug, Clone, Serialize)]
 struct Applied {
@@ -147,7 +147,7 @@ pub async fn run(cli: &Cli, cmd: &AccountsCmd) -> anyhow::Result<Report> {
                 bail!("the topology has no user {user_name}");
             };
             let var = broker_password_variable(s.service);
-            match put_user(&api, &target.vhost, user, &var, "").await {
+            match put_user(&api, &target.vhost, user, &var).await {
                 Ok(()) => done.broker_user = Some(user_name),
                 Err(e) => {
                     report.code = EXIT_FAILURE;
@@ -155,21 +155,11 @@ pub async fn run(cli: &Cli, cmd: &AccountsCmd) -> anyhow::Result<Report> {
                 }
             }
         }
-        let data_sharing = crate::topology::User {
-            name: format!("{}{DATA_SHARING_USER}", names.prefix()),
-            permissions: data_sharing_permissions(&names),
-            topic_permissions: Vec::new(),
-            deployment: crate::topology::Deployment::Everywhere,
+        let ds_name = format!("{}{DATA_SHARING_USER}", names.prefix());
+        let Some(data_sharing) = topology.user(&ds_name) else {
+            bail!("the topology has no user {ds_name}");
         };
-        if let Err(e) = put_user(
-            &api,
-            &target.vhost,
-            &data_sharing,
-            "DATA_SHARING_MQ_PASSWORD",
-            "policymaker",
-        )
-        .await
-        {
+        if let Err(e) = put_user(&api, &target.vhost, data_sharing, "DATA_SHARING_MQ_PASSWORD").await {
             report.code = EXIT_FAILURE;
             let _ = writeln!(report.stderr, "error: {DATA_SHARING_USER}: {e:#}");
         } else {
@@ -207,21 +197,15 @@ pub async fn run(cli: &Cli, cmd: &AccountsCmd) -> anyhow::Result<Report> {
     Ok(report)
 }
 
-/// `user` on the broker with its grants, its password from `var` (kept when unset).
-async fn put_user(
-    api: &Api,
-    vhost: &str,
-    user: &crate::topology::User,
-    var: &str,
-    tags: &str,
-) -> anyhow::Result<()> {
+/// `user` on the broker with its tags and grants, its password from `var` (kept when unset).
+async fn put_user(api: &Api, vhost: &str, user: &crate::topology::User, var: &str) -> anyhow::Result<()> {
     let password = std::env::var(var).ok().filter(|p| !p.is_empty());
     messaging::grants::put_user(
         api,
         vhost,
         &user.name,
         password.as_deref(),
-        tags,
+        &user.tags.join(","),
         &user.permissions,
         &user.topic_permissions,
     )

@@ -125,6 +125,8 @@ pub enum Deployment {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct User {
     pub name: String,
+    /// Management tags (`policymaker` for the data-sharing user; none for the others).
+    pub tags: Vec<&'static str>,
     pub permissions: Permissions,
     /// On the commands, events and control exchanges, in that order.
     pub topic_permissions: Vec<TopicPermission>,
@@ -168,6 +170,7 @@ fn service_user(names: &Names, spec: &ServiceTopologySpec) -> User {
     let g = messaging::grants::service_grants(names, spec);
     User {
         name: g.user,
+        tags: vec![],
         permissions: g.permissions,
         topic_permissions: g.topic_permissions,
         deployment: Deployment::Everywhere,
@@ -190,6 +193,7 @@ fn other_users(names: &Names, services: &[Deployed]) -> Vec<User> {
         // server-named reply queue.
         User {
             name: user("freeze-operator"),
+            tags: vec![],
             permissions: Permissions {
                 configure: SERVER_NAMED.into(),
                 write: exactly(&[esc(&names.control_exchange()), SERVER_NAMED_ALT.into()]),
@@ -211,6 +215,7 @@ fn other_users(names: &Names, services: &[Deployed]) -> Vec<User> {
         // bank is provisioned with `insurancectl subscriber provision`.
         User {
             name: user("bank-sim"),
+            tags: vec![],
             permissions: Permissions {
                 configure: exactly(&[bank_queue.clone(), SERVER_NAMED_ALT.into()]),
                 write: exactly(&[bank_queue.clone(), esc(&commands), SERVER_NAMED_ALT.into()]),
@@ -231,9 +236,20 @@ fn other_users(names: &Names, services: &[Deployed]) -> Vec<User> {
             ],
             deployment: Deployment::Compose,
         },
+        // The services' data-sharing reconcilers, on the management API: they put and remove
+        // the lines' shovels (a parameter, hence `policymaker`), which move the hold queues
+        // into the subscribers' exchange.
+        User {
+            name: user(messaging::grants::DATA_SHARING_USER),
+            tags: vec!["policymaker"],
+            permissions: messaging::grants::data_sharing_permissions(names),
+            topic_permissions: Vec::new(),
+            deployment: Deployment::Everywhere,
+        },
         // simulators/institution: a hospital's day of settlement commands, replies only.
         User {
             name: user("institution-sim"),
+            tags: vec![],
             permissions: Permissions {
                 configure: SERVER_NAMED.into(),
                 write: exactly(&[esc(&commands)]),

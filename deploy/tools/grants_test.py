@@ -40,7 +40,9 @@ class Topology:
         # service -> the lines of its command queues (its work queues are bound as it binds them)
         self.SERVICES = {
             u: {"commands": [q.split(".")[1] for q, _, _ in self.work_queues(u) if q.endswith(".commands")]}
-            for u in users if u not in self.OPERATORS
+            # data-sharing is the services' management-API user (the shovels), proved by
+            # cli/tests/accounts.rs and cli/tests/data_sharing.rs, not a service.
+            for u in users if u not in self.OPERATORS and u != "data-sharing"
         }
 
     def specs(self, kind):

@@ -18,6 +18,8 @@ const HEADER: &str = "\
 enum Yaml {
     Map(Vec<(String, Yaml)>),
     EmptyList,
+    /// A list of plain words on one line (`[a, b]`).
+    Words(Vec<String>),
     Str(String),
     Int(i64),
     Bool(bool),
@@ -108,6 +110,11 @@ fn emit_map(out: &mut String, entries: &[(String, Yaml)], indent: usize) {
                 emit_map(out, inner, indent + 2);
             }
             Yaml::EmptyList => out.push_str(" []\n"),
+            Yaml::Words(words) => {
+                out.push_str(" [");
+                out.push_str(&words.join(", "));
+                out.push_str("]\n");
+            }
             Yaml::Str(v) => {
                 out.push(' ');
                 out.push_str(&scalar(v));
@@ -255,7 +262,14 @@ fn documents(t: &Topology) -> Vec<Entries> {
             "User",
             &name,
             entries([
-                ("tags", Yaml::EmptyList),
+                (
+                    "tags",
+                    if u.tags.is_empty() {
+                        Yaml::EmptyList
+                    } else {
+                        Yaml::Words(u.tags.iter().map(|t| (*t).to_owned()).collect())
+                    },
+                ),
                 // The user's name and password, made beforehand (README, "Deploy").
                 (
                     "importCredentialsSecret",
