@@ -25,9 +25,7 @@ create schema benefits authorization benefits;
 create schema card authorization card_issuance;
 create schema notification authorization notification;
 
--- connect, and create: start-up runs `create schema if not exists <own>` (shared/platform
--- db.rs), which PostgreSQL refuses without CREATE on the database even when the schema
--- exists. CREATE lets a role add schemas of its own, never touch another's; revoke it once
--- start-up checks for the schema before creating it.
-grant connect, create on database insurance
+-- connect only: start-up looks for its schema before it would create one (shared/platform
+-- db.rs), so no role may add schemas (tests/tests/least_privilege.rs).
+grant connect on database insurance
     to enrollment, collection, benefits, card_issuance, notification;
