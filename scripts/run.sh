@@ -76,20 +76,21 @@ BIN_DIR="${CARGO_TARGET_DIR:-target}/debug"
 # management-API user for the data-sharing shovels; guest is used by no service. Their
 # passwords are made once and kept in .local (git-ignored).
 ACCOUNTS_ENV="$ROOT/.local/accounts.env"
-if [[ ! -s $ACCOUNTS_ENV ]]; then
-	(
-		umask 077
-		for s in ENROLLMENT COLLECTION BENEFITS CARD_ISSUANCE NOTIFICATION DATA_SHARING; do
-			printf '%s_MQ_PASSWORD=%s\n' "$s" "$(head -c 18 /dev/urandom | base64 | tr -d '/+=')"
-		done >"$ACCOUNTS_ENV"
-	)
-fi
+(
+	umask 077
+	touch "$ACCOUNTS_ENV"
+	for s in ENROLLMENT COLLECTION BENEFITS CARD_ISSUANCE NOTIFICATION DATA_SHARING BANK_SIM INSTITUTION_SIM; do
+		grep -q "^${s}_MQ_PASSWORD=" "$ACCOUNTS_ENV" ||
+			printf '%s_MQ_PASSWORD=%s\n' "$s" "$(head -c 18 /dev/urandom | base64 | tr -d '/+=')" >>"$ACCOUNTS_ENV"
+	done
+)
 set -a
 # shellcheck source=/dev/null
 . "$ACCOUNTS_ENV"
 set +a
 declare -A DB_ROLE=() MQ_USER=()
-accounts=$("$BIN_DIR/insurancectl" accounts apply --database-url "$INSURANCE_DB_URL") ||
+accounts=$("$BIN_DIR/insurancectl" accounts apply --database-url "$INSURANCE_DB_URL" &&
+	"$BIN_DIR/insurancectl" accounts apply --broker --simulators --service enrollment) ||
 	die "insurancectl accounts apply failed"
 while read -r service kind name _; do
 	case $kind in
@@ -252,9 +253,9 @@ start_tax_authority() {
 start_bank() {
 	local sim="$BIN_DIR/bank-sim"
 	[[ -x $sim && -x $BIN_DIR/card-issuance ]] || return 0
-	log "starting bank-sim"
+	log "starting bank-sim (as broker user ${MQ_USER[bank-sim]})"
 	# shellcheck disable=SC2086
-	BANK_AMQP_URL="$AMQP_URL" "$sim" --fail-account 0 --fail-production 0 --delay-ms 1500 ${BANK_SIM_ARGS:-} \
+	BANK_AMQP_URL="amqp://${MQ_USER[bank-sim]}:${BANK_SIM_MQ_PASSWORD}@${AMQP_HOSTPART}" "$sim" --fail-account 0 --fail-production 0 --delay-ms 1500 ${BANK_SIM_ARGS:-} \
 		> >(prefix_lines bank) 2>&1 &
 	PIDS+=("$!")
 	NAMES+=("bank-sim")

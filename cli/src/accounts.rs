@@ -155,6 +155,26 @@ pub async fn run(cli: &Cli, cmd: &AccountsCmd) -> anyhow::Result<Report> {
                 }
             }
         }
+        if a.simulators {
+            for user in topology
+                .users
+                .iter()
+                .filter(|u| u.deployment == crate::topology::Deployment::Compose)
+            {
+                let bare = user.name.strip_prefix(names.prefix()).unwrap_or(&user.name);
+                match put_user(&api, &target.vhost, user, &broker_password_variable(bare)).await {
+                    Ok(()) => applied.push(Applied {
+                        service: bare.to_owned(),
+                        role: None,
+                        broker_user: Some(user.name.clone()),
+                    }),
+                    Err(e) => {
+                        report.code = EXIT_FAILURE;
+                        let _ = writeln!(report.stderr, "error: {bare}: {e:#}");
+                    }
+                }
+            }
+        }
         let ds_name = format!("{}{DATA_SHARING_USER}", names.prefix());
         let Some(data_sharing) = topology.user(&ds_name) else {
             bail!("the topology has no user {ds_name}");

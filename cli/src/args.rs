@@ -114,6 +114,11 @@ pub struct AccountsApplyArgs {
     /// Only these services (repeat); default: all five.
     #[arg(long = "service", value_name = "SERVICE")]
     pub services: Vec<String>,
+    /// Also the broker users of the simulators of outside parties (`bank-sim`,
+    /// `institution-sim`: a local or docker-compose set-up only), passwords from
+    /// `BANK_SIM_MQ_PASSWORD` and `INSTITUTION_SIM_MQ_PASSWORD`.
+    #[arg(long, conflicts_with = "postgres")]
+    pub simulators: bool,
     #[command(flatten)]
     pub api: ApiArgs,
 }
