@@ -31,14 +31,6 @@ fn password(env: &TestEnv, user: &str) -> String {
     format!("pw{}{}", user.replace(['-', '.'], ""), env.id)
 }
 
-/// `AMQP_URL` with another user and password.
-fn url_as(user: &str, password: &str) -> String {
-    let url = testkit::amqp_url();
-    let (scheme, rest) = url.split_once("://").expect("a URL");
-    let host = rest.rsplit_once('@').map_or(rest, |(_, h)| h);
-    format!("{scheme}://{user}:{password}@{host}")
-}
-
 /// Deletes this environment's users whatever happens.
 struct RemoveUsers(Vec<String>);
 
@@ -97,7 +89,7 @@ fn settings_as(
     mut s: messaging::runtime::ServiceSettings,
 ) -> messaging::runtime::ServiceSettings {
     let user = messaging_user(env, service);
-    s.broker.url = url_as(&user, &password(env, &user));
+    s.broker.url = testkit::url_as(&testkit::amqp_url(), &user, &password(env, &user));
     let ds = messaging_user(env, "data-sharing");
     s.messaging.freeze.data_sharing.api_user = Some(ds.clone());
     s.messaging.freeze.data_sharing.api_password = Some(password(env, &ds));
@@ -195,8 +187,13 @@ async fn each_service_works_as_its_own_broker_user_and_is_refused_outside_its_ri
 
     // Data sharing through the shared management-API user: a subscriber makes the shovels,
     // a data-sharing freeze of the medical line has the services remove its shovel.
-    let sub = tokio::process::Command::new(env!("CARGO_BIN_EXE_insurancectl"))
-        .args([
+    let _subscriber = common::RemoveSubscribers {
+        prefix: env.prefix(),
+        names: vec!["accounts-test"],
+    };
+    let sub = common::ctl_api(
+        &env,
+        &[
             "subscriber",
             "provision",
             "accounts-test",
@@ -204,50 +201,20 @@ async fn each_service_works_as_its_own_broker_user_and_is_refused_outside_its_ri
             "#",
             "--password-env",
             "P",
-        ])
-        .env("AMQP_URL", testkit::amqp_url())
-        .env("INSURANCE_PREFIX", env.prefix())
-        .env("RABBITMQ_API_URL", testkit::api_url())
-        .env("P", "accounts-test-password")
-        .output()
-        .await
-        .expect("insurancectl");
-    exit(&sub, 0);
-    let order = [
-        "freeze",
-        "order",
-        "--id",
-        "acc-ds",
-        "--lines",
-        "medical",
-        "--channels",
-        "data-sharing",
-        "--mode",
-        "suspended",
-        "--reason",
-        "数据共享暂停",
-    ];
-    exit(&common::ctl(&env, &order).await, 0);
-    let medical_shovel = shovel_path(&names, Line::Medical, &t.vhost);
-    wait_for("the services removed the medical shovel", WAIT, || async {
-        api.get(&medical_shovel).await.ok()?.is_none().then_some(())
-    })
+        ],
+        &[("P", "accounts-test-password")],
+    )
     .await;
+    exit(&sub, 0);
+    common::hold_medical_data_sharing(&env, "acc-ds", "数据共享暂停").await;
+    let medical_shovel = shovel_path(&names, Line::Medical, &t.vhost);
     exit(&common::ctl(&env, &["freeze", "lift", "acc-ds"]).await, 0);
     wait_for("and put it back at the lift", WAIT, || async {
         api.get(&medical_shovel).await.ok()?.is_some().then_some(())
     })
     .await;
-    let _ = tokio::process::Command::new(env!("CARGO_BIN_EXE_insurancectl"))
-        .args(["subscriber", "remove", "accounts-test", "--force"])
-        .env("AMQP_URL", testkit::amqp_url())
-        .env("INSURANCE_PREFIX", env.prefix())
-        .env("RABBITMQ_API_URL", testkit::api_url())
-        .output()
-        .await;
-
     // Enrollment's user outside its rights; each refusal closes its channel.
-    let url = url_as(&users[0], &password(&env, &users[0]));
+    let url = testkit::url_as(&testkit::amqp_url(), &users[0], &password(&env, &users[0]));
     let conn = Connection::connect(&url, ConnectionProperties::default())
         .await
         .expect("enrollment's user connects");

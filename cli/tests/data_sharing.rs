@@ -19,21 +19,6 @@ use testkit::{TestEnv, WAIT, id_number, phone, send_command, wait_for};
 
 const NAME: &str = "data-sharing-test";
 
-/// Removes the subscriber (user, permissions, queue) even when the test fails half-way.
-struct RemoveOnDrop(String);
-
-impl Drop for RemoveOnDrop {
-    fn drop(&mut self) {
-        let _ = std::process::Command::new(env!("CARGO_BIN_EXE_insurancectl"))
-            .args(["subscriber", "remove", NAME, "--force"])
-            .env("AMQP_URL", testkit::amqp_url())
-            .env("INSURANCE_PREFIX", &self.0)
-            .env("RABBITMQ_API_URL", testkit::api_url())
-            .stdin(std::process::Stdio::null())
-            .output();
-    }
-}
-
 fn enroll(n: u32, line: Line) -> Command {
     let types = if line == Line::Medical {
         serde_json::json!(["employee_medical"])
@@ -84,7 +69,10 @@ async fn frozen_data_sharing_holds_the_lines_events_and_releases_them_in_order_a
     let names = env.names();
     let services = common::spawn(&env).await;
     both_listening(&env).await;
-    let _cleanup = RemoveOnDrop(env.prefix());
+    let _cleanup = common::RemoveSubscribers {
+        prefix: env.prefix(),
+        names: vec![NAME],
+    };
     let out = ctl_with(
         &env,
         &[
@@ -115,28 +103,9 @@ async fn frozen_data_sharing_holds_the_lines_events_and_releases_them_in_order_a
     wait_received(&env, &queue, &mut got, 2).await;
 
     // The medical line's data sharing frozen (to be announced).
-    let order = [
-        "freeze",
-        "order",
-        "--id",
-        "ds-medical",
-        "--lines",
-        "medical",
-        "--channels",
-        "data-sharing",
-        "--mode",
-        "suspended",
-        "--reason",
-        "医保数据共享暂停（系统切换）",
-    ];
-    exit(&ctl(&env, &order).await, 0);
+    common::hold_medical_data_sharing(&env, "ds-medical", "医保数据共享暂停（系统切换）").await;
     let t = amqp_target(&testkit::amqp_url()).expect("AMQP_URL");
     let api = Api::new(&testkit::api_url(), &t.user, &t.password, WAIT).expect("the API");
-    let medical_shovel = shovel_path(&names, Line::Medical, &t.vhost);
-    wait_for("the medical shovel removed", WAIT, || async {
-        api.get(&medical_shovel).await.ok()?.is_none().then_some(())
-    })
-    .await;
     assert!(
         api.get(&shovel_path(&names, Line::Social, &t.vhost))
             .await
@@ -210,16 +179,5 @@ async fn frozen_data_sharing_holds_the_lines_events_and_releases_them_in_order_a
 
 /// `ctl` with the password variable `subscriber provision` reads.
 async fn ctl_with(env: &TestEnv, args: &[&str]) -> std::process::Output {
-    let mut cmd = tokio::process::Command::new(env!("CARGO_BIN_EXE_insurancectl"));
-    cmd.args(args)
-        .env("AMQP_URL", testkit::amqp_url())
-        .env("INSURANCE_PREFIX", env.prefix())
-        .env("RABBITMQ_API_URL", testkit::api_url())
-        .env("DS_TEST_PASSWORD", "ds-test-password-1")
-        .stdin(std::process::Stdio::null())
-        .kill_on_drop(true);
-    tokio::time::timeout(WAIT * 3, cmd.output())
-        .await
-        .expect("insurancectl finishes")
-        .expect("insurancectl runs")
+    common::ctl_api(env, args, &[("DS_TEST_PASSWORD", "ds-test-password-1")]).await
 }

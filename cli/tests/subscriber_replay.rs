@@ -21,22 +21,6 @@ const EARLY: &str = "replay-early";
 const LATE: &str = "replay-late";
 const BIND: &str = "*.enrollment.person-enrolled";
 
-struct RemoveOnDrop(String);
-
-impl Drop for RemoveOnDrop {
-    fn drop(&mut self) {
-        for name in [EARLY, LATE] {
-            let _ = std::process::Command::new(env!("CARGO_BIN_EXE_insurancectl"))
-                .args(["subscriber", "remove", name, "--force"])
-                .env("AMQP_URL", testkit::amqp_url())
-                .env("INSURANCE_PREFIX", &self.0)
-                .env("RABBITMQ_API_URL", testkit::api_url())
-                .stdin(std::process::Stdio::null())
-                .output();
-        }
-    }
-}
-
 /// Person `n` enrolled on the medical line when `n` is even, on the social line when odd.
 fn line_of(n: u32) -> Line {
     if n.is_multiple_of(2) {
@@ -146,7 +130,10 @@ async fn a_late_subscriber_gets_the_days_events_from_the_archive_then_the_live_o
     let names = env.names();
     let services = common::spawn(&env).await;
     both_listening(&env).await;
-    let _cleanup = RemoveOnDrop(env.prefix());
+    let _cleanup = common::RemoveSubscribers {
+        prefix: env.prefix(),
+        names: vec![EARLY, LATE],
+    };
 
     // A subscriber from the start of the day, for comparison.
     exit(
@@ -294,33 +281,18 @@ async fn a_replay_waits_for_a_line_whose_data_sharing_is_frozen_and_changes_noth
     let names = env.names();
     let services = common::spawn(&env).await;
     both_listening(&env).await;
-    let _cleanup = RemoveOnDrop(env.prefix());
+    let _cleanup = common::RemoveSubscribers {
+        prefix: env.prefix(),
+        names: vec![EARLY, LATE],
+    };
     exit(
         &ctl_with(&env, &["subscriber", "provision", EARLY, "--bind", BIND]).await,
         0,
     );
-    let order = [
-        "freeze",
-        "order",
-        "--id",
-        "ds-medical",
-        "--lines",
-        "medical",
-        "--channels",
-        "data-sharing",
-        "--mode",
-        "suspended",
-        "--reason",
-        "医保数据共享暂停（系统切换）",
-    ];
-    exit(&common::ctl(&env, &order).await, 0);
+    common::hold_medical_data_sharing(&env, "ds-medical", "医保数据共享暂停（系统切换）").await;
+    let (api, vhost) = common::admin_api();
     let t = amqp_target(&testkit::amqp_url()).expect("AMQP_URL");
-    let api = Api::new(&testkit::api_url(), &t.user, &t.password, WAIT).expect("the API");
-    let medical_shovel = shovel_path(&names, Line::Medical, &t.vhost);
-    wait_for("the medical shovel removed", WAIT, || async {
-        api.get(&medical_shovel).await.ok()?.is_none().then_some(())
-    })
-    .await;
+    assert_eq!(t.vhost, vhost);
 
     let from = (chrono::Utc::now() - chrono::Duration::minutes(5)).to_rfc3339();
     let out = ctl_with(
@@ -423,15 +395,5 @@ fn messaging_intake_shovel(env: &TestEnv, vhost: &str) -> String {
 
 /// `ctl` with the management API's address.
 async fn ctl_with(env: &TestEnv, args: &[&str]) -> std::process::Output {
-    let mut cmd = tokio::process::Command::new(env!("CARGO_BIN_EXE_insurancectl"));
-    cmd.args(args)
-        .env("AMQP_URL", testkit::amqp_url())
-        .env("INSURANCE_PREFIX", env.prefix())
-        .env("RABBITMQ_API_URL", testkit::api_url())
-        .stdin(std::process::Stdio::null())
-        .kill_on_drop(true);
-    tokio::time::timeout(WAIT * 3, cmd.output())
-        .await
-        .expect("insurancectl finishes")
-        .expect("insurancectl runs")
+    common::ctl_api(env, args, &[]).await
 }

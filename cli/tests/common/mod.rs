@@ -85,3 +85,75 @@ pub async fn spawn_in(env: &TestEnv, clock: messaging::freeze::ClockSettings, re
 pub async fn both_listening(env: &TestEnv) {
     testkit::services::wait_control_consumed(env, &["enrollment", "collection"]).await
 }
+
+/// `ctl` with the management API's address (what `subscriber` and `accounts` need) and extra
+/// environment variables (passwords).
+pub async fn ctl_api(env: &TestEnv, args: &[&str], vars: &[(&str, &str)]) -> Output {
+    let mut cmd = tokio::process::Command::new(env!("CARGO_BIN_EXE_insurancectl"));
+    cmd.args(args)
+        .env("AMQP_URL", testkit::amqp_url())
+        .env("INSURANCE_PREFIX", env.prefix())
+        .env("RABBITMQ_API_URL", testkit::api_url())
+        .envs(vars.iter().copied())
+        .stdin(std::process::Stdio::null())
+        .kill_on_drop(true);
+    tokio::time::timeout(WAIT * 3, cmd.output())
+        .await
+        .expect("insurancectl finishes")
+        .expect("insurancectl runs")
+}
+
+/// Removes these subscribers (user, permissions, queues) of an environment when dropped, even
+/// when the test fails half-way.
+pub struct RemoveSubscribers {
+    pub prefix: String,
+    pub names: Vec<&'static str>,
+}
+
+impl Drop for RemoveSubscribers {
+    fn drop(&mut self) {
+        for name in &self.names {
+            let _ = std::process::Command::new(env!("CARGO_BIN_EXE_insurancectl"))
+                .args(["subscriber", "remove", name, "--force"])
+                .env("AMQP_URL", testkit::amqp_url())
+                .env("INSURANCE_PREFIX", &self.prefix)
+                .env("RABBITMQ_API_URL", testkit::api_url())
+                .stdin(std::process::Stdio::null())
+                .output();
+        }
+    }
+}
+
+/// The management API as the tests' administrator, and the vhost.
+pub fn admin_api() -> (messaging::management::Api, String) {
+    let t = messaging::management::amqp_target(&testkit::amqp_url()).expect("AMQP_URL");
+    let api = messaging::management::Api::new(&testkit::api_url(), &t.user, &t.password, WAIT)
+        .expect("the management API");
+    (api, t.vhost)
+}
+
+/// Orders a data-sharing freeze of the medical line (`id`, to be announced) and waits until the
+/// services have removed the line's shovel.
+pub async fn hold_medical_data_sharing(env: &TestEnv, id: &str, reason: &str) {
+    let order = [
+        "freeze",
+        "order",
+        "--id",
+        id,
+        "--lines",
+        "medical",
+        "--channels",
+        "data-sharing",
+        "--mode",
+        "suspended",
+        "--reason",
+        reason,
+    ];
+    exit(&ctl(env, &order).await, 0);
+    let (api, vhost) = admin_api();
+    let shovel = messaging::freeze::data_sharing::shovel_path(&env.names(), contracts::Line::Medical, &vhost);
+    testkit::wait_for("the medical shovel removed", WAIT, || async {
+        api.get(&shovel).await.ok()?.is_none().then_some(())
+    })
+    .await;
+}
