@@ -332,29 +332,19 @@ async fn provision(mut ctx: Ctx<'_>, a: &ProvisionArgs) -> anyhow::Result<Report
         }
         (Some(_), None) => (None, UserChange::PasswordKept, None),
     };
-    if let Some(pw) = &password {
-        ctx.api
-            .put(&user_path, &json!({ "password": pw, "tags": "" }))
-            .await
-            .with_context(|| format!("creating or updating user '{}'", plan.user))?;
-    }
-
-    // Topic permissions before vhost permissions: the user never holds write on an exchange
-    // without the routing-key limit already in place.
-    let topic_path = api_path(&["topic-permissions", &vhost, &plan.user]);
-    for t in &plan.topic_permissions {
-        ctx.api
-            .put(&topic_path, &serde_json::to_value(t)?)
-            .await
-            .with_context(|| format!("setting topic permissions on '{}'", t.exchange))?;
-    }
-    ctx.api
-        .put(
-            &api_path(&["permissions", &vhost, &plan.user]),
-            &serde_json::to_value(&plan.permissions)?,
-        )
-        .await
-        .with_context(|| format!("setting permissions of '{}' on vhost '{vhost}'", plan.user))?;
+    // The user (a new password, or the one it has), then its topic permissions before its
+    // vhost permissions: it never holds write on an exchange without the routing-key limit.
+    messaging::grants::put_user(
+        &ctx.api,
+        &vhost,
+        &plan.user,
+        password.as_deref(),
+        "",
+        &plan.permissions,
+        &plan.topic_permissions,
+    )
+    .await
+    .with_context(|| format!("setting up user '{}' on vhost '{vhost}'", plan.user))?;
 
     if existing.is_some() {
         let _ = writeln!(
