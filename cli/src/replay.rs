@@ -59,7 +59,7 @@ use futures_util::StreamExt;
 use lapin::message::Delivery;
 use lapin::options::{
     BasicAckOptions, BasicCancelOptions, BasicConsumeOptions, BasicQosOptions, ConfirmSelectOptions,
-    ExchangeDeclareOptions, ExchangeDeleteOptions, QueueBindOptions, QueueDeclareOptions, QueueDeleteOptions,
+    ExchangeDeclareOptions, QueueBindOptions, QueueDeclareOptions,
 };
 use lapin::types::{AMQPValue, FieldTable, LongString};
 use lapin::{Channel, Consumer, ExchangeKind};
@@ -273,24 +273,11 @@ impl<'a> CatchUp<'a> {
         let Ok(ch) = self.broker.channel().await else {
             return;
         };
-        let timeout = self.broker.timeout();
         let mut queues = crate::subscriber::queues(names, name);
         queues.push(crate::subscriber::intake_queue(names, name));
-        for q in queues {
-            let _ = bounded(
-                "queue.delete",
-                timeout,
-                ch.queue_delete(q.as_str().into(), QueueDeleteOptions::default()),
-            )
-            .await;
-        }
-        let exchange = crate::subscriber::own_exchange(names, name);
-        let _ = bounded(
-            "exchange.delete",
-            timeout,
-            ch.exchange_delete(exchange.as_str().into(), ExchangeDeleteOptions::default()),
-        )
-        .await;
+        let exchanges = [crate::subscriber::own_exchange(names, name)];
+        // Best effort: what was never declared is simply not there.
+        let _ = messaging::topology::delete(&ch, &queues, &exchanges, self.broker.timeout()).await;
         let _ = ch.close(200, "done".into()).await;
     }
 
