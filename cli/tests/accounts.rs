@@ -14,10 +14,9 @@ use contracts::Line;
 use lapin::options::{BasicConsumeOptions, BasicPublishOptions, ConfirmSelectOptions, QueueDeclareOptions};
 use lapin::types::FieldTable;
 use lapin::{BasicProperties, Connection, ConnectionProperties};
-use messaging::client::Command;
 use messaging::freeze::data_sharing::shovel_path;
 use messaging::management::{Api, amqp_target, api_path};
-use testkit::{TestEnv, WAIT, id_number, phone, send_command, wait_for};
+use testkit::{TestEnv, WAIT, send_command, wait_for};
 
 const SERVICES: [&str; 5] = [
     "enrollment",
@@ -56,25 +55,19 @@ impl Drop for RemoveUsers {
 }
 
 async fn apply(env: &TestEnv) -> std::process::Output {
-    let mut cmd = tokio::process::Command::new(env!("CARGO_BIN_EXE_insurancectl"));
-    cmd.args(["accounts", "apply", "--broker"])
-        .env("AMQP_URL", testkit::amqp_url())
-        .env("INSURANCE_PREFIX", env.prefix())
-        .env("RABBITMQ_API_URL", testkit::api_url())
-        .env(
-            "DATA_SHARING_MQ_PASSWORD",
-            password(env, messaging_user(env, "data-sharing").as_str()),
-        )
-        .stdin(std::process::Stdio::null())
-        .kill_on_drop(true);
-    for s in SERVICES {
-        let var = format!("{}_MQ_PASSWORD", s.to_ascii_uppercase().replace('-', "_"));
-        cmd.env(var, password(env, &messaging_user(env, s)));
-    }
-    tokio::time::timeout(WAIT, cmd.output())
-        .await
-        .expect("insurancectl finishes")
-        .expect("insurancectl runs")
+    let mut vars: Vec<(String, String)> = SERVICES
+        .iter()
+        .map(|s| {
+            let var = format!("{}_MQ_PASSWORD", s.to_ascii_uppercase().replace('-', "_"));
+            (var, password(env, &messaging_user(env, s)))
+        })
+        .collect();
+    vars.push((
+        "DATA_SHARING_MQ_PASSWORD".into(),
+        password(env, &messaging_user(env, "data-sharing")),
+    ));
+    let vars: Vec<(&str, &str)> = vars.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+    common::ctl_api(env, &["accounts", "apply", "--broker"], &vars).await
 }
 
 fn messaging_user(env: &TestEnv, name: &str) -> String {
@@ -158,15 +151,7 @@ async fn each_service_works_as_its_own_broker_user_and_is_refused_outside_its_ri
     common::both_listening(&env).await;
 
     let client = env.client().await;
-    let enroll = Command::new(
-        Line::Medical,
-        "enrollment",
-        "enroll-person",
-        &serde_json::json!({
-            "id_number": id_number(1), "name": "参保人1", "phone": phone(1),
-            "category": "flexible", "insurance_types": ["employee_medical"], "effective_month": "2021-12"
-        }),
-    );
+    let enroll = common::enroll_flexible(1, Line::Medical);
     let reply = send_command(&client, &enroll, WAIT).await.expect("a reply");
     assert!(reply.is_ok(), "{reply:?}");
     let pool = env.pool("collection").await;

@@ -12,29 +12,11 @@ mod common;
 use common::{both_listening, ctl, exit};
 use contracts::Line;
 use lapin::options::{BasicAckOptions, BasicGetOptions};
-use messaging::client::Command;
 use messaging::freeze::data_sharing::shovel_path;
 use messaging::management::{Api, amqp_target};
-use testkit::{TestEnv, WAIT, id_number, phone, send_command, wait_for};
+use testkit::{TestEnv, WAIT, id_number, send_command, wait_for};
 
 const NAME: &str = "data-sharing-test";
-
-fn enroll(n: u32, line: Line) -> Command {
-    let types = if line == Line::Medical {
-        serde_json::json!(["employee_medical"])
-    } else {
-        serde_json::json!(["pension"])
-    };
-    Command::new(
-        line,
-        "enrollment",
-        "enroll-person",
-        &serde_json::json!({
-            "id_number": id_number(n), "name": format!("参保人{n}"), "phone": phone(n),
-            "category": "flexible", "insurance_types": types, "effective_month": "2021-12"
-        }),
-    )
-}
 
 /// What the subscriber has received so far: (routing key, id number), in delivery order.
 async fn take(env: &TestEnv, queue: &str, got: &mut Vec<(String, String)>) {
@@ -94,7 +76,7 @@ async fn frozen_data_sharing_holds_the_lines_events_and_releases_them_in_order_a
     // Open: both lines' events reach the subscriber through the shovels.
     for (n, line) in [(1, Line::Medical), (2, Line::Social)] {
         assert!(
-            send_command(&client, &enroll(n, line), WAIT)
+            send_command(&client, &common::enroll_flexible(n, line), WAIT)
                 .await
                 .expect("a reply")
                 .is_ok()
@@ -119,13 +101,13 @@ async fn frozen_data_sharing_holds_the_lines_events_and_releases_them_in_order_a
     let medical: Vec<u32> = (11..=15).collect();
     for &n in &medical {
         assert!(
-            send_command(&client, &enroll(n, Line::Medical), WAIT)
+            send_command(&client, &common::enroll_flexible(n, Line::Medical), WAIT)
                 .await
                 .expect("a reply")
                 .is_ok()
         );
         assert!(
-            send_command(&client, &enroll(n + 100, Line::Social), WAIT)
+            send_command(&client, &common::enroll_flexible(n + 100, Line::Social), WAIT)
                 .await
                 .expect("a reply")
                 .is_ok()
@@ -161,7 +143,7 @@ async fn frozen_data_sharing_holds_the_lines_events_and_releases_them_in_order_a
         "held medical events released in order: {got:?}"
     );
     assert!(
-        send_command(&client, &enroll(99, Line::Medical), WAIT)
+        send_command(&client, &common::enroll_flexible(99, Line::Medical), WAIT)
             .await
             .expect("a reply")
             .is_ok()

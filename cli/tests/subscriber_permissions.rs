@@ -7,7 +7,7 @@
 
 use contracts::{Line, Reply};
 use futures_util::StreamExt;
-use insurancectl::management::{Api, amqp_target, api_path, segment};
+use insurancectl::management::{Api, amqp_target, api_path};
 use lapin::options::{
     BasicAckOptions, BasicConsumeOptions, BasicGetOptions, BasicPublishOptions, ConfirmSelectOptions,
     QueueBindOptions, QueueDeclareOptions, QueueDeleteOptions,
@@ -90,20 +90,7 @@ impl Drop for RemoveOnDrop {
 
 /// The AMQP URL of the tests' broker, as `user`.
 fn url_as(user: &str, password: &str) -> String {
-    let t = amqp_target(&testkit::amqp_url()).expect("AMQP_URL");
-    let scheme = if testkit::amqp_url().starts_with("amqps:") {
-        "amqps"
-    } else {
-        "amqp"
-    };
-    format!(
-        "{scheme}://{}:{}@{}:{}/{}",
-        segment(user),
-        segment(password),
-        t.host,
-        t.port,
-        segment(&t.vhost)
-    )
+    testkit::url_as(&testkit::amqp_url(), user, password)
 }
 
 fn is_access_refused(e: &lapin::Error) -> bool {

@@ -11,11 +11,11 @@ mod common;
 use common::{both_listening, exit, text};
 use contracts::Line;
 use lapin::options::{BasicAckOptions, BasicGetOptions};
-use messaging::client::{Command, CommandClient};
+use messaging::client::CommandClient;
 use messaging::freeze::data_sharing::shovel_path;
 use messaging::management::{Api, amqp_target, api_path};
 use std::collections::{HashMap, HashSet};
-use testkit::{TestEnv, WAIT, id_number, phone, send_command, wait_for};
+use testkit::{TestEnv, WAIT, id_number, send_command, wait_for};
 
 const EARLY: &str = "replay-early";
 const LATE: &str = "replay-late";
@@ -30,27 +30,11 @@ fn line_of(n: u32) -> Line {
     }
 }
 
-fn enroll(n: u32) -> Command {
-    let line = line_of(n);
-    let types = if line == Line::Medical {
-        serde_json::json!(["employee_medical"])
-    } else {
-        serde_json::json!(["pension"])
-    };
-    Command::new(
-        line,
-        "enrollment",
-        "enroll-person",
-        &serde_json::json!({
-            "id_number": id_number(n), "name": format!("参保人{n}"), "phone": phone(n),
-            "category": "flexible", "insurance_types": types, "effective_month": "2021-12"
-        }),
-    )
-}
-
 async fn enroll_all(client: &CommandClient, persons: std::ops::RangeInclusive<u32>) {
     for n in persons {
-        let reply = send_command(client, &enroll(n), WAIT).await.expect("a reply");
+        let reply = send_command(client, &common::enroll_flexible(n, line_of(n)), WAIT)
+            .await
+            .expect("a reply");
         assert!(reply.is_ok(), "person {n}: {reply:?}");
     }
 }

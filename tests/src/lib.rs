@@ -358,12 +358,12 @@ impl TestEnv {
     }
 }
 
-/// `url` (an AMQP URL) with another user and password (both URL-safe here: the users'
-/// names are the prefix and a service name, the passwords alphanumeric).
+/// `url` (an AMQP URL) with another user and password, both percent-encoded.
 pub fn url_as(url: &str, user: &str, password: &str) -> String {
+    use messaging::management::segment;
     let (scheme, rest) = url.split_once("://").unwrap_or(("amqp", url));
     let host = rest.rsplit_once('@').map_or(rest, |(_, h)| h);
-    format!("{scheme}://{user}:{password}@{host}")
+    format!("{scheme}://{}:{}@{host}", segment(user), segment(password))
 }
 
 /// Runs `fut` on a runtime of its own, on a thread of its own: for the harness's synchronous
