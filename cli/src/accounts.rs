@@ -57,14 +57,13 @@ pub fn prefixed(prefix: &str, schema: &str) -> String {
     format!("{p}{schema}")
 }
 
-/// `<SERVICE>_DB_PASSWORD`.
-pub fn password_variable(service: &str) -> String {
-    format!("{}_DB_PASSWORD", service.to_ascii_uppercase().replace('-', "_"))
-}
-
-/// `<SERVICE>_MQ_PASSWORD`.
-pub fn broker_password_variable(service: &str) -> String {
-    format!("{}_MQ_PASSWORD", service.to_ascii_uppercase().replace('-', "_"))
+/// Where an account's password comes from: `<SERVICE>_DB_PASSWORD` (`kind` "DB", Postgres) or
+/// `<SERVICE>_MQ_PASSWORD` ("MQ", the broker).
+pub fn password_variable(service: &str, kind: &str) -> String {
+    format!(
+        "{}_{kind}_PASSWORD",
+        service.to_ascii_uppercase().replace('-', "_")
+    )
 }
 
 pub use messaging::grants::DATA_SHARING_USER;
@@ -116,7 +115,7 @@ pub async fn run(cli: &Cli, cmd: &AccountsCmd) -> anyhow::Result<Report> {
         let driver = tokio::spawn(conn);
         for (s, done) in chosen.iter().zip(applied.iter_mut()) {
             let name = prefixed(&cli.prefix, &s.schema);
-            let password = std::env::var(password_variable(s.service))
+            let password = std::env::var(password_variable(s.service, "DB"))
                 .ok()
                 .filter(|p| !p.is_empty());
             match platform::db::provision_role(&client, &name, &name, password.as_deref()).await {
@@ -146,7 +145,7 @@ pub async fn run(cli: &Cli, cmd: &AccountsCmd) -> anyhow::Result<Report> {
             let Some(user) = topology.user(&user_name) else {
                 bail!("the topology has no user {user_name}");
             };
-            let var = broker_password_variable(s.service);
+            let var = password_variable(s.service, "MQ");
             match put_user(&api, &target.vhost, user, &var).await {
                 Ok(()) => done.broker_user = Some(user_name),
                 Err(e) => {
@@ -162,7 +161,7 @@ pub async fn run(cli: &Cli, cmd: &AccountsCmd) -> anyhow::Result<Report> {
                 .filter(|u| u.deployment == crate::topology::Deployment::Compose)
             {
                 let bare = user.name.strip_prefix(names.prefix()).unwrap_or(&user.name);
-                match put_user(&api, &target.vhost, user, &broker_password_variable(bare)).await {
+                match put_user(&api, &target.vhost, user, &password_variable(bare, "MQ")).await {
                     Ok(()) => applied.push(Applied {
                         service: bare.to_owned(),
                         role: None,
@@ -257,6 +256,10 @@ mod tests {
     fn prefixes_and_password_variables() {
         assert_eq!(prefixed("", "card_issuance"), "card_issuance");
         assert_eq!(prefixed("t1A.", "enrollment"), "t1a_enrollment");
-        assert_eq!(password_variable("card-issuance"), "CARD_ISSUANCE_DB_PASSWORD");
+        assert_eq!(
+            password_variable("card-issuance", "DB"),
+            "CARD_ISSUANCE_DB_PASSWORD"
+        );
+        assert_eq!(password_variable("bank-sim", "MQ"), "BANK_SIM_MQ_PASSWORD");
     }
 }
