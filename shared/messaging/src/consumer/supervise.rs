@@ -72,11 +72,31 @@ struct Job {
     decoded: Decoded,
 }
 
-enum State {
-    Consuming(String, Consumer),
+enum State<C = Consumer> {
+    Consuming(String, C),
     /// `basic.cancel` sent: deliveries already on their way are still taken.
-    Cancelling(Consumer),
+    Cancelling(C),
     Idle,
+}
+
+impl<C> State<C> {
+    /// Consuming → Cancelling, giving the tag to cancel; any other state is left as it is. A
+    /// cancelling consumer in particular is kept until its stream ends: deliveries the broker
+    /// sent before the cancel-ok are in it, and dropping it would leave them unacknowledged on
+    /// the channel, never processed and never redelivered while the channel lives (a database
+    /// outage keeps the channel open).
+    fn stop(&mut self) -> Option<String> {
+        if !matches!(self, State::Consuming(..)) {
+            return None;
+        }
+        match std::mem::replace(self, State::Idle) {
+            State::Consuming(tag, consumer) => {
+                *self = State::Cancelling(consumer);
+                Some(tag)
+            }
+            _ => unreachable!("checked above"),
+        }
+    }
 }
 
 async fn start(ctx: &Ctx<impl Handler>, queue: &ConsumedQueue, ch: &Channel) -> Result<State, BrokerError> {
@@ -136,7 +156,7 @@ async fn consume<H: Handler>(
     let result = loop {
         let is_paused = *paused.borrow();
         let open = !is_paused && *db.borrow();
-        if !open && let State::Consuming(tag, consumer) = std::mem::replace(&mut state, State::Idle) {
+        if !open && let Some(tag) = state.stop() {
             let why = if is_paused {
                 "line paused or frozen"
             } else {
@@ -149,7 +169,6 @@ async fn consume<H: Handler>(
                 ch.basic_cancel(tag.as_str().into(), BasicCancelOptions::default()),
             )
             .await?;
-            state = State::Cancelling(consumer);
         }
         if is_paused && matches!(state, State::Idle) && inflight.is_empty() {
             break Ok(());
@@ -289,4 +308,26 @@ async fn process<H: Handler>(ctx: &Ctx<H>, out: &PublishChannel, queue: &Consume
     }
     .instrument(span)
     .await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::State;
+
+    #[test]
+    fn stopping_cancels_a_consumer_once_and_keeps_a_cancelling_one() {
+        let mut state: State<u32> = State::Consuming("tag-1".into(), 7);
+        assert_eq!(state.stop().as_deref(), Some("tag-1"));
+        assert!(matches!(state, State::Cancelling(7)));
+        // The gate is still closed at the next turn of the loop: the cancelling consumer (and
+        // the deliveries in it) stays until its stream ends.
+        assert_eq!(state.stop(), None);
+        assert!(
+            matches!(state, State::Cancelling(7)),
+            "the cancelling consumer was dropped"
+        );
+        let mut idle: State<u32> = State::Idle;
+        assert_eq!(idle.stop(), None);
+        assert!(matches!(idle, State::Idle));
+    }
 }
