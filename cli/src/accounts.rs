@@ -133,13 +133,7 @@ pub async fn run(cli: &Cli, cmd: &AccountsCmd) -> anyhow::Result<Report> {
         let names = messaging::Names::new(cli.prefix.clone());
         let topology = crate::topology::build(&names, &crate::topology::services()?)?;
         let target = amqp_target(&cli.amqp_url)?;
-        let given = |v: &Option<String>| v.clone().filter(|s| !s.is_empty());
-        let api = Api::new(
-            &a.api.api_url,
-            &given(&a.api.api_user).unwrap_or_else(|| target.user.clone()),
-            &given(&a.api.api_password).unwrap_or_else(|| target.password.clone()),
-            std::time::Duration::from_secs(cli.timeout),
-        )?;
+        let api = a.api.api(cli)?;
         for (s, done) in chosen.iter().zip(applied.iter_mut()) {
             let user_name = format!("{}{}", names.prefix(), s.service);
             let Some(user) = topology.user(&user_name) else {

@@ -134,6 +134,14 @@ pub enum TopologyCmd {
         #[arg(long, value_name = "FILE")]
         out: Option<PathBuf>,
     },
+    /// Load the definitions export (exchanges, the delivery-limit policy, every user's
+    /// permissions and topic permissions) into the broker of --amqp-url through the management
+    /// API, as docker-compose's `broker-init` does. The users must exist (`accounts apply
+    /// --broker --simulators` first); nothing else is touched. Safe to run again.
+    Apply {
+        #[command(flatten)]
+        api: ApiArgs,
+    },
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -377,6 +385,21 @@ pub struct ApiArgs {
     /// command lines are visible to other users of the machine.
     #[arg(long, env = "RABBITMQ_API_PASSWORD", hide_env_values = true, global = true)]
     pub api_password: Option<String>,
+}
+
+impl ApiArgs {
+    /// The management API as these arguments say, by default as the user of the AMQP URL (an
+    /// empty variable counts as not given).
+    pub fn api(&self, cli: &Cli) -> anyhow::Result<crate::management::Api> {
+        let target = crate::management::amqp_target(&cli.amqp_url)?;
+        let given = |v: &Option<String>| v.clone().filter(|s| !s.is_empty());
+        crate::management::Api::new(
+            &self.api_url,
+            &given(&self.api_user).unwrap_or(target.user),
+            &given(&self.api_password).unwrap_or(target.password),
+            std::time::Duration::from_secs(cli.timeout),
+        )
+    }
 }
 
 #[derive(Debug, Subcommand)]

@@ -38,7 +38,7 @@ pub async fn run(cli: Cli, stdin: &mut dyn Read) -> anyhow::Result<Report> {
         Cmd::Freeze(args) => crate::freeze::run(&cli, args, config).await,
         Cmd::Receipt(cmd) => crate::freeze::receipt(&cli, cmd, config).await,
         Cmd::Notifications(cmd) => notifications(&cli, config, cmd).await,
-        Cmd::Topology(cmd) => crate::topology::run(&cli, cmd),
+        Cmd::Topology(cmd) => crate::topology::run(&cli, cmd).await,
         Cmd::Accounts(cmd) => crate::accounts::run(&cli, cmd).await,
     }
 }

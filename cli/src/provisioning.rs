@@ -2,10 +2,8 @@
 //! its permissions over the management API. What is granted is decided in [`crate::subscriber`].
 
 use crate::args::{Cli, ProvisionArgs, SubscriberArgs, SubscriberCmd};
-use crate::management::{AmqpTarget, Api, amqp_target, api_path};
-use crate::subscriber::{
-    self, Permissions, Plan, Provisioned, QueueState, Shown, TopicPermission, UserChange, generate_password,
-};
+use crate::management::{AmqpTarget, Api, QueueInfo, User, amqp_target};
+use crate::subscriber::{self, Plan, Provisioned, QueueState, Shown, UserChange, generate_password};
 use crate::{EXIT_FAILURE, Report};
 use anyhow::{Context, anyhow, bail};
 use lapin::options::QueueBindOptions;
@@ -13,7 +11,7 @@ use lapin::types::FieldTable;
 use messaging::broker::bounded;
 use messaging::topology::{QueueSettings, declare_data_sharing, declare_shared, declare_work_queue};
 use messaging::{Broker, BrokerConfig, Names};
-use serde_json::{Value, json};
+use serde_json::json;
 use std::fmt::Write as _;
 use std::time::Duration;
 
@@ -28,16 +26,7 @@ struct Ctx<'a> {
 
 pub async fn run(cli: &Cli, args: &SubscriberArgs, config: BrokerConfig) -> anyhow::Result<Report> {
     let target = amqp_target(&cli.amqp_url)?;
-    // An empty variable counts as not given.
-    let given = |v: &Option<String>| v.clone().filter(|s| !s.is_empty());
-    let api_user = given(&args.api.api_user).unwrap_or_else(|| target.user.clone());
-    let api_password = given(&args.api.api_password).unwrap_or_else(|| target.password.clone());
-    let api = Api::new(
-        &args.api.api_url,
-        &api_user,
-        &api_password,
-        Duration::from_secs(cli.timeout),
-    )?;
+    let api = args.api.api(cli)?;
     let ctx = Ctx {
         cli,
         config,
@@ -66,23 +55,13 @@ fn different_brokers(ctx: &Ctx<'_>, queue: &str) -> anyhow::Error {
     )
 }
 
-fn tags_of(user: &Value) -> Vec<String> {
-    match &user["tags"] {
-        // 3.9+: a list; older: one comma-separated string.
-        Value::Array(a) => a.iter().filter_map(Value::as_str).map(str::to_owned).collect(),
-        Value::String(s) => s
-            .split(',')
-            .map(str::trim)
-            .filter(|t| !t.is_empty())
-            .map(str::to_owned)
-            .collect(),
-        _ => Vec::new(),
-    }
+fn tags_of(user: &User) -> Vec<String> {
+    user.tags.iter().filter(|t| !t.is_empty()).cloned().collect()
 }
 
 /// A subscriber user has no tags and is not the operator: never turn an administrator (say
 /// `guest`, with an empty prefix) into a subscriber, nor delete it.
-fn refuse_foreign_user(ctx: &Ctx<'_>, user: &str, existing: Option<&Value>) -> anyhow::Result<()> {
+fn refuse_foreign_user(ctx: &Ctx<'_>, user: &str, existing: Option<&User>) -> anyhow::Result<()> {
     if user == ctx.api.user() || user == ctx.target.user {
         bail!("'{user}' is the user this tool is working as; a subscriber needs a user of its own");
     }
@@ -119,13 +98,13 @@ fn to_json<T: serde::Serialize + ?Sized>(v: &T) -> anyhow::Result<String> {
 
 /// Routing keys binding `queue` to `exchange`, as the API lists them.
 async fn bindings_between(ctx: &Ctx<'_>, exchange: &str, queue: &str) -> anyhow::Result<Vec<String>> {
-    let path = api_path(&["bindings", &ctx.target.vhost, "e", exchange, "q", queue]);
-    let list = ctx.api.get(&path).await?.unwrap_or(Value::Null);
-    let mut keys: Vec<String> = list
-        .as_array()
+    let mut keys: Vec<String> = ctx
+        .api
+        .queue_bindings(&ctx.target.vhost, queue)
+        .await?
         .into_iter()
-        .flatten()
-        .filter_map(|b| b["routing_key"].as_str().map(str::to_owned))
+        .filter(|b| b.source == exchange)
+        .map(|b| b.routing_key)
         .collect();
     keys.sort();
     keys.dedup();
@@ -155,12 +134,7 @@ async fn declare_queue(
         let mut new_holds = Vec::new();
         for line in contracts::Line::BUSINESS {
             let hold = ctx.names.data_sharing_hold(line);
-            if ctx
-                .api
-                .get(&api_path(&["queues", &ctx.target.vhost, &hold]))
-                .await?
-                .is_none()
-            {
+            if !ctx.api.queue_exists(&ctx.target.vhost, &hold).await? {
                 new_holds.push(line);
             }
         }
@@ -184,12 +158,7 @@ async fn declare_queue(
                     plan.queue
                 )
             })?;
-        if ctx
-            .api
-            .get(&api_path(&["queues", &ctx.target.vhost, &plan.queue]))
-            .await?
-            .is_none()
-        {
+        if !ctx.api.queue_exists(&ctx.target.vhost, &plan.queue).await? {
             return Err(different_brokers(ctx, &plan.queue));
         }
         if unbound {
@@ -198,16 +167,12 @@ async fn declare_queue(
         }
         // A subscriber provisioned with a replay receives through its intake queue.
         let intake = subscriber::intake_queue(&ctx.names, &plan.name);
-        let bound = if ctx
-            .api
-            .get(&api_path(&["queues", &ctx.target.vhost, &intake]))
-            .await?
-            .is_some()
-        {
-            let shovel = crate::replay::intake_shovel_path(&ctx.names, &plan.name, &ctx.target.vhost);
-            if ctx.api.get(&shovel).await?.is_none() {
+        let bound = if ctx.api.queue_exists(&ctx.target.vhost, &intake).await? {
+            let shovel = subscriber::intake_shovel(&ctx.names, &plan.name);
+            if ctx.api.shovel(&ctx.target.vhost, &shovel).await?.is_none() {
                 ctx.api
-                    .put(
+                    .put_shovel(
+                        &ctx.target.vhost,
                         &shovel,
                         &crate::replay::intake_shovel_definition(&ctx.names, &plan.name, &ctx.target.vhost),
                     )
@@ -280,8 +245,7 @@ async fn provision(mut ctx: Ctx<'_>, a: &ProvisionArgs) -> anyhow::Result<Report
     let vhost = ctx.target.vhost.clone();
     // Everything that can refuse is checked before anything is changed.
     let given_password = a.password_env.as_deref().map(password_from_env).transpose()?;
-    let user_path = api_path(&["users", &plan.user]);
-    let existing = ctx.api.get(&user_path).await?;
+    let existing = ctx.api.user_info(&plan.user).await?;
     refuse_foreign_user(&ctx, &plan.user, existing.as_ref())?;
 
     let (bindings_added, bindings_removed, replayed) = match a.replay_from {
@@ -291,7 +255,7 @@ async fn provision(mut ctx: Ctx<'_>, a: &ProvisionArgs) -> anyhow::Result<Report
         }
         Some(from) => {
             // A replay into a queue that already receives live events would give them twice.
-            if crate::replay::queue_exists(&ctx.api, &vhost, &plan.queue).await? {
+            if ctx.api.queue_exists(&vhost, &plan.queue).await? {
                 bail!(
                     "--replay-from is for a new subscriber, and queue '{}' exists: it already receives                      the live events, so a replay would give some of them twice. Nothing was changed                      ('subscriber remove {}' first, or provision without --replay-from)",
                     plan.queue,
@@ -371,23 +335,14 @@ async fn provision(mut ctx: Ctx<'_>, a: &ProvisionArgs) -> anyhow::Result<Report
     Ok(ctx.report)
 }
 
-fn queue_state(q: &Value) -> QueueState {
-    let n = |k: &str| q[k].as_u64().unwrap_or(0);
+fn queue_state(q: &QueueInfo) -> QueueState {
     QueueState {
-        messages: n("messages"),
-        ready: n("messages_ready"),
-        unacknowledged: n("messages_unacknowledged"),
-        consumers: n("consumers"),
-        kind: q["type"].as_str().unwrap_or("classic").to_owned(),
-    }
-}
-
-fn permissions_of(p: &Value) -> Permissions {
-    let s = |k: &str| p[k].as_str().unwrap_or_default().to_owned();
-    Permissions {
-        configure: s("configure"),
-        write: s("write"),
-        read: s("read"),
+        messages: q.message_count,
+        // The API reports ready + unacknowledged = messages.
+        ready: q.message_count.saturating_sub(q.unacknowledged_message_count),
+        unacknowledged: q.unacknowledged_message_count,
+        consumers: u64::from(q.consumer_count),
+        kind: q.queue_type.clone(),
     }
 }
 
@@ -395,20 +350,12 @@ fn permissions_of(p: &Value) -> Permissions {
 async fn queue_bindings(ctx: &Ctx<'_>, queue: &str) -> anyhow::Result<Vec<(String, String)>> {
     Ok(ctx
         .api
-        .get(&api_path(&["queues", &ctx.target.vhost, queue, "bindings"]))
+        .queue_bindings(&ctx.target.vhost, queue)
         .await?
-        .unwrap_or(Value::Null)
-        .as_array()
         .into_iter()
-        .flatten()
         // The default exchange's implicit binding says nothing.
-        .filter(|b| b["source"].as_str().is_some_and(|s| !s.is_empty()))
-        .map(|b| {
-            (
-                b["source"].as_str().unwrap_or_default().to_owned(),
-                b["routing_key"].as_str().unwrap_or_default().to_owned(),
-            )
-        })
+        .filter(|b| !b.source.is_empty())
+        .map(|b| (b.source, b.routing_key))
         .collect())
 }
 
@@ -419,24 +366,18 @@ async fn show(mut ctx: Ctx<'_>, name: &str) -> anyhow::Result<Report> {
     let user = subscriber::user_name(&ctx.names, name);
     let api = &ctx.api;
 
-    let state = api
-        .get(&api_path(&["queues", &vhost, &queue]))
-        .await?
-        .map(|q| queue_state(&q));
-    let parking_messages = api
-        .get(&api_path(&["queues", &vhost, &parking]))
-        .await?
-        .map(|q| queue_state(&q).messages);
+    let state = api.queue(&vhost, &queue).await?.map(|q| queue_state(&q));
+    let parking_messages = api.queue(&vhost, &parking).await?.map(|q| q.message_count);
     let mut bindings = queue_bindings(&ctx, &queue).await?;
     bindings.sort();
     let intake_name = subscriber::intake_queue(&ctx.names, name);
-    let intake = match api.get(&api_path(&["queues", &vhost, &intake_name])).await? {
+    let intake = match api.queue(&vhost, &intake_name).await? {
         None => None,
         Some(q) => Some(subscriber::Intake {
             queue: intake_name.clone(),
-            messages: queue_state(&q).messages,
+            messages: q.message_count,
             shovel: api
-                .get(&crate::replay::intake_shovel_path(&ctx.names, name, &vhost))
+                .shovel(&vhost, &subscriber::intake_shovel(&ctx.names, name))
                 .await?
                 .is_some(),
         }),
@@ -445,30 +386,16 @@ async fn show(mut ctx: Ctx<'_>, name: &str) -> anyhow::Result<Report> {
         bindings.extend(queue_bindings(&ctx, &intake_name).await?);
         bindings.sort();
     }
-    let user_json = api.get(&api_path(&["users", &user])).await?;
-    let (permissions, topic_permissions) = if user_json.is_some() {
-        let p = api
-            .get(&api_path(&["permissions", &vhost, &user]))
-            .await?
-            .map(|p| permissions_of(&p));
-        let topics = api
-            .get(&api_path(&["topic-permissions", &vhost, &user]))
-            .await?
-            .unwrap_or(Value::Null)
-            .as_array()
-            .into_iter()
-            .flatten()
-            .map(|t| TopicPermission {
-                exchange: t["exchange"].as_str().unwrap_or_default().to_owned(),
-                write: t["write"].as_str().unwrap_or_default().to_owned(),
-                read: t["read"].as_str().unwrap_or_default().to_owned(),
-            })
-            .collect();
-        (p, topics)
+    let user_info = api.user_info(&user).await?;
+    let (permissions, topic_permissions) = if user_info.is_some() {
+        (
+            api.permissions(&vhost, &user).await?,
+            api.topic_permissions(&vhost, &user).await?,
+        )
     } else {
         (None, Vec::new())
     };
-    if state.is_none() && user_json.is_none() {
+    if state.is_none() && user_info.is_none() {
         bail!(
             "no subscriber '{name}' on vhost '{vhost}': neither queue '{queue}' nor user '{user}' exists \
              (is --prefix right?)"
@@ -484,7 +411,7 @@ async fn show(mut ctx: Ctx<'_>, name: &str) -> anyhow::Result<Report> {
         bindings,
         intake,
         user,
-        user_tags: user_json.as_ref().map(tags_of),
+        user_tags: user_info.as_ref().map(tags_of),
         permissions,
         topic_permissions,
     };
@@ -513,8 +440,7 @@ async fn remove(mut ctx: Ctx<'_>, name: &str, force: bool) -> anyhow::Result<Rep
     let mut queues = subscriber::queues(&ctx.names, name);
     queues.push(subscriber::intake_queue(&ctx.names, name));
     let user = subscriber::user_name(&ctx.names, name);
-    let user_path = api_path(&["users", &user]);
-    let existing = ctx.api.get(&user_path).await?;
+    let existing = ctx.api.user_info(&user).await?;
     refuse_foreign_user(&ctx, &user, existing.as_ref())?;
 
     // Messages still waiting would be lost: count them over AMQP, exactly (the API's numbers
@@ -524,7 +450,7 @@ async fn remove(mut ctx: Ctx<'_>, name: &str, force: bool) -> anyhow::Result<Rep
     let mut waiting = Vec::new();
     let checked = async {
         for q in &queues {
-            let api_state = ctx.api.get(&api_path(&["queues", &vhost, q])).await?;
+            let api_state = ctx.api.queue(&vhost, q).await?;
             let ready = messaging::parking::depth(&broker, q).await.ok();
             match (api_state, ready) {
                 (None, None) => {}
@@ -554,17 +480,14 @@ async fn remove(mut ctx: Ctx<'_>, name: &str, force: bool) -> anyhow::Result<Rep
     }
 
     // The user first, so that it cannot reconnect; then its open connections; then the queues.
-    let user_deleted = ctx.api.delete(&user_path).await?;
+    let user_deleted = ctx.api.delete_user(&user).await?;
     let mut closed = 0;
-    let conns = ctx
-        .api
-        .get(&api_path(&["vhosts", &vhost, "connections"]))
-        .await?
-        .unwrap_or(Value::Null);
-    for c in conns.as_array().into_iter().flatten() {
-        if c["user"].as_str() == Some(user.as_str())
-            && let Some(cname) = c["name"].as_str()
-            && ctx.api.delete(&api_path(&["connections", cname])).await?
+    for c in ctx.api.connections_in(&vhost).await? {
+        if c.username == user
+            && ctx
+                .api
+                .close_connection(&c.name, "the subscriber was removed")
+                .await?
         {
             closed += 1;
         }
@@ -572,20 +495,17 @@ async fn remove(mut ctx: Ctx<'_>, name: &str, force: bool) -> anyhow::Result<Rep
     // The intake shovel before its queue, or it would declare it again.
     let shovel_deleted = ctx
         .api
-        .delete(&crate::replay::intake_shovel_path(&ctx.names, name, &vhost))
+        .delete_shovel(&vhost, &subscriber::intake_shovel(&ctx.names, name))
         .await?;
     let mut deleted = Vec::new();
     for q in &present {
-        if ctx.api.delete(&api_path(&["queues", &vhost, q])).await? {
+        if ctx.api.delete_queue(&vhost, q).await? {
             deleted.push(q.clone());
         }
     }
 
     let exchange = subscriber::own_exchange(&ctx.names, name);
-    let exchange_deleted = ctx
-        .api
-        .delete(&api_path(&["exchanges", &vhost, &exchange]))
-        .await?;
+    let exchange_deleted = ctx.api.delete_exchange(&vhost, &exchange).await?;
     if !user_deleted && deleted.is_empty() {
         let _ = writeln!(
             ctx.report.stderr,
@@ -637,13 +557,16 @@ mod tests {
     use super::*;
 
     #[test]
-    fn tags_are_read_in_both_api_shapes() {
-        assert_eq!(tags_of(&json!({"tags": ["administrator"]})), ["administrator"]);
+    fn tags_are_read_as_the_api_lists_them() {
+        let user = |tags: serde_json::Value| -> User {
+            serde_json::from_value(json!({"name": "u", "tags": tags, "password_hash": "x"})).unwrap()
+        };
+        assert_eq!(tags_of(&user(json!(["administrator"]))), ["administrator"]);
         assert_eq!(
-            tags_of(&json!({"tags": "management, monitoring"})),
+            tags_of(&user(json!(["management", "monitoring"]))),
             ["management", "monitoring"]
         );
-        assert!(tags_of(&json!({"tags": []})).is_empty());
-        assert!(tags_of(&json!({"tags": ""})).is_empty());
+        assert!(tags_of(&user(json!([]))).is_empty());
+        assert!(tags_of(&user(json!([""]))).is_empty());
     }
 }

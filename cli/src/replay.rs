@@ -64,7 +64,7 @@ use lapin::options::{
 use lapin::types::{AMQPValue, FieldTable, LongString};
 use lapin::{Channel, Consumer, ExchangeKind};
 use messaging::broker::{bounded, publish_confirmed};
-use messaging::management::{Api, api_path, segment};
+use messaging::management::{Api, local_shovel};
 use messaging::{Broker, Names};
 use serde::Serialize;
 use std::collections::{BTreeSet, HashSet};
@@ -268,7 +268,7 @@ impl<'a> CatchUp<'a> {
         let name = &self.plan.name;
         let _ = self
             .api
-            .delete(&intake_shovel_path(names, name, self.vhost))
+            .delete_shovel(self.vhost, &crate::subscriber::intake_shovel(names, name))
             .await;
         let Ok(ch) = self.broker.channel().await else {
             return;
@@ -540,8 +540,9 @@ impl<'a> CatchUp<'a> {
         sink.flush().await?;
         drop(sink);
         self.api
-            .put(
-                &intake_shovel_path(self.names, &plan.name, self.vhost),
+            .put_shovel(
+                self.vhost,
+                &crate::subscriber::intake_shovel(self.names, &plan.name),
                 &intake_shovel_definition(self.names, &plan.name, self.vhost),
             )
             .await
@@ -606,34 +607,11 @@ async fn next_within(
 /// The intake shovel of subscriber `name`: its intake queue into its own exchange, keeping each
 /// event's routing key and properties, acknowledged at the source after the queue confirmed.
 pub fn intake_shovel_definition(names: &Names, name: &str, vhost: &str) -> serde_json::Value {
-    let uri = format!("amqp:///{}", segment(vhost));
-    serde_json::json!({
-        "value": {
-            "src-protocol": "amqp091",
-            "src-uri": uri,
-            "src-queue": crate::subscriber::intake_queue(names, name),
-            "dest-protocol": "amqp091",
-            "dest-uri": uri,
-            "dest-exchange": crate::subscriber::own_exchange(names, name),
-            "ack-mode": "on-confirm",
-            "src-delete-after": "never",
-            "reconnect-delay": 1
-        }
-    })
-}
-
-pub fn intake_shovel_path(names: &Names, name: &str, vhost: &str) -> String {
-    api_path(&[
-        "parameters",
-        "shovel",
+    local_shovel(
         vhost,
-        &crate::subscriber::intake_shovel(names, name),
-    ])
-}
-
-/// Whether the subscriber's queue exists (over the management API, which needs no channel).
-pub async fn queue_exists(api: &Api, vhost: &str, queue: &str) -> anyhow::Result<bool> {
-    Ok(api.get(&api_path(&["queues", vhost, queue])).await?.is_some())
+        &crate::subscriber::intake_queue(names, name),
+        &crate::subscriber::own_exchange(names, name),
+    )
 }
 
 #[cfg(test)]

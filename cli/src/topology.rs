@@ -360,8 +360,11 @@ pub fn export(names: &Names, format: TopologyFormat) -> anyhow::Result<String> {
     Ok(render(&build(names, &services()?)?, format))
 }
 
-pub fn run(cli: &Cli, cmd: &TopologyCmd) -> anyhow::Result<Report> {
-    let TopologyCmd::Export { format, out } = cmd;
+pub async fn run(cli: &Cli, cmd: &TopologyCmd) -> anyhow::Result<Report> {
+    let (format, out) = match cmd {
+        TopologyCmd::Export { format, out } => (format, out),
+        TopologyCmd::Apply { api } => return apply(cli, &api.api(cli)?).await,
+    };
     let text = export(&Names::new(cli.prefix.clone()), *format)?;
     match out {
         None => Ok(Report::out(text)),
@@ -373,6 +376,44 @@ pub fn run(cli: &Cli, cmd: &TopologyCmd) -> anyhow::Result<Report> {
             })
         }
     }
+}
+
+/// `topology apply`: the definitions export, imported through the management API.
+async fn apply(cli: &Cli, api: &crate::management::Api) -> anyhow::Result<Report> {
+    let text = export(&Names::new(cli.prefix.clone()), TopologyFormat::Definitions)?;
+    let definitions: serde_json::Value = serde_json::from_str(&text).context("the definitions export")?;
+    let count = |key: &str| definitions[key].as_array().map_or(0, Vec::len);
+    let users: std::collections::BTreeSet<&str> = definitions["permissions"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|p| p["user"].as_str())
+        .collect();
+    // The broker refuses permissions of a user it does not know; say which, before anything.
+    let mut missing = Vec::new();
+    for u in &users {
+        if api.user_info(u).await?.is_none() {
+            missing.push(*u);
+        }
+    }
+    if !missing.is_empty() {
+        anyhow::bail!(
+            "no broker user {}: run 'insurancectl accounts apply --broker --simulators' first; nothing was changed",
+            missing.join(", ")
+        );
+    }
+    let summary = format!(
+        "imported {} exchanges, {} policies, {} permissions and {} topic permissions for {} users\n",
+        count("exchanges"),
+        count("policies"),
+        count("permissions"),
+        count("topic_permissions"),
+        users.len()
+    );
+    api.import_definitions(definitions)
+        .await
+        .with_context(|| format!("loading the definitions through {}", api.base()))?;
+    Ok(Report::out(summary))
 }
 
 #[cfg(test)]

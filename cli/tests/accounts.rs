@@ -14,8 +14,7 @@ use contracts::Line;
 use lapin::options::{BasicConsumeOptions, BasicPublishOptions, ConfirmSelectOptions, QueueDeclareOptions};
 use lapin::types::FieldTable;
 use lapin::{BasicProperties, Connection, ConnectionProperties};
-use messaging::freeze::data_sharing::shovel_path;
-use messaging::management::{Api, amqp_target, api_path};
+use messaging::management::{Api, amqp_target};
 use testkit::{TestEnv, WAIT, send_command, wait_for};
 
 const SERVICES: [&str; 5] = [
@@ -28,30 +27,6 @@ const SERVICES: [&str; 5] = [
 
 fn password(env: &TestEnv, user: &str) -> String {
     format!("pw{}{}", user.replace(['-', '.'], ""), env.id)
-}
-
-/// Deletes this environment's users whatever happens.
-struct RemoveUsers(Vec<String>);
-
-impl Drop for RemoveUsers {
-    fn drop(&mut self) {
-        let users = std::mem::take(&mut self.0);
-        let _ = std::thread::spawn(move || {
-            tokio::runtime::Builder::new_current_thread()
-                .enable_all()
-                .build()
-                .expect("runtime")
-                .block_on(async move {
-                    let t = amqp_target(&testkit::amqp_url()).expect("AMQP_URL");
-                    if let Ok(api) = Api::new(&testkit::api_url(), &t.user, &t.password, WAIT) {
-                        for u in users {
-                            let _ = api.delete(&api_path(&["users", &u])).await;
-                        }
-                    }
-                })
-        })
-        .join();
-    }
 }
 
 async fn apply(env: &TestEnv) -> std::process::Output {
@@ -104,7 +79,7 @@ async fn each_service_works_as_its_own_broker_user_and_is_refused_outside_its_ri
     let names = env.names();
     let mut users: Vec<String> = SERVICES.iter().map(|s| messaging_user(&env, s)).collect();
     users.push(messaging_user(&env, "data-sharing"));
-    let _cleanup = RemoveUsers(users.clone());
+    let _cleanup = common::RemoveUsers(users.clone());
     let (enrollment_settings, collection_settings) = (
         env.service_settings("enrollment"),
         env.service_settings("collection"),
@@ -117,14 +92,13 @@ async fn each_service_works_as_its_own_broker_user_and_is_refused_outside_its_ri
     let t = amqp_target(&testkit::amqp_url()).expect("AMQP_URL");
     let api = Api::new(&testkit::api_url(), &t.user, &t.password, WAIT).expect("the API");
     let enrollment_user = api
-        .get(&api_path(&["users", &users[0]]))
+        .user_info(&users[0])
         .await
         .expect("API")
         .expect("enrollment's user");
     assert!(
-        enrollment_user["tags"].as_array().is_none_or(|a| a.is_empty())
-            && enrollment_user["tags"].as_str().is_none_or(str::is_empty),
-        "a service user has no tags: {enrollment_user}"
+        enrollment_user.tags.iter().all(String::is_empty),
+        "a service user has no tags: {enrollment_user:?}"
     );
     // Safe to run again, keeping the passwords.
     exit(&apply(&env).await, 0);
@@ -192,10 +166,14 @@ async fn each_service_works_as_its_own_broker_user_and_is_refused_outside_its_ri
     .await;
     exit(&sub, 0);
     common::hold_medical_data_sharing(&env, "acc-ds", "数据共享暂停").await;
-    let medical_shovel = shovel_path(&names, Line::Medical, &t.vhost);
+    let medical_shovel = names.data_sharing_shovel(Line::Medical);
     exit(&common::ctl(&env, &["freeze", "lift", "acc-ds"]).await, 0);
     wait_for("and put it back at the lift", WAIT, || async {
-        api.get(&medical_shovel).await.ok()?.is_some().then_some(())
+        api.shovel(&t.vhost, &medical_shovel)
+            .await
+            .ok()?
+            .is_some()
+            .then_some(())
     })
     .await;
     // Enrollment's user outside its rights; each refusal closes its channel.

@@ -12,7 +12,6 @@ mod common;
 use common::{both_listening, ctl, exit};
 use contracts::Line;
 use lapin::options::{BasicAckOptions, BasicGetOptions};
-use messaging::freeze::data_sharing::shovel_path;
 use messaging::management::{Api, amqp_target};
 use testkit::{TestEnv, WAIT, id_number, send_command, wait_for};
 
@@ -89,7 +88,7 @@ async fn frozen_data_sharing_holds_the_lines_events_and_releases_them_in_order_a
     let t = amqp_target(&testkit::amqp_url()).expect("AMQP_URL");
     let api = Api::new(&testkit::api_url(), &t.user, &t.password, WAIT).expect("the API");
     assert!(
-        api.get(&shovel_path(&names, Line::Social, &t.vhost))
+        api.shovel(&t.vhost, &names.data_sharing_shovel(Line::Social))
             .await
             .expect("API")
             .is_some(),

@@ -7,7 +7,7 @@
 
 use contracts::{Line, Reply};
 use futures_util::StreamExt;
-use insurancectl::management::{Api, amqp_target, api_path};
+use insurancectl::management::{Api, amqp_target};
 use lapin::options::{
     BasicAckOptions, BasicConsumeOptions, BasicGetOptions, BasicPublishOptions, ConfirmSelectOptions,
     QueueBindOptions, QueueDeclareOptions, QueueDeleteOptions,
@@ -631,13 +631,13 @@ struct DeleteUserOnDrop(String);
 
 impl Drop for DeleteUserOnDrop {
     fn drop(&mut self) {
-        let path = api_path(&["users", &self.0]);
+        let user = self.0.clone();
         let _ = std::thread::spawn(move || {
             let rt = tokio::runtime::Builder::new_current_thread()
                 .enable_all()
                 .build()
                 .expect("runtime");
-            let _ = rt.block_on(api().delete(&path));
+            let _ = rt.block_on(api().delete_user(&user));
         })
         .join();
     }
@@ -710,12 +710,9 @@ async fn a_read_only_subscriber_gets_a_generated_password_and_cannot_publish() {
     let ops = format!("{prefix}ops");
     let _delete_ops = DeleteUserOnDrop(ops.clone());
     let api = api();
-    api.put(
-        &api_path(&["users", &ops]),
-        &serde_json::json!({ "password": insurancectl::subscriber::generate_password(), "tags": "monitoring" }),
-    )
-    .await
-    .expect("a monitoring user");
+    api.put_user_with_password(&ops, &insurancectl::subscriber::generate_password(), "monitoring")
+        .await
+        .expect("a monitoring user");
     let out = ctl(&env, &["subscriber", "provision", "ops", "--bind", "#"], &[]).await;
     assert_exit(&out, 1);
     assert!(
@@ -727,23 +724,19 @@ async fn a_read_only_subscriber_gets_a_generated_password_and_cannot_publish() {
     assert_exit(&out, 1);
     let vhost = amqp_target(&testkit::amqp_url()).expect("AMQP_URL").vhost;
     let still = api
-        .get(&api_path(&["users", &ops]))
+        .user_info(&ops)
         .await
         .expect("API")
         .expect("the user is still there");
-    assert_eq!(still["tags"], serde_json::json!(["monitoring"]));
+    assert_eq!(still.tags.0, ["monitoring"]);
     assert!(
-        api.get(&api_path(&["permissions", &vhost, &ops]))
-            .await
-            .expect("API")
-            .is_none(),
+        api.permissions(&vhost, &ops).await.expect("API").is_none(),
         "and it got no permissions"
     );
     assert!(
-        api.get(&api_path(&["queues", &vhost, &names.subscriber_queue("ops")]))
+        !api.queue_exists(&vhost, &names.subscriber_queue("ops"))
             .await
-            .expect("API")
-            .is_none(),
+            .expect("API"),
         "and no queue was declared for it"
     );
 }

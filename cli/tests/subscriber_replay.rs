@@ -12,8 +12,7 @@ use common::{both_listening, exit, text};
 use contracts::Line;
 use lapin::options::{BasicAckOptions, BasicGetOptions};
 use messaging::client::CommandClient;
-use messaging::freeze::data_sharing::shovel_path;
-use messaging::management::{Api, amqp_target, api_path};
+use messaging::management::{Api, amqp_target};
 use std::collections::{HashMap, HashSet};
 use testkit::{TestEnv, WAIT, id_number, send_command, wait_for};
 
@@ -194,7 +193,7 @@ async fn a_late_subscriber_gets_the_days_events_from_the_archive_then_the_live_o
     let api = Api::new(&testkit::api_url(), &t.user, &t.password, WAIT).expect("the API");
     for line in Line::BUSINESS {
         assert!(
-            api.get(&shovel_path(&names, line, &t.vhost))
+            api.shovel(&t.vhost, &names.data_sharing_shovel(line))
                 .await
                 .expect("API")
                 .is_some(),
@@ -246,14 +245,21 @@ async fn a_late_subscriber_gets_the_days_events_from_the_archive_then_the_live_o
     // Removed, it leaves nothing: queue, intake queue, its shovel and exchange.
     let removed = exit(&ctl_with(&env, &["subscriber", "remove", LATE]).await, 0);
     assert!(removed.contains("deleted shovel"), "{removed}");
-    for path in [
-        api_path(&["queues", &t.vhost, &intake]),
-        api_path(&["queues", &t.vhost, &late_queue]),
-        api_path(&["exchanges", &t.vhost, &late_queue]),
-        messaging_intake_shovel(&env, &t.vhost),
-    ] {
-        assert!(api.get(&path).await.expect("API").is_none(), "{path} is left");
+    for queue in [&intake, &late_queue] {
+        assert!(
+            !api.queue_exists(&t.vhost, queue).await.expect("API"),
+            "queue {queue} is left"
+        );
     }
+    assert!(
+        !api.exchange_exists(&t.vhost, &late_queue).await.expect("API"),
+        "exchange {late_queue} is left"
+    );
+    let shovel = intake_shovel(&env);
+    assert!(
+        api.shovel(&t.vhost, &shovel).await.expect("API").is_none(),
+        "shovel {shovel} is left"
+    );
 
     client.close().await;
     services.stop().await;
@@ -301,14 +307,21 @@ async fn a_replay_waits_for_a_line_whose_data_sharing_is_frozen_and_changes_noth
         "{stderr}"
     );
     let queue = names.subscriber_queue(LATE);
-    for path in [
-        api_path(&["queues", &t.vhost, &queue]),
-        api_path(&["queues", &t.vhost, &format!("{queue}.intake")]),
-        api_path(&["exchanges", &t.vhost, &queue]),
-        api_path(&["users", &format!("{}{LATE}", env.prefix())]),
-    ] {
-        assert!(api.get(&path).await.expect("API").is_none(), "{path} is left");
+    for q in [queue.clone(), format!("{queue}.intake")] {
+        assert!(
+            !api.queue_exists(&t.vhost, &q).await.expect("API"),
+            "queue {q} is left"
+        );
     }
+    assert!(
+        !api.exchange_exists(&t.vhost, &queue).await.expect("API"),
+        "exchange {queue} is left"
+    );
+    let user = format!("{}{LATE}", env.prefix());
+    assert!(
+        api.user_info(&user).await.expect("API").is_none(),
+        "user {user} is left"
+    );
     exit(&common::ctl(&env, &["freeze", "lift", "ds-medical"]).await, 0);
     services.stop().await;
 }
@@ -359,22 +372,14 @@ async fn replay_times_are_checked_before_anything_changes() {
     let api = Api::new(&testkit::api_url(), &t.user, &t.password, WAIT).expect("the API");
     let queue = env.names().subscriber_queue(LATE);
     wait_for("nothing declared", WAIT, || async {
-        api.get(&api_path(&["queues", &t.vhost, &queue]))
-            .await
-            .ok()?
-            .is_none()
-            .then_some(())
+        (!api.queue_exists(&t.vhost, &queue).await.ok()?).then_some(())
     })
     .await;
 }
 
-fn messaging_intake_shovel(env: &TestEnv, vhost: &str) -> String {
-    api_path(&[
-        "parameters",
-        "shovel",
-        vhost,
-        &format!("{}subscriber-{LATE}-intake", env.prefix()),
-    ])
+/// The late subscriber's intake shovel, by the name the tool gives it.
+fn intake_shovel(env: &TestEnv) -> String {
+    format!("{}subscriber-{LATE}-intake", env.prefix())
 }
 
 /// `ctl` with the management API's address.

@@ -2,8 +2,9 @@
 `insurancectl topology export`, as deploy/compose/rabbitmq/definitions.json is) on a real
 broker: each service user can do what its service does at start-up and in operation, and is
 refused outside it (another service's queues, routing keys it does not own, freeze orders).
-Needs pika and PyYAML (PyPI) and a broker prepared by deploy/compose/rabbitmq/init.sh with the
-passwords in the same variables; the freeze-operator user (k8s only) is created here through
+Needs pika and PyYAML (PyPI) and a broker prepared by `insurancectl accounts apply --broker
+--simulators` and `insurancectl topology apply` (docker-compose's broker-accounts and
+broker-init) with the passwords in the same variables; the freeze-operator user (k8s only) is created here through
 the management API as the admin, with the grants topology.yaml gives it.
 
     AMQP_HOST=127.0.0.1 AMQP_PORT=5672 RABBITMQ_API_URL=http://127.0.0.1:15672 \

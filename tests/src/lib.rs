@@ -435,7 +435,7 @@ impl Drop for TestEnv {
                         let _ = messaging::freeze::data_sharing::hold(&api, &names, line, &t.vhost).await;
                     }
                     for u in &users {
-                        let _ = api.delete(&messaging::management::api_path(&["users", u])).await;
+                        let _ = api.delete_user(u).await;
                     }
                 }
                 let broker = Broker::new(broker_config, "test-teardown");

@@ -1,6 +1,6 @@
 //! `deploy/compose/rabbitmq/definitions.json`: a RabbitMQ definitions document for
-//! `POST /api/definitions` (`deploy/compose/rabbitmq/init.sh` creates the users with their
-//! passwords first). Queues are left to the services, which declare them at start-up.
+//! `POST /api/definitions`, which `insurancectl topology apply` loads (`accounts apply
+//! --broker --simulators` creates the users with their passwords first). Queues are left to the services, which declare them at start-up.
 
 use super::{Deployment, Topology, VHOST};
 use serde::Serialize;

@@ -103,6 +103,28 @@ pub async fn ctl_api(env: &TestEnv, args: &[&str], vars: &[(&str, &str)]) -> Out
         .expect("insurancectl runs")
 }
 
+/// Deletes these broker users when dropped, even when the test fails half-way.
+pub struct RemoveUsers(pub Vec<String>);
+
+impl Drop for RemoveUsers {
+    fn drop(&mut self) {
+        let users = std::mem::take(&mut self.0);
+        let _ = std::thread::spawn(move || {
+            tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .expect("runtime")
+                .block_on(async move {
+                    let (api, _) = admin_api();
+                    for u in users {
+                        let _ = api.delete_user(&u).await;
+                    }
+                })
+        })
+        .join();
+    }
+}
+
 /// Removes these subscribers (user, permissions, queues) of an environment when dropped, even
 /// when the test fails half-way.
 pub struct RemoveSubscribers {
@@ -151,9 +173,9 @@ pub async fn hold_medical_data_sharing(env: &TestEnv, id: &str, reason: &str) {
     ];
     exit(&ctl(env, &order).await, 0);
     let (api, vhost) = admin_api();
-    let shovel = messaging::freeze::data_sharing::shovel_path(&env.names(), contracts::Line::Medical, &vhost);
+    let shovel = env.names().data_sharing_shovel(contracts::Line::Medical);
     testkit::wait_for("the medical shovel removed", WAIT, || async {
-        api.get(&shovel).await.ok()?.is_none().then_some(())
+        api.shovel(&vhost, &shovel).await.ok()?.is_none().then_some(())
     })
     .await;
 }

@@ -8,7 +8,7 @@
 //! RabbitMQ matches permission patterns anywhere in a name (an unanchored search), so every
 //! pattern here is anchored `^…$` and every name in it escaped.
 
-use crate::management::{Api, api_path};
+use crate::management::{Api, kept_hash};
 use crate::names::Names;
 use crate::topology::{SentCommands, ServiceTopologySpec, shared_exchanges};
 use anyhow::{Context, bail};
@@ -195,38 +195,32 @@ pub async fn put_user(
     permissions: &Permissions,
     topic_permissions: &[TopicPermission],
 ) -> anyhow::Result<()> {
-    let path = api_path(&["users", name]);
     match password {
         Some(pw) => api
-            .put(&path, &serde_json::json!({ "password": pw, "tags": tags }))
+            .put_user_with_password(name, pw, tags)
             .await
             .with_context(|| format!("creating or updating user {name}"))?,
         None => {
-            let Some(existing) = api.get(&path).await? else {
+            let Some(existing) = api.user_info(name).await? else {
                 bail!("a new broker user {name} needs a password");
             };
             // Keeps the password (its hash), sets the tags.
-            let hash = existing["password_hash"].as_str().unwrap_or_default();
-            let algorithm = existing["hashing_algorithm"]
-                .as_str()
-                .unwrap_or("rabbit_password_hashing_sha256");
-            api.put(
-                &path,
-                &serde_json::json!({ "password_hash": hash, "hashing_algorithm": algorithm, "tags": tags }),
-            )
-            .await
-            .with_context(|| format!("updating user {name}"))?
+            api.put_user_with_hash(name, &kept_hash(&existing)?, tags)
+                .await
+                .with_context(|| format!("updating user {name}"))?
         }
     }
-    let topic_path = api_path(&["topic-permissions", vhost, name]);
     for t in topic_permissions {
-        api.put(&topic_path, &serde_json::to_value(t)?)
+        api.put_topic_permissions(vhost, name, &t.exchange, &t.write, &t.read)
             .await
             .with_context(|| format!("topic permissions of {name} on {}", t.exchange))?;
     }
-    api.put(
-        &api_path(&["permissions", vhost, name]),
-        &serde_json::to_value(permissions)?,
+    api.put_permissions(
+        vhost,
+        name,
+        &permissions.configure,
+        &permissions.write,
+        &permissions.read,
     )
     .await
     .with_context(|| format!("permissions of {name} on vhost {vhost}"))?;

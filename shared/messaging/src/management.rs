@@ -1,41 +1,30 @@
-//! A small client of the RabbitMQ management HTTP API: AMQP cannot create users, set
-//! permissions or run shovels, so the command-line client's `subscriber` commands and the
-//! services' data-sharing hold (`freeze::data_sharing`) go through it.
+//! The RabbitMQ management HTTP API, through `rabbitmq_http_client` (the Rust client of the
+//! HTTP API kept by a RabbitMQ maintainer): AMQP cannot create users, set permissions or run
+//! shovels, so the command-line client's `subscriber` and `accounts` commands, the services'
+//! data-sharing hold (`freeze::data_sharing`) and the test harness go through it.
 //!
-//! The API is plain HTTP here (no TLS stack is built in); ureq is blocking, so every call runs
-//! on tokio's blocking pool and is bounded by the tool's `--timeout`.
+//! [`Api`] is the project's face of that client: typed calls, a resource that is not there is
+//! `None` (or `false` for a delete), and failures read as what the operator has to do (the
+//! plugin not enabled, the wrong credentials, the broker's own reason). It talks plain HTTP
+//! (no TLS stack is built in), with one time limit per call and no retries: the callers
+//! decide what to try again.
 
+use crate::grants::{Permissions, TopicPermission};
 use anyhow::{Context, anyhow, bail};
 use lapin::uri::AMQPUri;
-use percent_encoding::{AsciiSet, NON_ALPHANUMERIC, utf8_percent_encode};
-use serde_json::Value;
+use rabbitmq_http_client::api::{Client, HttpClientError};
+use rabbitmq_http_client::requests::{self, RuntimeParameterDefinition, UserParams};
+use rabbitmq_http_client::responses;
+use serde_json::{Map, Value};
 use std::str::FromStr;
 use std::time::Duration;
 
+pub use rabbitmq_http_client::responses::{BindingInfo, Connection, QueueInfo, User};
+
 pub const DEFAULT_API_URL: &str = "http://127.0.0.1:15672";
 
-/// Everything but RFC 3986's unreserved characters is encoded in a path segment, so `/` (the
-/// default vhost) becomes `%2F` and a user name cannot reach another endpoint.
-const SEGMENT: &AsciiSet = &NON_ALPHANUMERIC
-    .remove(b'-')
-    .remove(b'.')
-    .remove(b'_')
-    .remove(b'~');
-
-/// One path segment of an API URL.
-pub fn segment(s: &str) -> String {
-    utf8_percent_encode(s, SEGMENT).to_string()
-}
-
-/// `/api/` followed by the encoded segments.
-pub fn api_path(segments: &[&str]) -> String {
-    let mut p = String::from("/api");
-    for s in segments {
-        p.push('/');
-        p.push_str(&segment(s));
-    }
-    p
-}
+/// The shovel plugin's runtime-parameter component.
+const SHOVEL: &str = "shovel";
 
 /// What the tool takes from the AMQP URL: where the broker is, who we are, which vhost.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -60,52 +49,12 @@ pub fn amqp_target(url: &str) -> anyhow::Result<AmqpTarget> {
     })
 }
 
-/// Standard base64 (RFC 4648, with padding), for the `Authorization: Basic` header.
-pub fn base64(input: &[u8]) -> String {
-    const ALPHABET: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-    let mut out = String::with_capacity(input.len().div_ceil(3) * 4);
-    for chunk in input.chunks(3) {
-        let b = [
-            chunk[0],
-            chunk.get(1).copied().unwrap_or(0),
-            chunk.get(2).copied().unwrap_or(0),
-        ];
-        let n = (u32::from(b[0]) << 16) | (u32::from(b[1]) << 8) | u32::from(b[2]);
-        for i in 0..4 {
-            if i <= chunk.len() {
-                out.push(ALPHABET[((n >> (18 - 6 * i)) & 63) as usize] as char);
-            } else {
-                out.push('=');
-            }
-        }
-    }
-    out
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Method {
-    Get,
-    Put,
-    Delete,
-}
-
-impl Method {
-    fn as_str(self) -> &'static str {
-        match self {
-            Method::Get => "GET",
-            Method::Put => "PUT",
-            Method::Delete => "DELETE",
-        }
-    }
-}
-
 /// The management API of one broker, as one user.
 #[derive(Clone)]
 pub struct Api {
     base: String,
     user: String,
-    authorization: String,
-    agent: ureq::Agent,
+    client: std::sync::Arc<Client<String, String, String>>,
 }
 
 impl std::fmt::Debug for Api {
@@ -114,6 +63,14 @@ impl std::fmt::Debug for Api {
             .field("base", &self.base)
             .field("user", &self.user)
             .finish_non_exhaustive()
+    }
+}
+
+fn is_not_found(e: &HttpClientError) -> bool {
+    match e {
+        HttpClientError::NotFound => true,
+        HttpClientError::ClientErrorResponse { status_code, .. } => status_code.as_u16() == 404,
+        _ => false,
     }
 }
 
@@ -129,17 +86,18 @@ impl Api {
         if !base.starts_with("http://") {
             bail!("--api-url {base}: expected http://host:port");
         }
-        let config = ureq::Agent::config_builder()
-            // Statuses are answers to read (404 = not there), not transport errors.
-            .http_status_as_error(false)
-            .timeout_global(Some(timeout))
-            .max_redirects(0)
-            .build();
+        let client = rabbitmq_http_client::api::ClientBuilder::new()
+            .with_endpoint(format!("{base}/api"))
+            .with_basic_auth_credentials(user.to_owned(), password.to_owned())
+            .with_connect_timeout(timeout)
+            .with_request_timeout(timeout)
+            .with_redirect_policy(reqwest_policy_none())
+            .build()
+            .map_err(|e| anyhow!("--api-url {base}: {e}"))?;
         Ok(Api {
-            authorization: format!("Basic {}", base64(format!("{user}:{password}").as_bytes())),
-            user: user.to_owned(),
             base,
-            agent: ureq::Agent::new_with_config(config),
+            user: user.to_owned(),
+            client: std::sync::Arc::new(client),
         })
     }
 
@@ -151,91 +109,336 @@ impl Api {
         &self.user
     }
 
-    async fn call(&self, method: Method, path: &str, body: Option<&Value>) -> anyhow::Result<(u16, String)> {
-        let url = format!("{}{path}", self.base);
-        let agent = self.agent.clone();
-        let auth = self.authorization.clone();
-        let body = body.map(serde_json::to_vec).transpose()?;
-        let result = tokio::task::spawn_blocking(move || -> Result<(u16, String), ureq::Error> {
-            let mut resp = match (method, body) {
-                (Method::Get, _) => agent
-                    .get(&url)
-                    .header("authorization", &auth)
-                    .header("accept", "application/json")
-                    .call()?,
-                (Method::Delete, _) => agent.delete(&url).header("authorization", &auth).call()?,
-                (Method::Put, body) => agent
-                    .put(&url)
-                    .header("authorization", &auth)
-                    .content_type("application/json")
-                    .send(body.unwrap_or_default())?,
-            };
-            let status = resp.status().as_u16();
-            let text = resp.body_mut().read_to_string().unwrap_or_default();
-            Ok((status, text))
-        })
-        .await
-        .context("the management API call did not finish")?;
-        let (status, text) = result.map_err(|e| {
-            anyhow::Error::new(e).context(format!(
+    /// The error of a call, in the operator's terms: what was asked, and what to check.
+    fn failed(&self, what: &str, e: HttpClientError) -> anyhow::Error {
+        match &e {
+            HttpClientError::RequestError { .. } => anyhow::Error::new(e).context(format!(
                 "cannot reach the RabbitMQ management API at {} (is the rabbitmq_management plugin \
                  enabled? scripts/servers.sh enables it locally; check --api-url / RABBITMQ_API_URL)",
                 self.base
-            ))
-        })?;
-        if status == 401 {
-            bail!(
-                "the management API at {} refused user '{}' (401): give --api-user/--api-password \
+            )),
+            HttpClientError::ClientErrorResponse { status_code, .. } if status_code.as_u16() == 401 => {
+                anyhow!(
+                    "the management API at {} refused user '{}' (401): give --api-user/--api-password \
                  (RABBITMQ_API_USER/RABBITMQ_API_PASSWORD)",
-                self.base,
-                self.user
-            );
-        }
-        Ok((status, text))
-    }
-
-    fn failure(method: Method, path: &str, status: u16, text: &str) -> anyhow::Error {
-        // The API explains itself in {"error": …, "reason": …}.
-        let reason = serde_json::from_str::<Value>(text)
-            .ok()
-            .and_then(|v| v.get("reason").and_then(Value::as_str).map(str::to_owned))
-            .unwrap_or_else(|| text.trim().chars().take(300).collect());
-        anyhow!(
-            "management API: {} {path} answered {status}: {reason}",
-            method.as_str()
-        )
-    }
-
-    /// The JSON at `path`, or `None` when the API says 404.
-    pub async fn get(&self, path: &str) -> anyhow::Result<Option<Value>> {
-        let (status, text) = self.call(Method::Get, path, None).await?;
-        match status {
-            200 => serde_json::from_str(&text)
-                .map(Some)
-                .with_context(|| format!("management API: GET {path} did not answer JSON")),
-            404 => Ok(None),
-            _ => Err(Self::failure(Method::Get, path, status, &text)),
+                    self.base,
+                    self.user
+                )
+            }
+            HttpClientError::ClientErrorResponse {
+                status_code,
+                error_details,
+                body,
+                ..
+            }
+            | HttpClientError::ServerErrorResponse {
+                status_code,
+                error_details,
+                body,
+                ..
+            } => {
+                // The API explains itself in {"error": …, "reason": …}.
+                let reason = error_details
+                    .as_ref()
+                    .and_then(|d| d.reason().map(str::to_owned))
+                    .or_else(|| body.as_ref().map(|b| b.trim().chars().take(300).collect()))
+                    .unwrap_or_default();
+                anyhow!("management API: {what} answered {status_code}: {reason}")
+            }
+            _ => anyhow::Error::new(e).context(format!("management API: {what}")),
         }
     }
 
-    /// Creates or replaces the resource at `path`.
-    pub async fn put(&self, path: &str, body: &Value) -> anyhow::Result<()> {
-        let (status, text) = self.call(Method::Put, path, Some(body)).await?;
-        match status {
-            200..=299 => Ok(()),
-            _ => Err(Self::failure(Method::Put, path, status, &text)),
+    fn check<T>(&self, what: impl FnOnce() -> String, r: Result<T, HttpClientError>) -> anyhow::Result<T> {
+        r.map_err(|e| self.failed(&what(), e))
+    }
+
+    fn check_found<T>(
+        &self,
+        what: impl FnOnce() -> String,
+        r: Result<T, HttpClientError>,
+    ) -> anyhow::Result<Option<T>> {
+        // `None` for a 404, the value otherwise.
+        match r {
+            Ok(v) => Ok(Some(v)),
+            Err(e) if is_not_found(&e) => Ok(None),
+            Err(e) => Err(self.failed(&what(), e)),
         }
     }
 
-    /// Deletes the resource at `path`; `false` when it was not there.
-    pub async fn delete(&self, path: &str) -> anyhow::Result<bool> {
-        let (status, text) = self.call(Method::Delete, path, None).await?;
-        match status {
-            200..=299 => Ok(true),
-            404 => Ok(false),
-            _ => Err(Self::failure(Method::Delete, path, status, &text)),
+    // Users and their permissions.
+
+    pub async fn user_info(&self, name: &str) -> anyhow::Result<Option<User>> {
+        let r = self.client.get_user(name).await;
+        self.check_found(|| format!("reading user {name}"), r)
+    }
+
+    /// Creates or replaces user `name` with a new password (salted and hashed here, SHA-256,
+    /// the broker's default scheme) and `tags` (comma-separated).
+    pub async fn put_user_with_password(&self, name: &str, password: &str, tags: &str) -> anyhow::Result<()> {
+        let salt = rabbitmq_http_client::password_hashing::salt();
+        let hash = rabbitmq_http_client::password_hashing::base64_encoded_salted_password_hash_sha256(
+            &salt, password,
+        );
+        self.put_user_with_hash(name, &hash, tags).await
+    }
+
+    /// Creates or replaces user `name` with a password hash as the API gives it back (SHA-256,
+    /// the broker's default scheme).
+    pub async fn put_user_with_hash(
+        &self,
+        name: &str,
+        password_hash: &str,
+        tags: &str,
+    ) -> anyhow::Result<()> {
+        let params = UserParams {
+            name,
+            password_hash,
+            tags,
+        };
+        let r = self.client.create_user(&params).await;
+        self.check(|| format!("putting user {name}"), r)
+    }
+
+    /// Deletes user `name`; `false` when it was not there.
+    pub async fn delete_user(&self, name: &str) -> anyhow::Result<bool> {
+        let r = self.client.delete_user(name, false).await;
+        Ok(self.check_found(|| format!("deleting user {name}"), r)?.is_some())
+    }
+
+    pub async fn permissions(&self, vhost: &str, user: &str) -> anyhow::Result<Option<Permissions>> {
+        let r = self.client.get_permissions(vhost, user).await;
+        Ok(self
+            .check_found(
+                || format!("reading the permissions of {user} on vhost {vhost}"),
+                r,
+            )?
+            .map(|p: responses::Permissions| Permissions {
+                configure: p.configure,
+                write: p.write,
+                read: p.read,
+            }))
+    }
+
+    pub async fn put_permissions(
+        &self,
+        vhost: &str,
+        user: &str,
+        configure: &str,
+        write: &str,
+        read: &str,
+    ) -> anyhow::Result<()> {
+        let params = requests::Permissions {
+            user,
+            vhost,
+            configure,
+            read,
+            write,
+        };
+        let r = self.client.declare_permissions(&params).await;
+        self.check(|| format!("permissions of {user} on vhost {vhost}"), r)
+    }
+
+    /// Every exchange's topic permissions of `user` on `vhost` (none: empty).
+    pub async fn topic_permissions(&self, vhost: &str, user: &str) -> anyhow::Result<Vec<TopicPermission>> {
+        let r = self.client.list_topic_permissions_of(user).await;
+        let all = self
+            .check_found(|| format!("reading the topic permissions of {user}"), r)?
+            .unwrap_or_default();
+        Ok(all
+            .into_iter()
+            .filter(|t| t.vhost == vhost)
+            .map(|t| TopicPermission {
+                exchange: t.exchange,
+                write: t.write,
+                read: t.read,
+            })
+            .collect())
+    }
+
+    pub async fn put_topic_permissions(
+        &self,
+        vhost: &str,
+        user: &str,
+        exchange: &str,
+        write: &str,
+        read: &str,
+    ) -> anyhow::Result<()> {
+        let params = requests::TopicPermissions {
+            user,
+            vhost,
+            write,
+            read,
+            exchange,
+        };
+        let r = self.client.declare_topic_permissions(&params).await;
+        self.check(|| format!("topic permissions of {user} on {exchange}"), r)
+    }
+
+    // Queues, exchanges, bindings, connections.
+
+    pub async fn queue(&self, vhost: &str, name: &str) -> anyhow::Result<Option<QueueInfo>> {
+        let r = self.client.get_queue_info(vhost, name).await;
+        self.check_found(|| format!("reading queue {name}"), r)
+    }
+
+    pub async fn queue_exists(&self, vhost: &str, name: &str) -> anyhow::Result<bool> {
+        Ok(self.queue(vhost, name).await?.is_some())
+    }
+
+    /// Deletes queue `name`; `false` when it was not there.
+    pub async fn delete_queue(&self, vhost: &str, name: &str) -> anyhow::Result<bool> {
+        let r = self.client.delete_queue(vhost, name, false).await;
+        Ok(self
+            .check_found(|| format!("deleting queue {name}"), r)?
+            .is_some())
+    }
+
+    pub async fn exchange_exists(&self, vhost: &str, name: &str) -> anyhow::Result<bool> {
+        let r = self.client.get_exchange_info(vhost, name).await;
+        Ok(self
+            .check_found(|| format!("reading exchange {name}"), r)?
+            .is_some())
+    }
+
+    /// Deletes exchange `name`; `false` when it was not there.
+    pub async fn delete_exchange(&self, vhost: &str, name: &str) -> anyhow::Result<bool> {
+        let r = self.client.delete_exchange(vhost, name, false).await;
+        Ok(self
+            .check_found(|| format!("deleting exchange {name}"), r)?
+            .is_some())
+    }
+
+    /// Every binding of `queue`, the default exchange's implicit one included (empty when
+    /// the queue is not there).
+    pub async fn queue_bindings(&self, vhost: &str, queue: &str) -> anyhow::Result<Vec<BindingInfo>> {
+        let r = self.client.list_queue_bindings(vhost, queue).await;
+        Ok(self
+            .check_found(|| format!("listing the bindings of queue {queue}"), r)?
+            .unwrap_or_default())
+    }
+
+    pub async fn connections_in(&self, vhost: &str) -> anyhow::Result<Vec<Connection>> {
+        let r = self.client.list_connections_in(vhost).await;
+        Ok(self
+            .check_found(|| format!("listing the connections of vhost {vhost}"), r)?
+            .unwrap_or_default())
+    }
+
+    /// Closes connection `name`; `false` when it was already gone.
+    pub async fn close_connection(&self, name: &str, reason: &str) -> anyhow::Result<bool> {
+        let r = self.client.close_connection(name, Some(reason), false).await;
+        Ok(self
+            .check_found(|| format!("closing connection {name}"), r)?
+            .is_some())
+    }
+
+    // Policies and definitions.
+
+    pub async fn policy(&self, vhost: &str, name: &str) -> anyhow::Result<Option<responses::Policy>> {
+        let r = self.client.get_policy(vhost, name).await;
+        self.check_found(|| format!("reading policy {name}"), r)
+    }
+
+    /// Deletes policy `name`; `false` when it was not there.
+    pub async fn delete_policy(&self, vhost: &str, name: &str) -> anyhow::Result<bool> {
+        let r = self.client.delete_policy(vhost, name, false).await;
+        Ok(self
+            .check_found(|| format!("deleting policy {name}"), r)?
+            .is_some())
+    }
+
+    /// Loads a definitions document (`POST /api/definitions`): what it names is created or
+    /// updated, nothing else is touched.
+    pub async fn import_definitions(&self, definitions: Value) -> anyhow::Result<()> {
+        let r = self.client.import_definitions(definitions).await;
+        self.check(|| "importing definitions".to_owned(), r)
+    }
+
+    // Shovels (dynamic shovels are runtime parameters of the `shovel` component).
+
+    /// The definition of shovel `name`, or `None`.
+    pub async fn shovel(&self, vhost: &str, name: &str) -> anyhow::Result<Option<Map<String, Value>>> {
+        let r = self.client.get_runtime_parameter(SHOVEL, vhost, name).await;
+        Ok(self
+            .check_found(|| format!("reading shovel {name}"), r)?
+            .map(|p| p.value.0))
+    }
+
+    /// Creates or replaces shovel `name` (a PUT of an existing shovel restarts it).
+    pub async fn put_shovel(&self, vhost: &str, name: &str, definition: &Value) -> anyhow::Result<()> {
+        let Some(value) = definition.as_object() else {
+            bail!("shovel {name}: a definition is a JSON object, not {definition}");
+        };
+        let param = RuntimeParameterDefinition {
+            name,
+            vhost,
+            component: SHOVEL,
+            value: value.clone(),
+        };
+        let r = self.client.upsert_runtime_parameter(&param).await;
+        self.check(|| format!("putting shovel {name}"), r)
+    }
+
+    /// Deletes shovel `name`; `false` when it was not there.
+    pub async fn delete_shovel(&self, vhost: &str, name: &str) -> anyhow::Result<bool> {
+        let r = self
+            .client
+            .clear_runtime_parameter(SHOVEL, vhost, name, false)
+            .await;
+        Ok(self
+            .check_found(|| format!("deleting shovel {name}"), r)?
+            .is_some())
+    }
+}
+
+fn reqwest_policy_none() -> rabbitmq_http_client::api::RedirectPolicy {
+    rabbitmq_http_client::api::RedirectPolicy::none()
+}
+
+/// A dynamic shovel on the broker it runs on: `src_queue` into `dest_exchange` of the same
+/// vhost, keeping each message's routing key and properties, acknowledged at the source only
+/// after the destination confirmed (`on-confirm`: nothing is lost if it is interrupted), never
+/// deleting itself, reconnecting after a second.
+pub fn local_shovel(vhost: &str, src_queue: &str, dest_exchange: &str) -> Value {
+    // The broker itself, vhost percent-encoded as one path segment (`/` is `%2F`).
+    let uri = format!("amqp:///{}", segment(vhost));
+    serde_json::json!({
+        "src-protocol": "amqp091",
+        "src-uri": uri,
+        "src-queue": src_queue,
+        "dest-protocol": "amqp091",
+        "dest-uri": uri,
+        "dest-exchange": dest_exchange,
+        "ack-mode": "on-confirm",
+        "src-delete-after": "never",
+        "reconnect-delay": 1
+    })
+}
+
+/// `s` percent-encoded as one URL path segment or userinfo part: everything but RFC 3986's
+/// unreserved characters is encoded.
+pub fn segment(s: &str) -> String {
+    use std::fmt::Write as _;
+    let mut out = String::with_capacity(s.len());
+    for b in s.bytes() {
+        if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~') {
+            out.push(char::from(b));
+        } else {
+            let _ = write!(out, "%{b:02X}");
         }
     }
+    out
+}
+
+/// The password a user of `tags` keeps when it is put again without one: the hash the API
+/// gave back, or an error saying why there is none.
+pub fn kept_hash(user: &User) -> anyhow::Result<String> {
+    user.password_hash
+        .as_ref()
+        .map(|h| h.to_string())
+        .filter(|h| !h.is_empty())
+        .with_context(|| format!("the management API gave no password hash of user {}", user.name))
 }
 
 #[cfg(test)]
@@ -243,30 +446,23 @@ mod tests {
     use super::*;
 
     #[test]
-    fn base64_matches_rfc_4648() {
-        for (plain, encoded) in [
-            ("", ""),
-            ("f", "Zg=="),
-            ("fo", "Zm8="),
-            ("foo", "Zm9v"),
-            ("foob", "Zm9vYg=="),
-            ("fooba", "Zm9vYmE="),
-            ("foobar", "Zm9vYmFy"),
-            ("guest:guest", "Z3Vlc3Q6Z3Vlc3Q="),
-        ] {
-            assert_eq!(base64(plain.as_bytes()), encoded, "{plain:?}");
-        }
-        assert_eq!(base64(&[0xff, 0xfe, 0xfd]), "//79");
-    }
-
-    #[test]
-    fn path_segments_are_encoded_so_the_default_vhost_is_one_segment() {
-        assert_eq!(
-            api_path(&["permissions", "/", "t1.tax-authority"]),
-            "/api/permissions/%2F/t1.tax-authority"
-        );
-        assert_eq!(api_path(&["users", "a/../b c"]), "/api/users/a%2F..%2Fb%20c");
+    fn the_default_vhost_is_one_segment_of_a_shovel_uri() {
+        let uri = |vhost| {
+            local_shovel(vhost, "q", "x")["src-uri"]
+                .as_str()
+                .unwrap()
+                .to_owned()
+        };
+        assert_eq!(uri("/"), "amqp:///%2F");
+        assert_eq!(uri("insurance"), "amqp:///insurance");
+        assert_eq!(uri("a b/c"), "amqp:///a%20b%2Fc");
+        let s = local_shovel("/", "subscribers.medical.hold", "insurance.subscribers");
+        assert_eq!(s["dest-uri"], s["src-uri"]);
+        assert_eq!(s["src-queue"], "subscribers.medical.hold");
+        assert_eq!(s["dest-exchange"], "insurance.subscribers");
+        assert_eq!(s["ack-mode"], "on-confirm");
         assert_eq!(segment("v?x#y%"), "v%3Fx%23y%25");
+        assert_eq!(segment("ops@city:é"), "ops%40city%3A%C3%A9");
     }
 
     #[test]
@@ -308,5 +504,15 @@ mod tests {
         );
         assert!(Api::new("https://mq.example", "u", "p", t).is_err());
         assert!(Api::new("127.0.0.1:15672", "u", "p", t).is_err());
+    }
+
+    #[test]
+    fn a_user_without_a_hash_cannot_keep_its_password() {
+        let u: User = serde_json::from_value(serde_json::json!({"name": "x", "tags": []})).unwrap();
+        assert!(kept_hash(&u).is_err());
+        let u: User =
+            serde_json::from_value(serde_json::json!({"name": "x", "tags": [], "password_hash": "abc="}))
+                .unwrap();
+        assert_eq!(kept_hash(&u).unwrap(), "abc=");
     }
 }

@@ -20,11 +20,11 @@
 //! restores the flow as quickly).
 
 use super::Freeze;
-use crate::management::{Api, amqp_target, api_path, segment};
+use crate::management::{Api, amqp_target, local_shovel};
 use crate::names::Names;
 use contracts::Line;
 use serde::Deserialize;
-use serde_json::{Value, json};
+use serde_json::Value;
 use std::collections::HashMap;
 use std::time::{Duration, Instant};
 use tokio_util::sync::CancellationToken;
@@ -46,40 +46,28 @@ pub struct DataSharingSettings {
 /// The shovel of `line`: the hold queue into the subscribers' exchange, keeping each event's
 /// routing key and properties, acknowledged at the source after the destination confirmed.
 pub fn shovel_definition(names: &Names, line: Line, vhost: &str) -> Value {
-    let uri = format!("amqp:///{}", segment(vhost));
-    json!({
-        "value": {
-            "src-protocol": "amqp091",
-            "src-uri": uri,
-            "src-queue": names.data_sharing_hold(line),
-            "dest-protocol": "amqp091",
-            "dest-uri": uri,
-            "dest-exchange": names.subscribers_exchange(),
-            "ack-mode": "on-confirm",
-            "src-delete-after": "never",
-            "reconnect-delay": 1
-        }
-    })
-}
-
-pub fn shovel_path(names: &Names, line: Line, vhost: &str) -> String {
-    api_path(&["parameters", "shovel", vhost, &names.data_sharing_shovel(line)])
+    local_shovel(
+        vhost,
+        &names.data_sharing_hold(line),
+        &names.subscribers_exchange(),
+    )
 }
 
 /// Puts the shovel of `line` in place unless it exists (a PUT of an existing shovel restarts
 /// it).
 pub async fn restore(api: &Api, names: &Names, line: Line, vhost: &str) -> anyhow::Result<bool> {
-    let path = shovel_path(names, line, vhost);
-    if api.get(&path).await?.is_some() {
+    let name = names.data_sharing_shovel(line);
+    if api.shovel(vhost, &name).await?.is_some() {
         return Ok(false);
     }
-    api.put(&path, &shovel_definition(names, line, vhost)).await?;
+    api.put_shovel(vhost, &name, &shovel_definition(names, line, vhost))
+        .await?;
     Ok(true)
 }
 
 /// Removes the shovel of `line`; the line's events wait in its hold queue.
 pub async fn hold(api: &Api, names: &Names, line: Line, vhost: &str) -> anyhow::Result<bool> {
-    api.delete(&shovel_path(names, line, vhost)).await
+    api.delete_shovel(vhost, &names.data_sharing_shovel(line)).await
 }
 
 /// Keeps each line's shovel as the orders in force say, until `shutdown`.
@@ -146,11 +134,7 @@ pub(crate) async fn run(
 
 async fn reconcile(api: &Api, names: &Names, line: Line, vhost: &str, held: bool) -> anyhow::Result<()> {
     // No hold queue: no subscriber was provisioned on this broker (prefix); nothing to do.
-    if api
-        .get(&api_path(&["queues", vhost, &names.data_sharing_hold(line)]))
-        .await?
-        .is_none()
-    {
+    if !api.queue_exists(vhost, &names.data_sharing_hold(line)).await? {
         return Ok(());
     }
     if held {
