@@ -19,17 +19,9 @@ struct RemovePolicy(String);
 impl Drop for RemovePolicy {
     fn drop(&mut self) {
         let name = std::mem::take(&mut self.0);
-        let _ = std::thread::spawn(move || {
-            tokio::runtime::Builder::new_current_thread()
-                .enable_all()
-                .build()
-                .expect("runtime")
-                .block_on(async move {
-                    let (api, vhost) = common::admin_api();
-                    let _ = api.delete_policy(&vhost, &name).await;
-                })
-        })
-        .join();
+        common::with_admin_api(|api, vhost| async move {
+            let _ = api.delete_policy(&vhost, &name).await;
+        });
     }
 }
 

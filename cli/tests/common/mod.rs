@@ -109,20 +109,32 @@ pub struct RemoveUsers(pub Vec<String>);
 impl Drop for RemoveUsers {
     fn drop(&mut self) {
         let users = std::mem::take(&mut self.0);
-        let _ = std::thread::spawn(move || {
-            tokio::runtime::Builder::new_current_thread()
-                .enable_all()
-                .build()
-                .expect("runtime")
-                .block_on(async move {
-                    let (api, _) = admin_api();
-                    for u in users {
-                        let _ = api.delete_user(&u).await;
-                    }
-                })
-        })
-        .join();
+        with_admin_api(|api, _| async move {
+            for u in users {
+                let _ = api.delete_user(&u).await;
+            }
+        });
     }
+}
+
+/// Runs `f` with the administrator's management API and the vhost on a runtime and thread of
+/// its own, and waits for it: for clean-up guards, which may run while a test unwinds.
+pub fn with_admin_api<F, Fut>(f: F)
+where
+    F: FnOnce(messaging::management::Api, String) -> Fut + Send + 'static,
+    Fut: std::future::Future<Output = ()>,
+{
+    let _ = std::thread::spawn(move || {
+        tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .expect("runtime")
+            .block_on(async move {
+                let (api, vhost) = admin_api();
+                f(api, vhost).await
+            })
+    })
+    .join();
 }
 
 /// Removes these subscribers (user, permissions, queues) of an environment when dropped, even
