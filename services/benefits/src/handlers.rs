@@ -1,7 +1,7 @@
 //! Benefits' handlers: enrollment and collection events feed the projection; commands are
 //! decoded, validated into domain values at the edge, applied and answered.
 
-use crate::{account, policy, projection, reconcile, settle};
+use crate::{account, claims, policy, projection, reconcile, settle};
 use async_trait::async_trait;
 use contracts::benefits::events::BenefitsEvent;
 use contracts::{ErrorBody, ErrorCode, InsuranceType, Line, MessageKind};
@@ -110,7 +110,8 @@ impl BenefitsHandler {
 
 const COMMANDS: &str = "person-info, eligibility, register-visit, admit, cancel-visit, discharge, upload-fees, \
      cancel-fees, pre-settle, settle, cancel-settlement, reverse, authorise-mutual-aid, revoke-mutual-aid, \
-     account-balance, account-statement, reconcile-totals, reconcile-details, reconcile-service, set-benefit-policy";
+     account-balance, account-statement, reconcile-totals, reconcile-details, reconcile-service, set-benefit-policy, submit-claim, review-claim, \
+     add-claim-documents, claim-status, record-claim-payment";
 
 #[async_trait]
 impl Handler for BenefitsHandler {
@@ -140,6 +141,11 @@ impl Handler for BenefitsHandler {
             "reconcile-details" => reconcile::details(tx, msg).await,
             "reconcile-service" => reconcile::service(tx, msg).await,
             "set-benefit-policy" => policy::set(tx, msg).await,
+            "submit-claim" => claims::submit(self, tx, msg).await,
+            "review-claim" => claims::review(self, tx, msg).await,
+            "add-claim-documents" => claims::add_claim_documents(self, tx, msg).await,
+            "claim-status" => claims::status(tx, msg).await,
+            "record-claim-payment" => claims::record_payment(self, tx, msg).await,
             other => Err(HandlerError::Rejected(ErrorBody::new(
                 ErrorCode::UnknownCommand,
                 format!("benefits has no command '{other}'; it has {COMMANDS}"),

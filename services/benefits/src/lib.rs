@@ -8,9 +8,11 @@
 //! - `store`: reading the projection, the policy tables and the ledger inside a transaction.
 //! - `handlers`: one function per command (`settle` for the NHSA transactions, `account` for
 //!   the ledger and mutual aid, `reconcile` for 3201 / 3202 and the service-wide check,
-//!   `policy` for versioned settlement policy).
+//!   `policy` for versioned settlement policy, `claims` for manual and maternity
+//!   reimbursement with review, issue 10 §2).
 
 pub mod account;
+pub mod claims;
 pub mod domain;
 pub mod handlers;
 pub mod policy;

@@ -84,7 +84,7 @@ async fn card_check(tx: &Transaction<'_>, id_number: &str) -> Result<String, Han
     ))
 }
 
-fn not_eligible(t: InsuranceType, reason: Reason, day: chrono::NaiveDate) -> HandlerError {
+pub(crate) fn not_eligible(t: InsuranceType, reason: Reason, day: chrono::NaiveDate) -> HandlerError {
     reject(
         ErrorCode::NotEligible,
         "psn_no",
@@ -122,7 +122,7 @@ async fn resolve(tx: &Transaction<'_>, cert_type: &str, cert_no: &str) -> Result
     found.ok_or_else(|| not_found("mdtrt_cert_no", "no insured person with this certificate"))
 }
 
-async fn person_of(tx: &Transaction<'_>, psn_no: &str) -> Result<Person, HandlerError> {
+pub(crate) async fn person_of(tx: &Transaction<'_>, psn_no: &str) -> Result<Person, HandlerError> {
     let id = uuid("psn_no", psn_no)?;
     store::person_by_id(tx, id)
         .await?
@@ -438,19 +438,19 @@ pub async fn discharge(tx: &Transaction<'_>, msg: &Incoming) -> HResult {
     ok(&v.view(), vec![])
 }
 
-struct Line {
-    feedetl_sn: String,
-    med_list_codg: String,
-    cnt: Decimal,
-    pric: Decimal,
-    amount: Decimal,
-    split: LineSplit,
-    selfpay_prop: Decimal,
-    chrgitm_lv: String,
+pub(crate) struct Line {
+    pub feedetl_sn: String,
+    pub med_list_codg: String,
+    pub cnt: Decimal,
+    pub pric: Decimal,
+    pub amount: Decimal,
+    pub split: LineSplit,
+    pub selfpay_prop: Decimal,
+    pub chrgitm_lv: String,
 }
 
 impl Line {
-    fn result(&self) -> c::FeeResult {
+    pub fn result(&self) -> c::FeeResult {
         c::FeeResult {
             feedetl_sn: self.feedetl_sn.clone(),
             det_item_fee_sumamt: text(self.amount),
@@ -486,6 +486,56 @@ fn line_row(r: &tokio_postgres::Row) -> Line {
     }
 }
 
+/// A fee line's count, unit price and amount, checked (`feedetail[i]` names the field).
+pub(crate) fn fee_amounts(i: usize, f: &c::FeeDetail) -> Result<(Decimal, Decimal, Decimal), HandlerError> {
+    let field = |name: &str| format!("feedetail[{i}].{name}");
+    let cnt = crate::domain::money::parse(&f.cnt, 4).map_err(|e| invalid(&field("cnt"), e.to_string()))?;
+    let pric = crate::domain::money::parse(&f.pric, 6).map_err(|e| invalid(&field("pric"), e.to_string()))?;
+    let amount = money(&field("det_item_fee_sumamt"), &f.det_item_fee_sumamt)?;
+    if cnt.is_zero() {
+        return Err(invalid(&field("cnt"), "a quantity must be positive"));
+    }
+    if fen(cnt * pric) != amount {
+        return Err(invalid(
+            &field("det_item_fee_sumamt"),
+            format!(
+                "{} × {} = {}, not {}",
+                f.cnt,
+                f.pric,
+                text(cnt * pric),
+                f.det_item_fee_sumamt
+            ),
+        ));
+    }
+    Ok((cnt, pric, amount))
+}
+
+/// A checked fee line split by the catalogue.
+pub(crate) async fn split_fee_line(
+    tx: &Transaction<'_>,
+    f: &c::FeeDetail,
+    cnt: Decimal,
+    pric: Decimal,
+    amount: Decimal,
+) -> Result<Line, HandlerError> {
+    let item = store::catalogue(tx, &f.med_list_codg).await?;
+    let split = split::split_line(cnt, pric, amount, item.as_ref().map(|(i, _)| i));
+    let (selfpay_prop, chrgitm_lv) = match &item {
+        Some((i, lv)) if i.in_scope => (i.selfpay_prop, lv.clone()),
+        _ => (Decimal::ONE, "3".to_owned()),
+    };
+    Ok(Line {
+        feedetl_sn: f.feedetl_sn.clone(),
+        med_list_codg: f.med_list_codg.clone(),
+        cnt,
+        pric,
+        amount,
+        split,
+        selfpay_prop,
+        chrgitm_lv,
+    })
+}
+
 pub async fn upload_fees(tx: &Transaction<'_>, msg: &Incoming) -> HResult {
     let cmd: c::UploadFees = msg.decode()?;
     let v = visit(tx, &cmd.mdtrt_id, &cmd.psn_no).await?;
@@ -502,26 +552,7 @@ pub async fn upload_fees(tx: &Transaction<'_>, msg: &Incoming) -> HResult {
         if f.feedetl_sn.trim().is_empty() || !seen.insert(f.feedetl_sn.clone()) {
             return Err(invalid(&field("feedetl_sn"), "empty or repeated in this upload"));
         }
-        let cnt =
-            crate::domain::money::parse(&f.cnt, 4).map_err(|e| invalid(&field("cnt"), e.to_string()))?;
-        let pric =
-            crate::domain::money::parse(&f.pric, 6).map_err(|e| invalid(&field("pric"), e.to_string()))?;
-        let amount = money(&field("det_item_fee_sumamt"), &f.det_item_fee_sumamt)?;
-        if cnt.is_zero() {
-            return Err(invalid(&field("cnt"), "a quantity must be positive"));
-        }
-        if fen(cnt * pric) != amount {
-            return Err(invalid(
-                &field("det_item_fee_sumamt"),
-                format!(
-                    "{} × {} = {}, not {}",
-                    f.cnt,
-                    f.pric,
-                    text(cnt * pric),
-                    f.det_item_fee_sumamt
-                ),
-            ));
-        }
+        let (cnt, pric, amount) = fee_amounts(i, f)?;
         if let Some(r) = tx
             .query_opt(
                 &format!("{LINE} where mdtrt_id = $1 and feedetl_sn = $2 and cancelled_at is null"),
@@ -543,22 +574,7 @@ pub async fn upload_fees(tx: &Transaction<'_>, msg: &Incoming) -> HResult {
                 "a different line with this feedetl_sn was uploaded; cancel it first",
             ));
         }
-        let item = store::catalogue(tx, &f.med_list_codg).await?;
-        let split = split::split_line(cnt, pric, amount, item.as_ref().map(|(i, _)| i));
-        let (selfpay_prop, chrgitm_lv) = match &item {
-            Some((i, lv)) if i.in_scope => (i.selfpay_prop, lv.clone()),
-            _ => (Decimal::ONE, "3".to_owned()),
-        };
-        let line = Line {
-            feedetl_sn: f.feedetl_sn.clone(),
-            med_list_codg: f.med_list_codg.clone(),
-            cnt,
-            pric,
-            amount,
-            split,
-            selfpay_prop,
-            chrgitm_lv,
-        };
+        let line = split_fee_line(tx, f, cnt, pric, amount).await?;
         tx.execute(
             "insert into fee_lines (mdtrt_id, feedetl_sn, med_list_codg, cnt, pric, det_item_fee_sumamt,
                  fulamt_ownpay_amt, overlmt_amt, preselfpay_amt, inscp_scp_amt, selfpay_prop, chrgitm_lv, fee_ocur_time)
@@ -649,6 +665,46 @@ pub async fn cancel_fees(tx: &Transaction<'_>, msg: &Incoming) -> HResult {
 }
 
 /// `pre-settle` (`book` false: the whole computation, nothing booked) and `settle`.
+/// What the year leaves of the policy for one more settlement or claim of `kind`: the
+/// deductible (outpatient: the year's, minus what settlements and approved claims bore;
+/// inpatient: the admission's), the pooled fund's cap, and the fund above it with its ratio
+/// and what is left of its cap.
+pub(crate) struct YearTerms {
+    pub deductible_left: Decimal,
+    pub pool_cap_left: Decimal,
+    pub large: Option<(LargeFund, Decimal, Decimal)>,
+}
+
+pub(crate) async fn year_terms(
+    tx: &Transaction<'_>,
+    person: Uuid,
+    t: InsuranceType,
+    insutype: &str,
+    kind: &str,
+    policy: &store::Policy,
+    day: chrono::NaiveDate,
+) -> Result<YearTerms, HandlerError> {
+    let (ded_used, pool_used, large_used) = store::year_used(tx, person, insutype, day.year()).await?;
+    let deductible_left = if kind == "outpatient" {
+        policy.outpatient_deductible - ded_used
+    } else {
+        policy.deductible
+    };
+    let large = match t {
+        InsuranceType::ResidentMedical => Some(LargeFund::Hifmi),
+        _ => store::judge(tx, person, InsuranceType::LargeAmountMedical, day)
+            .await?
+            .is_ok()
+            .then_some(LargeFund::Hifob),
+    }
+    .map(|f| (f, policy.large_ratio, policy.large_cap - large_used));
+    Ok(YearTerms {
+        deductible_left,
+        pool_cap_left: policy.annual_cap - pool_used,
+        large,
+    })
+}
+
 pub async fn settle(h: &BenefitsHandler, tx: &Transaction<'_>, msg: &Incoming, book: bool) -> HResult {
     let cmd: c::Settle = msg.decode()?;
     if book {
@@ -771,20 +827,7 @@ pub async fn settle(h: &BenefitsHandler, tx: &Transaction<'_>, msg: &Incoming, b
     locked.extend(grantor);
     store::lock_persons(tx, &locked).await?;
     let year = day.year();
-    let (ded_used, pool_used, large_used) = store::year_used(tx, person.person_id, &v.insutype, year).await?;
-    let deductible_left = if v.kind == "outpatient" {
-        policy.outpatient_deductible - ded_used
-    } else {
-        policy.deductible
-    };
-    let large = match t {
-        InsuranceType::ResidentMedical => Some(LargeFund::Hifmi),
-        _ => store::judge(tx, person.person_id, InsuranceType::LargeAmountMedical, day)
-            .await?
-            .is_ok()
-            .then_some(LargeFund::Hifob),
-    }
-    .map(|f| (f, policy.large_ratio, policy.large_cap - large_used));
+    let terms = year_terms(tx, person.person_id, t, &v.insutype, &v.kind, &policy, day).await?;
     let own_balance = store::balance(tx, person.person_id).await?;
     let account = if use_account && policy.account_allowed && !v.self_pay {
         own_balance
@@ -798,10 +841,10 @@ pub async fn settle(h: &BenefitsHandler, tx: &Transaction<'_>, msg: &Incoming, b
     let s = split::split(&split::Input {
         medfee_sumamt: medfee,
         lines: sums,
-        deductible_left,
+        deductible_left: terms.deductible_left,
         ratio: policy.ratio,
-        pool_cap_left: policy.annual_cap - pool_used,
-        large,
+        pool_cap_left: terms.pool_cap_left,
+        large: terms.large,
         account,
         mutual_aid,
         self_pay: v.self_pay,

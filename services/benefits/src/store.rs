@@ -203,7 +203,7 @@ pub async fn policy(
     }))
 }
 
-/// What settlements that stand have used of a person's year under `insutype`:
+/// What settlements that stand and approved claims have used of a person's year under `insutype`:
 /// (outpatient deductible borne, pooled fund paid, large-amount / serious-illness paid).
 pub async fn year_used(
     tx: &Transaction<'_>,
@@ -216,7 +216,13 @@ pub async fn year_used(
             "select coalesce(sum(act_pay_dedc) filter (where kind = 'outpatient'), 0)::numeric(14, 2),
                     coalesce(sum(hifp_pay), 0)::numeric(14, 2),
                     coalesce(sum(hifob_pay + hifmi_pay), 0)::numeric(14, 2)
-             from settlements where person_id = $1 and insutype = $2 and year = $3 and status = 'settled'",
+             from (select kind, act_pay_dedc, hifp_pay, hifob_pay, hifmi_pay from settlements
+                   where person_id = $1 and insutype = $2 and year = $3 and status = 'settled'
+                   union all
+                   -- Approved reimbursement claims count like settlements (their split is fixed).
+                   select kind, act_pay_dedc, hifp_pay, hifob_pay, hifmi_pay from claims
+                   where person_id = $1 and insutype = $2 and year = $3
+                     and status in ('approved', 'paid', 'payment-failed')) used",
             &[&person, &insutype, &year],
         )
         .await?;

@@ -37,6 +37,8 @@ const PERSON: &str = "person";
 const EMPLOYER: &str = "employer";
 /// The benefits service's `psn_no` (the person id enrollment gave).
 const INSURED: &str = "insured";
+/// A benefits reimbursement claim.
+const CLAIM: &str = "claim";
 
 /// `(service, name)` → key source, for commands (`name` = command) and events (`name` =
 /// event, `service` = publisher).
@@ -411,6 +413,58 @@ pub const TABLE: &[(&str, &str, KeySource)] = &[
     ("benefits", "reconcile-totals", Unordered),
     ("benefits", "reconcile-details", Unordered),
     ("benefits", "reconcile-service", Unordered),
+    // A claim is submitted in the person's order (it reads the year's deductible and caps);
+    // its later steps in the claim's (an approval locks the person's row for the year's
+    // figures, so it cannot overlap a settlement of the same person).
+    (
+        "benefits",
+        "submit-claim",
+        Field {
+            aggregate: INSURED,
+            field: "psn_no",
+        },
+    ),
+    (
+        "benefits",
+        "review-claim",
+        Field {
+            aggregate: CLAIM,
+            field: "claim_id",
+        },
+    ),
+    (
+        "benefits",
+        "add-claim-documents",
+        Field {
+            aggregate: CLAIM,
+            field: "claim_id",
+        },
+    ),
+    (
+        "benefits",
+        "record-claim-payment",
+        Field {
+            aggregate: CLAIM,
+            field: "claim_id",
+        },
+    ),
+    ("benefits", "claim-status", Unordered),
+    (
+        "benefits",
+        "claim-status-changed",
+        Field {
+            aggregate: INSURED,
+            field: "psn_no",
+        },
+    ),
+    (
+        "benefits",
+        "claim-payment-ordered",
+        Field {
+            aggregate: INSURED,
+            field: "psn_no",
+        },
+    ),
     (
         "benefits",
         "settlement-completed",

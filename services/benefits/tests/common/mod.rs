@@ -2,6 +2,7 @@
 //! drives a person through the real enrollment → assessment → payment path.
 #![allow(dead_code)]
 
+use contracts::ErrorCode;
 use contracts::{Line, Reply};
 use messaging::client::CommandClient;
 use serde_json::{Value, json};
@@ -216,4 +217,80 @@ pub async fn covered_staff(
         benefits_paid(env, p, "2024-03").await;
     }
     psns
+}
+
+/// Registers (2201) or admits (2401) `who` (psn_no, ID number).
+pub async fn visit(
+    client: &CommandClient,
+    name: &str,
+    msgid: &str,
+    inst: &str,
+    who: (&str, &str),
+    begn: &str,
+    self_pay: bool,
+) -> Value {
+    ok(
+        client,
+        name,
+        json!({"msgid": msgid, "fixmedins_code": inst, "psn_no": who.0, "insutype": "310",
+               "mdtrt_cert_type": "02", "mdtrt_cert_no": who.1, "ipt_otp_no": format!("N-{msgid}"),
+               "begntime": begn, "self_pay": self_pay}),
+    )
+    .await
+}
+
+pub fn fee(sn: &str, code: &str, cnt: &str, pric: &str, amount: &str) -> Value {
+    json!({"feedetl_sn": sn, "med_list_codg": code, "cnt": cnt, "pric": pric,
+           "det_item_fee_sumamt": amount, "fee_ocur_time": "2024-05-10 09:30:00"})
+}
+
+pub async fn upload(client: &CommandClient, mdtrt: &str, psn: &str, lines: Vec<Value>) -> Value {
+    ok(
+        client,
+        "upload-fees",
+        json!({"mdtrt_id": mdtrt, "psn_no": psn, "feedetail": lines}),
+    )
+    .await
+}
+
+pub fn split_of(r: &Value) -> [&str; 9] {
+    [
+        "medfee_sumamt",
+        "inscp_scp_amt",
+        "act_pay_dedc",
+        "hifp_pay",
+        "hifob_pay",
+        "fund_pay_sumamt",
+        "acct_pay",
+        "acct_mulaid_pay",
+        "psn_cash_pay",
+    ]
+    .map(|k| r[k].as_str().unwrap_or_else(|| panic!("no {k} in {r}")))
+}
+
+pub async fn code(
+    client: &CommandClient,
+    name: &str,
+    body: Value,
+) -> (Option<ErrorCode>, Option<String>, String) {
+    let r = cmd(client, B, name, body).await;
+    let e = r
+        .error
+        .clone()
+        .unwrap_or_else(|| panic!("{name} was not rejected: {r:?}"));
+    (Some(e.code), e.field, e.message)
+}
+
+/// The first event with `routing_key` whose body matches, skipping others.
+pub async fn event_where(
+    tap: &mut testkit::EventTap,
+    routing_key: &str,
+    matches: impl Fn(&Value) -> bool,
+) -> Value {
+    loop {
+        let e = tap.expect(routing_key).await;
+        if matches(&e.body) {
+            return e.body;
+        }
+    }
 }

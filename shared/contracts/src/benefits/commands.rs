@@ -515,3 +515,120 @@ pub struct SetBenefitPolicyResult {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub closed: Option<i64>,
 }
+
+/// A document of a reimbursement claim: an uploaded image, or paper mailed later.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ClaimDocument {
+    /// `invoice` 发票, `fee-list` 费用清单, `discharge-summary` 出院小结, `card-copy` 社保卡复印件,
+    /// `birth-certificate` 出生医学证明, `other`.
+    pub kind: String,
+    /// Where the uploaded image is (the agency's document store); empty for paper.
+    #[serde(default)]
+    pub uri: String,
+    /// The original comes by post (纸质材料后寄).
+    #[serde(default)]
+    pub paper_mailed: bool,
+}
+
+/// `submit-claim`: manual 手工报销 or maternity 生育 reimbursement of care the person paid in
+/// cash, with the fee lines as the institution listed them. The split follows the same rules
+/// as a real-time settlement at that institution on the day of care (deductible, ratio by
+/// level, annual caps); no personal account is used (the person already paid).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct SubmitClaim {
+    pub psn_no: String,
+    /// `310` or `390` (maternity: `310`, employee medical includes maternity 510).
+    pub insutype: String,
+    /// `outpatient`, `inpatient` or `maternity`.
+    pub kind: String,
+    /// Where the care was given.
+    pub fixmedins_code: String,
+    /// When the care began (ISO 8601 with offset, or `yyyy-MM-dd HH:mm:ss` China time).
+    pub begntime: String,
+    /// Why it was paid in cash: `settlement-stop`, `no-card`, `emergency`, `other`.
+    pub reason: String,
+    pub documents: Vec<ClaimDocument>,
+    pub feedetail: Vec<FeeDetail>,
+    /// Must equal the sum of the lines.
+    pub medfee_sumamt: String,
+}
+
+/// A claim and its split (the reimbursement is `fund_pay_sumamt`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+pub struct ClaimResult {
+    pub claim_id: String,
+    pub psn_no: String,
+    pub insutype: String,
+    pub kind: String,
+    /// `submitted`, `under-review`, `documents-needed`, `approved`, `rejected`, `paid`,
+    /// `payment-failed`.
+    pub status: String,
+    /// Why it was rejected, what documents are needed, or why the payment failed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub status_reason: Option<String>,
+    pub documents: usize,
+    pub medfee_sumamt: String,
+    pub fulamt_ownpay_amt: String,
+    pub overlmt_selfpay: String,
+    pub preselfpay_amt: String,
+    pub inscp_scp_amt: String,
+    pub act_pay_dedc: String,
+    pub hifp_pay: String,
+    pub hifob_pay: String,
+    pub hifmi_pay: String,
+    /// What the funds reimburse.
+    pub fund_pay_sumamt: String,
+    /// What stays with the person.
+    pub psn_pay: String,
+    /// At submission the split is an estimate; it is fixed at approval.
+    pub final_split: bool,
+}
+
+/// `review-claim`: a step of the review 审核, by a reviewer of the agency.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ReviewClaim {
+    pub claim_id: String,
+    /// `start` (submitted → under review), `approve`, `reject` or `request-documents`
+    /// (from under review).
+    pub action: String,
+    /// Required to reject or to ask for documents.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
+    pub reviewer: String,
+}
+
+/// `add-claim-documents`: the documents the review asked for; the claim goes back under
+/// review.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct AddClaimDocuments {
+    pub claim_id: String,
+    pub documents: Vec<ClaimDocument>,
+}
+
+/// `claim-status`: a claim as it stands.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ClaimQuery {
+    pub claim_id: String,
+}
+
+/// `record-claim-payment`: the bank's result of paying an approved claim into the card's
+/// financial account.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RecordClaimPayment {
+    pub claim_id: String,
+    /// `paid` or `failed`.
+    pub outcome: String,
+    /// Must equal the approved reimbursement.
+    pub amount: String,
+    /// The bank's reference of the transfer (paid) or of the refusal.
+    pub bank_ref: String,
+    /// Why it failed (required when `failed`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
+}

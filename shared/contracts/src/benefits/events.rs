@@ -70,3 +70,35 @@ pub struct AccountDebited {
     pub balc: String,
 }
 event!(AccountDebited, "account-debited");
+
+/// Every step of a reimbursement claim (submitted, under review, documents needed, approved,
+/// rejected, paid, payment failed): `amount` is the reimbursement (estimated until approved).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+pub struct ClaimStatusChanged {
+    pub claim_id: String,
+    pub psn_no: String,
+    pub insutype: String,
+    /// `outpatient`, `inpatient` or `maternity`.
+    pub kind: String,
+    pub status: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
+    pub medfee_sumamt: String,
+    pub amount: String,
+    pub at: chrono::DateTime<chrono::FixedOffset>,
+}
+event!(ClaimStatusChanged, "claim-status-changed");
+
+/// An approved claim to be paid into the person's card financial account: the bank pays and
+/// answers `record-claim-payment`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+pub struct ClaimPaymentOrdered {
+    pub claim_id: String,
+    pub psn_no: String,
+    /// Whose card account receives it.
+    pub id_number: String,
+    pub amount: String,
+    /// The card as benefits knows it from card-issuance (`none` when it knows of no card).
+    pub card_state: String,
+}
+event!(ClaimPaymentOrdered, "claim-payment-ordered");

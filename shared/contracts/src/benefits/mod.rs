@@ -62,7 +62,19 @@ pub fn schema_entries(out: &mut BTreeMap<String, serde_json::Value>) {
     entry::<c::ReconcileServiceResult>(out, "benefits.reconcile-service.result");
     entry::<c::SetBenefitPolicy>(out, "benefits.set-benefit-policy.command");
     entry::<c::SetBenefitPolicyResult>(out, "benefits.set-benefit-policy.result");
+    entry::<c::SubmitClaim>(out, "benefits.submit-claim.command");
+    entry::<c::ClaimResult>(out, "benefits.submit-claim.result");
+    entry::<c::ReviewClaim>(out, "benefits.review-claim.command");
+    entry::<c::ClaimResult>(out, "benefits.review-claim.result");
+    entry::<c::AddClaimDocuments>(out, "benefits.add-claim-documents.command");
+    entry::<c::ClaimResult>(out, "benefits.add-claim-documents.result");
+    entry::<c::ClaimQuery>(out, "benefits.claim-status.command");
+    entry::<c::ClaimResult>(out, "benefits.claim-status.result");
+    entry::<c::RecordClaimPayment>(out, "benefits.record-claim-payment.command");
+    entry::<c::ClaimResult>(out, "benefits.record-claim-payment.result");
     entry::<e::SettlementCompleted>(out, "benefits.settlement-completed.v1");
     entry::<e::SettlementCancelled>(out, "benefits.settlement-cancelled.v1");
     entry::<e::AccountDebited>(out, "benefits.account-debited.v1");
+    entry::<e::ClaimStatusChanged>(out, "benefits.claim-status-changed.v1");
+    entry::<e::ClaimPaymentOrdered>(out, "benefits.claim-payment-ordered.v1");
 }
