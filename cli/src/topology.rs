@@ -211,7 +211,8 @@ fn other_users(names: &Names, services: &[Deployed]) -> Vec<User> {
             deployment: Deployment::Cluster,
         },
         // simulators/bank: declares and consumes subscriber.bank (bound to the two card
-        // requests it answers), answers card issuance with commands. On a cluster the real
+        // requests it answers and to benefits' claim payment orders), answers card issuance
+        // and benefits with commands. On a cluster the real
         // bank is provisioned with `insurancectl subscriber provision`.
         User {
             name: user("bank-sim"),
@@ -222,15 +223,18 @@ fn other_users(names: &Names, services: &[Deployed]) -> Vec<User> {
                 read: exactly(&[bank_queue, esc(&events), SERVER_NAMED_ALT.into()]),
             },
             topic_permissions: vec![
+                // Card issuance's answers, and the bank's result of a claim payment.
                 topic(
                     commands.clone(),
-                    format!("^common\\.{card}\\..+$"),
+                    format!("^(common\\.{card}\\..+|medical\\.benefits\\.record-claim-payment)$"),
                     NOTHING.into(),
                 ),
                 topic(
                     events.clone(),
                     NOTHING.into(),
-                    format!("^common\\.{card}\\.(bank-account-requested|card-production-requested)$"),
+                    format!(
+                        "^(common\\.{card}\\.(bank-account-requested|card-production-requested)|medical\\.benefits\\.claim-payment-ordered)$"
+                    ),
                 ),
                 none(names.control_exchange()),
             ],

@@ -385,3 +385,98 @@ async fn a_manual_claim_splits_like_a_settlement_goes_through_review_and_is_paid
     );
     app.stop().await;
 }
+
+/// Runs the simulated bank; returns once it consumes its queue, so no order is missed.
+async fn bank(env: &TestEnv) -> tokio_util::sync::CancellationToken {
+    let queue = env.names().subscriber_queue(bank_sim::SUBSCRIBER);
+    env.track_queues([queue.clone()]);
+    let cfg = bank_sim::SimConfig {
+        amqp_url: testkit::amqp_url(),
+        prefix: env.prefix(),
+        seed: 1,
+        fail_account: 0.0,
+        fail_production: 0.0,
+        delay: std::time::Duration::from_millis(20),
+        branch: "工商银行江汉支行".into(),
+    };
+    let stop = tokio_util::sync::CancellationToken::new();
+    tokio::spawn({
+        let stop = stop.clone();
+        async move {
+            bank_sim::run(cfg, stop).await.expect("the simulator runs");
+        }
+    });
+    testkit::wait_for("the bank to consume its queue", testkit::WAIT, || async {
+        let exists = testkit::services::queue_exists(env, &queue).await;
+        (exists && env.consumer_count(&queue).await > 0).then_some(())
+    })
+    .await;
+    stop
+}
+
+async fn approved_claim(client: &CommandClient, psn: &str) -> String {
+    let c = ok(
+        client,
+        "submit-claim",
+        claim(
+            psn,
+            "310",
+            "outpatient",
+            H3,
+            vec![fee("1", "XA01", "10", "120.00", "1200.00")],
+            "1200.00",
+        ),
+    )
+    .await;
+    let id = c["claim_id"].as_str().unwrap().to_owned();
+    ok(client, "review-claim", review(&id, "start", None)).await;
+    ok(client, "review-claim", review(&id, "approve", None)).await;
+    id
+}
+
+async fn settles_as(client: &CommandClient, id: &str, status: &str) -> Value {
+    testkit::wait_for(&format!("claim {id} {status}"), testkit::WAIT, || async {
+        let r = ok(client, "claim-status", json!({"claim_id": id})).await;
+        (r["status"] == status).then_some(r)
+    })
+    .await
+}
+
+#[tokio::test]
+async fn the_simulated_bank_pays_into_an_activated_card_and_refuses_without_one() {
+    let env = TestEnv::new();
+    let app = spawn(&env).await;
+    let client = env.client().await;
+    let stop = bank(&env).await;
+    let employer = credit_code(941);
+    let (alice_id, bob_id) = (id_number(941), id_number(942));
+    let staff = covered_staff(&client, &env, &employer, &[alice_id.clone(), bob_id.clone()]).await;
+    // Bob's card is activated: the row card-issuance's events leave in benefits' projection
+    // (tests/card.rs drives the real card service; here only the state matters).
+    let db = env.pool(B).await.get().await.unwrap();
+    db.execute(
+        "insert into card_status (id_number, application_id, state, in_production, step)
+         values ($1, 'A-942', 'activated', false, 'activated')",
+        &[&bob_id],
+    )
+    .await
+    .unwrap();
+
+    let alice_claim = approved_claim(&client, &staff[0]).await;
+    let bob_claim = approved_claim(&client, &staff[1]).await;
+    let failed = settles_as(&client, &alice_claim, "payment-failed").await;
+    assert_eq!(failed["status_reason"], "无社保卡金融账户");
+    let paid = settles_as(&client, &bob_claim, "paid").await;
+    assert_eq!(paid["fund_pay_sumamt"], "250.00");
+    let bank_ref: String = db
+        .query_one(
+            "select bank_ref from claims where claim_id = $1::text::uuid",
+            &[&bob_claim],
+        )
+        .await
+        .unwrap()
+        .get(0);
+    assert!(bank_ref.starts_with("PAY") && bank_ref.len() == 15, "{bank_ref}");
+    stop.cancel();
+    app.stop().await;
+}

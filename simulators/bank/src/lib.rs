@@ -9,7 +9,13 @@
 //! the same seed fails the same requests; a rollback (a new attempt) is decided afresh. Like
 //! the tax-authority simulator it outlives a broker outage: it reconnects with backoff, and a
 //! request whose answers were not all confirmed is not acked, so it comes back.
+//!
+//! It also pays approved reimbursement claims into the card's financial account (benefits'
+//! `claim-payment-ordered`, answered with `record-claim-payment` on the medical line): paid
+//! when benefits knows the card as activated (the financial account is activated with the
+//! card), failed with the reason otherwise.
 
+use contracts::benefits::events::ClaimPaymentOrdered;
 use contracts::card::events::CardEvent;
 use contracts::{Channel, Line};
 use futures_util::StreamExt;
@@ -132,6 +138,42 @@ pub fn answers(cfg: &SimConfig, routing_key: &str, ev: &CardEvent) -> Vec<Comman
     }
 }
 
+/// The bank's answer to a claim payment order: one `record-claim-payment`, with a message id
+/// of the claim, so a redelivered order is answered once.
+pub fn claim_answer(cfg: &SimConfig, order: &ClaimPaymentOrdered) -> Command {
+    let bank_ref = format!("PAY{}", digits(&format!("claim/{}", order.claim_id), 12));
+    let body = if order.card_state == "activated" {
+        json!({"claim_id": order.claim_id, "outcome": "paid", "amount": order.amount, "bank_ref": bank_ref})
+    } else {
+        let reason = if order.card_state == "none" {
+            "无社保卡金融账户".to_owned()
+        } else {
+            format!("社保卡金融账户未激活（卡状态 {}）", order.card_state)
+        };
+        json!({"claim_id": order.claim_id, "outcome": "failed", "amount": order.amount, "bank_ref": bank_ref,
+               "reason": reason})
+    };
+    let mut c = Command::new(
+        Line::Medical,
+        contracts::benefits::SERVICE,
+        "record-claim-payment",
+        &body,
+    );
+    c.channel = Some(Channel::Bank);
+    c.operator = Some("bank-sim".into());
+    let key = format!("bank-sim/{}/claim/{}", cfg.seed, order.claim_id);
+    c.message_id = Some(uuid::Uuid::new_v5(&uuid::Uuid::NAMESPACE_OID, key.as_bytes()));
+    c
+}
+
+/// The routing key of the claim payment orders the bank pays.
+pub fn claim_orders(names_line: Line) -> String {
+    format!(
+        "{names_line}.{}.claim-payment-ordered",
+        contracts::benefits::SERVICE
+    )
+}
+
 #[derive(Debug, Default)]
 pub struct Stats {
     pub requests: AtomicU64,
@@ -159,14 +201,18 @@ pub async fn declare(ch: &lapin::Channel, names: &Names, timeout: Duration) -> a
         ),
     )
     .await?;
-    for event in ["bank-account-requested", "card-production-requested"] {
+    let keys = ["bank-account-requested", "card-production-requested"]
+        .map(|event| format!("common.{SERVICE}.{event}"))
+        .into_iter()
+        .chain([claim_orders(Line::Medical)]);
+    for key in keys {
         bounded(
             "queue.bind",
             timeout,
             ch.queue_bind(
                 queue.as_str().into(),
                 names.events_exchange().as_str().into(),
-                format!("common.{SERVICE}.{event}").as_str().into(),
+                key.as_str().into(),
                 QueueBindOptions::default(),
                 FieldTable::default(),
             ),
@@ -241,10 +287,18 @@ async fn session(cfg: &SimConfig, shutdown: &CancellationToken, stats: &Arc<Stat
             let (cfg, client, stats, stop) = (cfg.clone(), client.clone(), stats.clone(), shutdown.clone());
             // Each request on its own: one card's delays do not hold up another's.
             tasks.spawn(async move {
-                let ev: Option<CardEvent> = serde_json::from_slice(&delivery.data).ok();
-                let cmds = ev
-                    .map(|ev| answers(&cfg, delivery.routing_key.as_str(), &ev))
-                    .unwrap_or_default();
+                let key = delivery.routing_key.as_str();
+                let cmds = if key.ends_with(".claim-payment-ordered") {
+                    serde_json::from_slice::<ClaimPaymentOrdered>(&delivery.data)
+                        .ok()
+                        .map(|order| vec![claim_answer(&cfg, &order)])
+                        .unwrap_or_default()
+                } else {
+                    serde_json::from_slice::<CardEvent>(&delivery.data)
+                        .ok()
+                        .map(|ev| answers(&cfg, key, &ev))
+                        .unwrap_or_default()
+                };
                 let mut done = true;
                 for cmd in &cmds {
                     tokio::select! {
