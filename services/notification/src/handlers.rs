@@ -47,6 +47,8 @@ pub fn bindings(line: Line) -> Vec<String> {
             "enrollment.employer-registered",
             "enrollment.contact-changed",
             "enrollment.transferred-in",
+            "enrollment.enrollment-terminated",
+            "enrollment.transferred-out",
             "collection.contribution-assessed",
             "collection.payment-recorded",
             "collection.arrears-detected",
@@ -185,7 +187,8 @@ impl NotificationHandler {
         let version = msg.envelope.message_id;
         let at = msg.received_at;
         let line = msg.line;
-        let l = Some(line.as_str());
+        let l = line.as_str();
+        let names = |types: &[InsuranceType]| types.iter().map(|t| t.as_str()).collect::<Vec<_>>();
         match (msg.service.as_str(), msg.name.as_str()) {
             ("enrollment", "person-enrolled") => {
                 let ev: ee::PersonEnrolled = msg.decode()?;
@@ -196,10 +199,10 @@ impl NotificationHandler {
                     Some(&ev.person_id),
                     Some(&ev.name),
                     ev.phone.as_deref(),
-                    l,
                     version,
                 )
                 .await?;
+                store::hold_types(tx, &r, l, &names(&ev.insurance_types), true, version).await?;
                 let vars = BTreeMap::from([
                     ("name", ev.name.clone()),
                     ("types", types_zh(&ev.insurance_types)),
@@ -215,8 +218,9 @@ impl NotificationHandler {
                     .unwrap_or_else(|| ev.employer_credit_code.clone());
                 for p in &ev.persons {
                     let r = format!("person:{}", p.id_number);
-                    store::upsert_contact(tx, &r, Some(&p.person_id), None, p.phone.as_deref(), l, version)
+                    store::upsert_contact(tx, &r, Some(&p.person_id), None, p.phone.as_deref(), version)
                         .await?;
+                    store::hold_types(tx, &r, l, &names(&ev.insurance_types), true, version).await?;
                     let vars = BTreeMap::from([
                         ("employer", employer.clone()),
                         ("types", types_zh(&ev.insurance_types)),
@@ -228,16 +232,9 @@ impl NotificationHandler {
             ("enrollment", "employer-registered") => {
                 let ev: ee::EmployerRegistered = msg.decode()?;
                 let r = format!("employer:{}", ev.credit_code);
-                store::upsert_contact(
-                    tx,
-                    &r,
-                    None,
-                    Some(&ev.name),
-                    ev.contact_phone.as_deref(),
-                    l,
-                    version,
-                )
-                .await?;
+                store::upsert_contact(tx, &r, None, Some(&ev.name), ev.contact_phone.as_deref(), version)
+                    .await?;
+                store::hold_types(tx, &r, l, &[store::ON_LINE], true, version).await?;
                 let vars =
                     BTreeMap::from([("name", ev.name.clone()), ("credit_code", ev.credit_code.clone())]);
                 self.tell(tx, &r, line, "employer-registered", vars, &source, at)
@@ -251,12 +248,29 @@ impl NotificationHandler {
                     .iter()
                     .any(|c| c == "phone")
                     .then_some(ev.phone.as_str());
-                store::upsert_contact(tx, &r, Some(&ev.person_id), Some(&ev.name), phone, l, version).await?;
+                // A contact change names the line it was made on, but enrolls on nothing: after a
+                // termination it does not bring the line back.
+                store::upsert_contact(tx, &r, Some(&ev.person_id), Some(&ev.name), phone, version).await?;
+            }
+            ("enrollment", "enrollment-terminated") => {
+                // The types named end on this line; the line stays while another is held.
+                // Suspensions (and staff removals, which suspend) keep the line: the person is
+                // still insured there.
+                let ev: ee::EnrollmentTerminated = msg.decode()?;
+                let r = format!("person:{}", ev.0.id_number);
+                store::hold_types(tx, &r, l, &names(&ev.0.insurance_types), false, version).await?;
+            }
+            ("enrollment", "transferred-out") => {
+                // Enrollment terminates the types transferred out of the city.
+                let ev: ee::TransferredOut = msg.decode()?;
+                let r = format!("person:{}", ev.certificate.id_number);
+                store::hold_types(tx, &r, l, &names(&ev.certificate.insurance_types), false, version).await?;
             }
             ("enrollment", "transferred-in") => {
                 let ev: ee::TransferredIn = msg.decode()?;
                 let r = format!("person:{}", ev.id_number);
-                store::upsert_contact(tx, &r, Some(&ev.person_id), None, None, l, version).await?;
+                store::upsert_contact(tx, &r, Some(&ev.person_id), None, None, version).await?;
+                store::hold_types(tx, &r, l, &names(&ev.insurance_types), true, version).await?;
                 let vars = BTreeMap::from([
                     ("types", types_zh(&ev.insurance_types)),
                     ("from_region", ev.from_region.clone()),

@@ -4,7 +4,7 @@
 //! after `response_timeout_ms` plus 5 s. Throttling pauses the sends and does not count as an
 //! attempt; a temporary failure is retried `max_attempts` times, later each time.
 
-use crate::sms::{Outcome, Provider, Receipt, SmsSettings, SubmitError};
+use crate::sms::{IncomingReceipt, Outcome, Provider, Receipt, SmsSettings, SubmitError};
 use chrono::Utc;
 use deadpool_postgres::Pool;
 use messaging::freeze::Freeze;
@@ -27,7 +27,7 @@ pub async fn run(
     pool: Pool,
     freeze: Freeze,
     provider: Arc<dyn Provider>,
-    receipts: mpsc::UnboundedReceiver<Receipt>,
+    receipts: mpsc::UnboundedReceiver<IncomingReceipt>,
     sms: SmsSettings,
     shutdown: CancellationToken,
 ) {
@@ -278,18 +278,31 @@ async fn housekeeping(pool: &Pool, sms: &SmsSettings) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// The most receipts applied in one transaction.
+const RECEIPT_BATCH: usize = 500;
+
 /// Each receipt settles its part; a message is delivered when all its parts are, failed or
-/// expired when one of them is. Receipts are applied up to 500 per transaction. A receipt can
-/// overtake the recording of its submit: it is kept and tried again for about 10 s.
-async fn apply_receipts(pool: Pool, mut receipts: mpsc::UnboundedReceiver<Receipt>) {
-    let mut waiting: Vec<(Receipt, u32)> = Vec::new();
+/// expired when one of them is. Receipts are applied up to 500 per transaction, and each is
+/// acknowledged to the provider (`deliver_sm_resp`) only after the transaction that recorded
+/// it committed: a receipt lost between the two (a crash, a lost connection) is one the SMSC
+/// still holds and sends again. Applying a receipt twice changes nothing (the part's state is
+/// set to the same value, and a message already settled is not touched again).
+///
+/// A receipt can overtake the recording of its submit: it is kept, unanswered, and tried
+/// again for about 10 s; if its submit is recorded meanwhile it is acknowledged after the
+/// batch that applied it. A part still unknown after that was never recorded and never will
+/// be (its message failed as a whole, or its submit could not be recorded and the message
+/// goes back to the queue to be sent with new ids): that receipt is acknowledged all the
+/// same, as answering it is the only way to stop the SMSC sending it forever.
+async fn apply_receipts(pool: Pool, mut receipts: mpsc::UnboundedReceiver<IncomingReceipt>) {
+    let mut waiting: Vec<(IncomingReceipt, u32)> = Vec::new();
     let mut fresh = Vec::new();
     loop {
         // Not stopped by the shutdown token: the channel closes when the SMPP session has
-        // ended, and every receipt it answered is recorded first (the SMSC will not send it
-        // again).
+        // ended, and what was handed on is recorded first (its acks are no longer sent: the
+        // session is over, and the SMSC will send those receipts again after a rebind).
         let got = tokio::select! {
-            n = receipts.recv_many(&mut fresh, 500) => n,
+            n = receipts.recv_many(&mut fresh, RECEIPT_BATCH) => n,
             _ = tokio::time::sleep(Duration::from_millis(200)), if !waiting.is_empty() => 0,
         };
         if got == 0 && fresh.is_empty() && waiting.is_empty() {
@@ -298,47 +311,59 @@ async fn apply_receipts(pool: Pool, mut receipts: mpsc::UnboundedReceiver<Receip
         if got == 0 && receipts.is_closed() {
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
-        let mut batch: Vec<(Receipt, u32)> = std::mem::take(&mut waiting);
-        batch.extend(fresh.drain(..).map(|r| (r, 0)));
-        match apply_batch(&pool, &batch).await {
-            Ok(unknown) => {
-                for (r, tries) in batch {
-                    if unknown.contains(&r.id) {
-                        // A part whose submit failed as a whole (another part of the message
-                        // was refused) is never recorded: its receipt is dropped after ~10 s,
-                        // or ~1 s once the session is over.
-                        let step = if receipts.is_closed() { 5 } else { 1 };
-                        if tries < 50 {
-                            waiting.push((r, tries + step));
-                        } else {
-                            tracing::warn!(id = %r.id, "a receipt for a part that was never recorded");
-                        }
-                    }
+        let mut todo: Vec<(IncomingReceipt, u32)> = std::mem::take(&mut waiting);
+        todo.extend(fresh.drain(..).map(|r| (r, 0)));
+        while !todo.is_empty() {
+            let batch: Vec<(IncomingReceipt, u32)> = todo.drain(..todo.len().min(RECEIPT_BATCH)).collect();
+            let unknown = match apply_batch(&pool, batch.iter().map(|(r, _)| &r.receipt)).await {
+                Ok(unknown) => unknown,
+                Err(e) => {
+                    tracing::warn!(error = %e, count = batch.len() + todo.len(), "could not record receipts; trying again");
+                    waiting = batch;
+                    waiting.append(&mut todo);
+                    tokio::time::sleep(Duration::from_millis(500)).await;
+                    break;
                 }
-            }
-            Err(e) => {
-                tracing::warn!(error = %e, count = batch.len(), "could not record receipts; trying again");
-                waiting = batch;
-                tokio::time::sleep(Duration::from_millis(500)).await;
+            };
+            // Committed: the recorded receipts are answered now.
+            for (r, tries) in batch {
+                if !unknown.contains(&r.receipt.id) {
+                    r.ack.send();
+                    continue;
+                }
+                // A part whose submit failed as a whole (another part of the message was
+                // refused) is never recorded: its receipt is given up after ~10 s, or ~1 s
+                // once the session is over.
+                let step = if receipts.is_closed() { 5 } else { 1 };
+                if tries < 50 {
+                    waiting.push((r, tries + step));
+                } else {
+                    tracing::warn!(id = %r.receipt.id, "a receipt for a part that was never recorded; answered and dropped");
+                    r.ack.send();
+                }
             }
         }
     }
 }
 
-/// Applies a batch of receipts; the ids of those whose part is not (yet) recorded.
-async fn apply_batch(pool: &Pool, batch: &[(Receipt, u32)]) -> anyhow::Result<Vec<String>> {
+/// Applies a batch of receipts in one transaction, committed when this returns `Ok`; the ids
+/// of those whose part is not (yet) recorded.
+async fn apply_batch<'a>(
+    pool: &Pool,
+    batch: impl Iterator<Item = &'a Receipt>,
+) -> anyhow::Result<std::collections::HashSet<String>> {
     let mut db = pool.get().await?;
     let tx = db.transaction().await?;
-    let ids: Vec<String> = batch.iter().map(|(r, _)| r.id.clone()).collect();
-    let states: Vec<&str> = batch
-        .iter()
-        .map(|(r, _)| match r.outcome {
+    let (mut ids, mut states, mut details) = (Vec::new(), Vec::new(), Vec::new());
+    for r in batch {
+        ids.push(r.id.clone());
+        states.push(match r.outcome {
             Outcome::Delivered => "delivered",
             Outcome::Failed => "failed",
             Outcome::Expired => "expired",
-        })
-        .collect();
-    let details: Vec<String> = batch.iter().map(|(r, _)| r.detail.clone()).collect();
+        });
+        details.push(r.detail.clone());
+    }
     let rows = tx
         .query(
             "update sms_parts p set state = r.state

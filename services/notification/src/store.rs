@@ -17,33 +17,76 @@ pub struct Queued {
     pub not_before: DateTime<Utc>,
 }
 
-/// Creates or updates a contact. The phone is taken only from an event at least as new as
-/// the one that set it (`version`, a UUIDv7 message id); lines only grow.
+/// Creates or updates a contact (and locks its row, so that the contact's events are
+/// applied one after the other). The phone is taken only from an event at least as new as
+/// the one that set it (`version`, a UUIDv7 message id). The lines are [`hold_types`]'.
 pub async fn upsert_contact(
     db: &impl GenericClient,
     recipient: &str,
     person_id: Option<&str>,
     name: Option<&str>,
     phone: Option<&str>,
-    line: Option<&str>,
     version: Uuid,
 ) -> Result<(), tokio_postgres::Error> {
     db.execute(
-        "insert into contacts (recipient, person_id, name, phone, lines, contact_version)
-         values ($1, $2, $3, $4, case when $5::text is null then '{}'::text[] else array[$5::text] end,
-                 case when $4::text is null then null else $6::uuid end)
+        "insert into contacts (recipient, person_id, name, phone, contact_version)
+         values ($1, $2, $3, $4, case when $4::text is null then null else $5::uuid end)
          on conflict (recipient) do update set
            person_id = coalesce(excluded.person_id, contacts.person_id),
            name = coalesce(excluded.name, contacts.name),
            phone = case when excluded.phone is not null
-                         and (contacts.contact_version is null or contacts.contact_version <= $6::uuid)
+                         and (contacts.contact_version is null or contacts.contact_version <= $5::uuid)
                         then excluded.phone else contacts.phone end,
            contact_version = case when excluded.phone is not null
-                         and (contacts.contact_version is null or contacts.contact_version <= $6::uuid)
-                        then $6::uuid else contacts.contact_version end,
-           lines = case when $5::text is null or $5::text = any(contacts.lines) then contacts.lines
-                        else contacts.lines || $5::text end",
-        &[&recipient, &person_id, &name, &phone, &line, &version],
+                         and (contacts.contact_version is null or contacts.contact_version <= $5::uuid)
+                        then $5::uuid else contacts.contact_version end",
+        &[&recipient, &person_id, &name, &phone, &version],
+    )
+    .await?;
+    Ok(())
+}
+
+/// The type a contact holds on a line that has no insurance types (an employer's
+/// registration), or whose types are not known (a contact from before types were kept).
+pub const ON_LINE: &str = "*";
+
+/// Records that `recipient` holds (`held`) or no longer holds each of `types` on `line`, as
+/// of the event `version` (a UUIDv7 message id): a type last set by a newer event is left as
+/// it is, so events applied out of order end where the newest one says. Then `line` is among
+/// the contact's lines (the announcements') while at least one type is held on it. Several
+/// types can be held on one line (pension and unemployment on the social line): ending one
+/// keeps the line, ending the last drops it, and enrolling again brings it back.
+pub async fn hold_types(
+    db: &impl GenericClient,
+    recipient: &str,
+    line: &str,
+    types: &[&str],
+    held: bool,
+    version: Uuid,
+) -> Result<(), tokio_postgres::Error> {
+    // The contact's events one at a time: the line is judged from every committed type.
+    db.execute(
+        "select 1 from contacts where recipient = $1 for update",
+        &[&recipient],
+    )
+    .await?;
+    db.execute(
+        "insert into contact_types (recipient, line, insurance_type, held, version)
+         select $1, $2, t, $4, $5 from unnest($3::text[]) t
+         on conflict (recipient, line, insurance_type) do update
+             set held = excluded.held, version = excluded.version
+             where contact_types.version is null or contact_types.version <= excluded.version",
+        &[&recipient, &line, &types, &held, &version],
+    )
+    .await?;
+    db.execute(
+        "update contacts c set lines = case
+             when exists (select 1 from contact_types t
+                          where t.recipient = c.recipient and t.line = $2 and t.held)
+             then case when $2 = any(c.lines) then c.lines else c.lines || $2::text end
+             else array_remove(c.lines, $2::text) end
+         where c.recipient = $1",
+        &[&recipient, &line],
     )
     .await?;
     Ok(())

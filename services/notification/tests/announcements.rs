@@ -248,3 +248,150 @@ async fn a_bulk_announcement_survives_throttling_a_dropped_connection_and_a_rest
     base.stop().await;
     smsc.stop();
 }
+
+/// The lines the service holds for `recipient`.
+async fn contact_lines(env: &TestEnv, recipient: &str) -> Option<Vec<String>> {
+    let db = env.pool(SERVICE).await.get().await.ok()?;
+    db.query_opt("select lines from contacts where recipient = $1", &[&recipient])
+        .await
+        .ok()?
+        .map(|r| r.get(0))
+}
+
+async fn terminate(client: &messaging::client::CommandClient, line: Line, n: u32, types: &[&str]) {
+    let r = testkit::send(
+        client,
+        line,
+        "enrollment",
+        "terminate",
+        json!({"id_number": testkit::id_number(n), "insurance_types": types,
+               "reason": "参保关系终止", "month": "2024-06"}),
+    )
+    .await;
+    assert!(r.is_ok(), "{r:?}");
+}
+
+/// Waits until the service holds exactly `lines` for person `n`.
+async fn lines_become(env: &TestEnv, n: u32, lines: &[&str]) {
+    let recipient = format!("person:{}", testkit::id_number(n));
+    wait_for(&format!("person {n} on {lines:?}"), WAIT, || async {
+        (contact_lines(env, &recipient).await? == lines).then_some(())
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn a_person_terminated_on_a_line_leaves_its_announcements_unless_another_type_or_a_re_enrolment_holds_it()
+ {
+    let env = TestEnv::new();
+    let smsc = smsc(SimConfig::default()).await;
+    let mut services = Services::new();
+    start_enrollment(&env, &mut services).await;
+    let workers = start_notification(&env, &mut services, sms(smsc.addr), notify(100)).await;
+    let client = env.client().await;
+    // 71 is terminated on the medical line, 72 stays; 73, an employee of employer 76, holds
+    // pension and unemployment and loses unemployment only; 74's only social type ends; 75
+    // is terminated and enrolls again.
+    for n in [71, 72, 75] {
+        enroll(&client, Line::Medical, n, &["employee_medical"]).await;
+    }
+    let employer = testkit::credit_code(76);
+    let r = testkit::send(
+        &client,
+        Line::Social,
+        "enrollment",
+        "register-employer",
+        json!({"credit_code": employer, "name": "武汉示例科技有限公司",
+               "contact": {"name": "李四", "phone": testkit::phone(76)}}),
+    )
+    .await;
+    assert!(r.is_ok(), "{r:?}");
+    let r = testkit::send(
+        &client,
+        Line::Social,
+        "enrollment",
+        "enroll-person",
+        json!({"id_number": testkit::id_number(73), "name": "参保人73", "phone": testkit::phone(73),
+               "category": "employee", "employer_credit_code": employer,
+               "insurance_types": ["pension", "unemployment"], "effective_month": "2024-03"}),
+    )
+    .await;
+    assert!(r.is_ok(), "{r:?}");
+    enroll(&client, Line::Social, 74, &["pension"]).await;
+    for n in 71..=76 {
+        texts(&smsc, &testkit::phone(n), 1).await;
+    }
+    // An id older than 71's termination, for an enrolment event that arrives after it.
+    let late = uuid::Uuid::now_v7();
+    terminate(&client, Line::Medical, 71, &["employee_medical"]).await;
+    terminate(&client, Line::Social, 73, &["unemployment"]).await;
+    terminate(&client, Line::Social, 74, &["pension"]).await;
+    terminate(&client, Line::Medical, 75, &["employee_medical"]).await;
+    lines_become(&env, 71, &[]).await;
+    lines_become(&env, 74, &[]).await;
+    lines_become(&env, 75, &[]).await;
+    // Terminations are processed in order per queue; 73's came before 74's on the social line.
+    lines_become(&env, 73, &["social"]).await;
+    enroll(&client, Line::Medical, 75, &["employee_medical"]).await;
+    texts(&smsc, &testkit::phone(75), 2).await;
+    lines_become(&env, 75, &["medical"]).await;
+
+    // 71's enrolment delivered late (older than the termination) is told, but does not put
+    // the person back on the line.
+    let enrolled = contracts::enrollment::events::PersonEnrolled {
+        person_id: "late-71".into(),
+        id_number: testkit::id_number(71),
+        name: "参保人71".into(),
+        category: "flexible".into(),
+        insurance_types: vec![contracts::InsuranceType::EmployeeMedical],
+        employer_credit_code: None,
+        effective_month: "2024-03".into(),
+        line: Line::Medical,
+        minimum_years_met: true,
+        phone: Some(testkit::phone(71)),
+    };
+    publish_event_as(
+        &env,
+        late,
+        "medical.enrollment.person-enrolled",
+        "enrollment.person-enrolled.v1",
+        &serde_json::to_value(enrolled).expect("json"),
+    )
+    .await;
+    texts(&smsc, &testkit::phone(71), 2).await;
+    lines_become(&env, 71, &[]).await;
+
+    wait_control_consumed(&env, &[SERVICE, "enrollment"]).await;
+    let o = order(
+        "both-lines-cutover",
+        vec![Line::Medical, Line::Social],
+        chrono::Duration::hours(2),
+        chrono::Duration::hours(1),
+    );
+    broadcast_control(&env, &ControlMessage::Order { order: Box::new(o) }).await;
+    let progress = wait_for("the announcement queued to everyone", WAIT, || async {
+        let p = announcement_progress(&client, "both-lines-cutover").await;
+        p.first().filter(|a| a["complete"] == true).cloned()
+    })
+    .await;
+    assert_eq!(
+        progress["queued"], 4,
+        "72, 73, 75 and the employer 76 only: {progress}"
+    );
+    let announced = |n: u32| {
+        smsc.received_by(&testkit::phone(n))
+            .into_iter()
+            .filter(|r| r.text.contains("系统切换公告"))
+            .count()
+    };
+    wait_for("72, 73, 75 and 76 announced", WAIT, || async {
+        [72, 73, 75, 76].iter().all(|&n| announced(n) == 1).then_some(())
+    })
+    .await;
+    for n in [71, 74] {
+        assert_eq!(announced(n), 0, "person {n} was terminated");
+    }
+    services.stop().await;
+    let _ = workers.await;
+    smsc.stop();
+}

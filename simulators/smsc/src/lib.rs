@@ -6,6 +6,12 @@
 //! connection once after a number of submits. Everything it receives is kept (and, when
 //! configured, appended to a JSON-lines file and printed), so tests and people can read the
 //! messages.
+//!
+//! A receipt is the SMSC's until the ESME answers it: a `deliver_sm` not answered with
+//! `deliver_sm_resp` `ESME_ROK` is sent again on the next session (and, when
+//! `receipt_resend_after` is set, on the same one after that long), and the simulator tells
+//! which receipts were answered and which are still waiting, so a test can see when the ESME
+//! acknowledged one. Receipts can be held (not sent) until a test lets them go.
 
 use chrono::{DateTime, FixedOffset, Utc};
 use futures_util::{SinkExt, StreamExt};
@@ -44,6 +50,9 @@ pub struct SimConfig {
     pub log_file: Option<std::path::PathBuf>,
     /// Print every reassembled message (`make run` shows them).
     pub print: bool,
+    /// A receipt sent and not answered for this long is sent again on the same session (a
+    /// real SMSC's response timer); `None`: only after the session ends, on the next one.
+    pub receipt_resend_after: Option<Duration>,
 }
 
 impl Default for SimConfig {
@@ -58,6 +67,7 @@ impl Default for SimConfig {
             drop_after: None,
             log_file: None,
             print: false,
+            receipt_resend_after: None,
         }
     }
 }
@@ -81,20 +91,43 @@ pub struct Counters {
     pub refused_binds: u64,
     pub submits: u64,
     pub throttled: u64,
+    /// Receipts sent and not taken back (a receipt unanswered when its session ended, or for
+    /// `receipt_resend_after`, is taken back, to be sent again).
     pub receipts: u64,
+    /// Receipts the ESME answered with `deliver_sm_resp` `ESME_ROK`.
+    pub receipts_answered: u64,
+    /// Sends of a receipt sent before (unanswered when its session ended, or for
+    /// `receipt_resend_after`).
+    pub receipts_resent: u64,
+    /// `enquire_link`s received from the ESME.
+    pub enquire_links: u64,
     pub drops: u64,
 }
 
 /// A concatenated message so far: its part count, and each part's SMSC id and UTF-16 text.
 type Partial = (u8, HashMap<u8, (String, Vec<u16>)>);
 
+/// A receipt sent on a session and not yet answered.
+struct Awaiting {
+    /// The message id it reports.
+    id: String,
+    receipt: DeliverSm,
+    sent: tokio::time::Instant,
+}
+
 #[derive(Default)]
 struct State {
     received: Vec<Received>,
     /// Parts of concatenated messages: (destination, reference) -> (total, parts by number).
     partial: HashMap<(String, u16), Partial>,
-    /// Receipts not yet sent, in the order they fall due.
-    receipts: std::collections::VecDeque<(tokio::time::Instant, DeliverSm)>,
+    /// Receipts not yet sent, in the order they fall due; `true` for one sent before.
+    receipts: std::collections::VecDeque<(tokio::time::Instant, DeliverSm, bool)>,
+    /// Receipts sent and not answered yet, by (session number, sequence number).
+    awaiting: HashMap<(u64, u32), Awaiting>,
+    /// The message ids of the receipts answered `ESME_ROK`, in the order the answers came.
+    answered: Vec<String>,
+    /// While set, no receipt is sent (they stay due).
+    held: bool,
     counters: Counters,
 }
 
@@ -106,6 +139,9 @@ pub struct Smsc {
     stop: CancellationToken,
     /// Cut every open session now (the SMSC "goes away"); new binds are still accepted.
     cut: Arc<tokio::sync::Notify>,
+    /// How many cuts so far: a session that started before the last one ends even if it
+    /// was busy (not waiting on `cut`) at that moment.
+    cuts: Arc<AtomicU64>,
 }
 
 impl Smsc {
@@ -131,8 +167,34 @@ impl Smsc {
         self.state.lock().expect("state").counters
     }
 
+    /// The message ids of the receipts the ESME answered `ESME_ROK`, in answer order (a
+    /// receipt sent and answered twice is listed twice).
+    pub fn answered_receipts(&self) -> Vec<String> {
+        self.state.lock().expect("state").answered.clone()
+    }
+
+    /// The message ids of the receipts sent and waiting for their `deliver_sm_resp` now.
+    pub fn unanswered_receipts(&self) -> Vec<String> {
+        let st = self.state.lock().expect("state");
+        let mut ids: Vec<String> = st.awaiting.values().map(|a| a.id.clone()).collect();
+        ids.sort();
+        ids
+    }
+
+    /// How many receipts are due or falling due and not sent yet.
+    pub fn receipts_not_sent(&self) -> usize {
+        self.state.lock().expect("state").receipts.len()
+    }
+
+    /// Holds every receipt back (`true`) or lets them go (`false`): a held receipt stays
+    /// due and is sent once released.
+    pub fn hold_receipts(&self, held: bool) {
+        self.state.lock().expect("state").held = held;
+    }
+
     /// Drops every open session at once, as a network failure would.
     pub fn cut_sessions(&self) {
+        self.cuts.fetch_add(1, Ordering::SeqCst);
         self.cut.notify_waiters();
     }
 
@@ -150,12 +212,14 @@ pub async fn start(cfg: SimConfig) -> anyhow::Result<Smsc> {
         state: Arc::default(),
         stop: CancellationToken::new(),
         cut: Arc::new(tokio::sync::Notify::new()),
+        cuts: Arc::default(),
     };
     let shared = Arc::new(Shared {
         cfg,
         next_id: AtomicU64::new(1),
         submits: AtomicU64::new(0),
         dropped_once: AtomicBool::new(false),
+        sessions: AtomicU64::new(0),
     });
     let s = smsc.clone();
     tokio::spawn(async move {
@@ -188,6 +252,7 @@ struct Shared {
     next_id: AtomicU64,
     submits: AtomicU64,
     dropped_once: AtomicBool,
+    sessions: AtomicU64,
 }
 
 async fn session(stream: TcpStream, smsc: Smsc, shared: Arc<Shared>) -> anyhow::Result<()> {
@@ -202,25 +267,54 @@ async fn session(stream: TcpStream, smsc: Smsc, shared: Arc<Shared>) -> anyhow::
         }
     });
     let mut bound = false;
+    let me = shared.sessions.fetch_add(1, Ordering::SeqCst);
     let mut seq: u32 = 0x4000_0000;
     let mut receipts_tick = tokio::time::interval(Duration::from_millis(20));
-    // Receipts sent and not yet answered with deliver_sm_resp: they go back to the store when
-    // the session ends, as a real SMSC keeps a receipt until the ESME has acknowledged it.
-    let mut unanswered: HashMap<u32, DeliverSm> = HashMap::new();
+    // Receipts sent and not yet answered with deliver_sm_resp are in `awaiting` under this
+    // session's number: they go back to the store when the session ends, as a real SMSC
+    // keeps a receipt until the ESME has acknowledged it.
+    let cuts = smsc.cuts.load(Ordering::SeqCst);
     let result = loop {
+        if smsc.cuts.load(Ordering::SeqCst) != cuts {
+            smsc.state.lock().expect("state").counters.drops += 1;
+            break Ok(());
+        }
         let next = tokio::select! {
             _ = smsc.stop.cancelled() => break Ok(()),
             _ = receipts_tick.tick(), if bound => {
                 let now = tokio::time::Instant::now();
-                let mut st = smsc.state.lock().expect("state");
-                while st.receipts.front().is_some_and(|(due, _)| *due <= now) {
-                    let (_, r) = st.receipts.pop_front().expect("present");
+                let mut guard = smsc.state.lock().expect("state");
+                let st = &mut *guard;
+                if st.held {
+                    continue;
+                }
+                // Unanswered for too long: sent again, under a new sequence number.
+                if let Some(after) = shared.cfg.receipt_resend_after {
+                    let stale: Vec<(u64, u32)> = st
+                        .awaiting
+                        .iter()
+                        .filter(|((s, _), a)| *s == me && now.duration_since(a.sent) >= after)
+                        .map(|(k, _)| *k)
+                        .collect();
+                    for k in stale {
+                        let a = st.awaiting.remove(&k).expect("present");
+                        st.receipts.push_front((now, a.receipt, true));
+                        st.counters.receipts -= 1;
+                    }
+                }
+                while st.receipts.front().is_some_and(|(due, _, _)| *due <= now) {
+                    let (_, r, resent) = st.receipts.pop_front().expect("present");
                     seq = seq.wrapping_add(1).max(0x4000_0000);
-                    unanswered.insert(seq, r.clone());
-                    if out.send(Command::new(CommandStatus::EsmeRok, seq, Pdu::DeliverSm(r))).is_err() {
+                    let id = receipted_id(&r);
+                    if out.send(Command::new(CommandStatus::EsmeRok, seq, Pdu::DeliverSm(r.clone()))).is_err() {
+                        st.receipts.push_front((now, r, resent));
                         break;
                     }
+                    st.awaiting.insert((me, seq), Awaiting { id, receipt: r, sent: now });
                     st.counters.receipts += 1;
+                    if resent {
+                        st.counters.receipts_resent += 1;
+                    }
                 }
                 continue;
             }
@@ -263,6 +357,7 @@ async fn session(stream: TcpStream, smsc: Smsc, shared: Arc<Shared>) -> anyhow::
                 bound = true;
             }
             Some(Pdu::EnquireLink) => {
+                smsc.state.lock().expect("state").counters.enquire_links += 1;
                 let _ = out.send(Command::new(CommandStatus::EsmeRok, n, Pdu::EnquireLinkResp));
             }
             Some(Pdu::Unbind) => {
@@ -303,11 +398,11 @@ async fn session(stream: TcpStream, smsc: Smsc, shared: Arc<Shared>) -> anyhow::
                 // The receipt is due after the delay, on whichever session is bound then (a
                 // receipt outlives a dropped connection, as at a real SMSC).
                 let due = tokio::time::Instant::now() + shared.cfg.receipt_delay;
-                smsc.state
-                    .lock()
-                    .expect("state")
-                    .receipts
-                    .push_back((due, receipt(&destination, &id, !failed)));
+                smsc.state.lock().expect("state").receipts.push_back((
+                    due,
+                    receipt(&destination, &id, !failed),
+                    false,
+                ));
                 if let Some(after) = shared.cfg.drop_after
                     && count >= after
                     && !shared.dropped_once.swap(true, Ordering::SeqCst)
@@ -319,7 +414,15 @@ async fn session(stream: TcpStream, smsc: Smsc, shared: Arc<Shared>) -> anyhow::
                 }
             }
             Some(Pdu::DeliverSmResp(_)) => {
-                unanswered.remove(&n);
+                let mut st = smsc.state.lock().expect("state");
+                // Any other status: the ESME could not take it now; it stays awaiting and is
+                // sent again (after `receipt_resend_after`, or on the next session).
+                if cmd.status() == CommandStatus::EsmeRok
+                    && let Some(a) = st.awaiting.remove(&(me, n))
+                {
+                    st.answered.push(a.id);
+                    st.counters.receipts_answered += 1;
+                }
             }
             Some(Pdu::EnquireLinkResp) | Some(Pdu::GenericNack) => {}
             Some(_) | None => {
@@ -329,17 +432,28 @@ async fn session(stream: TcpStream, smsc: Smsc, shared: Arc<Shared>) -> anyhow::
     };
     drop(out);
     writer.abort();
-    if !unanswered.is_empty() {
-        let now = tokio::time::Instant::now();
-        let mut st = smsc.state.lock().expect("state");
-        let mut back: Vec<(u32, DeliverSm)> = unanswered.into_iter().collect();
-        back.sort_by_key(|(k, _)| *k);
-        for (_, r) in back.into_iter().rev() {
-            st.receipts.push_front((now, r));
-            st.counters.receipts -= 1;
-        }
+    let now = tokio::time::Instant::now();
+    let mut st = smsc.state.lock().expect("state");
+    let mut mine: Vec<(u64, u32)> = st.awaiting.keys().filter(|(s, _)| *s == me).copied().collect();
+    // Back at the front in the order they were sent: the next session sends them first.
+    mine.sort_by_key(|&(_, q)| std::cmp::Reverse(q));
+    for k in mine {
+        let a = st.awaiting.remove(&k).expect("present");
+        st.receipts.push_front((now, a.receipt, true));
+        st.counters.receipts -= 1;
     }
     result
+}
+
+/// The message id a receipt reports (its `receipted_message_id`).
+fn receipted_id(r: &DeliverSm) -> String {
+    r.tlvs()
+        .iter()
+        .find_map(|t| match t.value() {
+            Some(rusmpp::tlvs::TlvValue::ReceiptedMessageId(v)) => Some(v.as_str().to_owned()),
+            _ => None,
+        })
+        .unwrap_or_default()
 }
 
 /// Decodes one part and, when the message is complete, records it.

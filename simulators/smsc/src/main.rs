@@ -22,6 +22,10 @@ struct Args {
     /// Drop the connection once after this many submits.
     #[arg(long)]
     drop_after: Option<u64>,
+    /// Send a receipt again when the ESME has not answered it for this long (a receipt not
+    /// answered is always sent again on the next session).
+    #[arg(long)]
+    receipt_resend_ms: Option<u64>,
     /// Append every message to this JSON-lines file.
     #[arg(long, env = "SMSC_LOG_FILE")]
     log_file: Option<std::path::PathBuf>,
@@ -49,6 +53,7 @@ async fn main() -> anyhow::Result<()> {
         drop_after: args.drop_after,
         log_file: args.log_file,
         print: true,
+        receipt_resend_after: args.receipt_resend_ms.map(Duration::from_millis),
     })
     .await?;
     tracing::info!(addr = %smsc.addr, "SMSC simulator listening");

@@ -1,5 +1,7 @@
 //! How a message leaves: a provider takes a number and a text and answers with the provider's
-//! id of every part; delivery receipts come back on a channel. SMPP is the one provider today
+//! id of every part; delivery receipts come back on a channel, each with its [`Ack`]: the
+//! provider is told a receipt was taken only once it is recorded (at least once: a receipt
+//! not acknowledged is delivered again, and recording one twice changes nothing). SMPP is the one provider today
 //! ([`smpp`]); an HTTP SMS gateway would be another implementation of [`Provider`] and touch
 //! nothing else.
 
@@ -58,6 +60,42 @@ pub struct Receipt {
     pub outcome: Outcome,
     /// The receipt's `stat:` and `err:`.
     pub detail: String,
+}
+
+/// Acknowledges one receipt to the provider (SMPP: sends its `deliver_sm_resp`). Call
+/// [`Ack::send`] once the receipt is recorded, and not before: a receipt whose ack is
+/// dropped unsent is not acknowledged, and the provider delivers it again.
+#[must_use = "a receipt not acknowledged is delivered again"]
+pub struct Ack(Option<Box<dyn FnOnce() + Send + Sync>>);
+
+impl Ack {
+    pub fn new(ack: impl FnOnce() + Send + Sync + 'static) -> Self {
+        Ack(Some(Box::new(ack)))
+    }
+
+    /// An ack that acknowledges nothing (a provider without acknowledgements, tests).
+    pub fn none() -> Self {
+        Ack(None)
+    }
+
+    pub fn send(mut self) {
+        if let Some(ack) = self.0.take() {
+            ack();
+        }
+    }
+}
+
+impl std::fmt::Debug for Ack {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(if self.0.is_some() { "Ack" } else { "Ack(none)" })
+    }
+}
+
+/// A receipt as the provider hands it on, with what acknowledges it.
+#[derive(Debug)]
+pub struct IncomingReceipt {
+    pub receipt: Receipt,
+    pub ack: Ack,
 }
 
 #[async_trait]

@@ -1,9 +1,12 @@
 //! The service as an SMPP 3.4 ESME: one transceiver session to the SMSC, kept bound (a lost
 //! connection is re-established with backoff), `enquire_link` every `enquire_link_ms`, at most
 //! `window` submits waiting for their response, Chinese text as UCS-2 split into concatenated
-//! parts (8-bit reference UDH), and every `deliver_sm` receipt answered and handed on.
+//! parts (8-bit reference UDH), and every `deliver_sm` receipt handed on with an [`Ack`] that
+//! sends its `deliver_sm_resp` once the receipt is recorded: a receipt is the SMSC's until we
+//! answer it, and one we did not answer (the process died, the session ended first) the SMSC
+//! delivers again. A `deliver_sm` that is not a receipt we can read is answered at once.
 
-use super::{Outcome, Provider, Receipt, SmsSettings, SubmitError};
+use super::{Ack, IncomingReceipt, Outcome, Provider, Receipt, SmsSettings, SubmitError};
 use async_trait::async_trait;
 use futures_util::{SinkExt, StreamExt};
 use rusmpp::extra::concatenation::SubmitSmMultipartExt;
@@ -15,7 +18,7 @@ use rusmpp::values::{InterfaceVersion, Npi, RegisteredDelivery, Ton};
 use rusmpp::{Command, CommandStatus, Pdu};
 use std::collections::HashMap;
 use std::str::FromStr;
-use std::sync::atomic::{AtomicU8, AtomicU32, Ordering};
+use std::sync::atomic::{AtomicU8, AtomicU32, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use tokio::net::TcpStream;
@@ -25,12 +28,30 @@ use tokio_util::sync::CancellationToken;
 
 type Pending = Arc<Mutex<HashMap<u32, oneshot::Sender<Result<Option<String>, SubmitError>>>>>;
 
-/// One bound session: its writer, the submits waiting for a response, and whether it is over.
+/// One bound session: its writer, the submits waiting for a response, the receipts handed on
+/// and not answered yet, and whether it is over.
 struct Session {
     out: mpsc::UnboundedSender<Command>,
     pending: Pending,
     seq: AtomicU32,
     closed: CancellationToken,
+    unanswered: Arc<AtomicUsize>,
+}
+
+/// Counts a receipt handed on until its ack is sent or dropped.
+struct Unanswered(Arc<AtomicUsize>);
+
+impl Unanswered {
+    fn new(count: &Arc<AtomicUsize>) -> Self {
+        count.fetch_add(1, Ordering::SeqCst);
+        Unanswered(count.clone())
+    }
+}
+
+impl Drop for Unanswered {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::SeqCst);
+    }
 }
 
 impl Session {
@@ -49,10 +70,11 @@ pub struct SmppProvider {
 }
 
 impl SmppProvider {
-    /// Starts the session keeper; receipts go to `receipts`. Submits wait for a bound session.
+    /// Starts the session keeper; receipts go to `receipts`, each to be acknowledged when it
+    /// is recorded. Submits wait for a bound session.
     pub fn start(
         settings: SmsSettings,
-        receipts: mpsc::UnboundedSender<Receipt>,
+        receipts: mpsc::UnboundedSender<IncomingReceipt>,
         stop: CancellationToken,
     ) -> Arc<Self> {
         let (tx, rx) = watch::channel(None);
@@ -175,7 +197,7 @@ pub fn classify(status: CommandStatus) -> Result<(), SubmitError> {
 async fn keep_bound(
     settings: SmsSettings,
     publish: watch::Sender<Option<Arc<Session>>>,
-    receipts: mpsc::UnboundedSender<Receipt>,
+    receipts: mpsc::UnboundedSender<IncomingReceipt>,
     stop: CancellationToken,
 ) {
     let mut backoff = Duration::from_millis(200);
@@ -248,7 +270,7 @@ async fn serve(
     settings: &SmsSettings,
     framed: Framed<TcpStream, CommandCodec>,
     publish: &watch::Sender<Option<Arc<Session>>>,
-    receipts: &mpsc::UnboundedSender<Receipt>,
+    receipts: &mpsc::UnboundedSender<IncomingReceipt>,
     stop: &CancellationToken,
 ) {
     let (mut sink, mut stream) = framed.split();
@@ -258,6 +280,7 @@ async fn serve(
         pending: Arc::default(),
         seq: AtomicU32::new(2),
         closed: CancellationToken::new(),
+        unanswered: Arc::default(),
     });
     let closed = session.closed.clone();
     let writer = tokio::spawn({
@@ -280,12 +303,15 @@ async fn serve(
     link.tick().await;
     let mut link_sent: Option<tokio::time::Instant> = None;
     // At shutdown the session first waits for the responses of the submits in flight (the
-    // SMSC may have accepted them: giving up would send them again after a restart), then
-    // unbinds.
+    // SMSC may have accepted them: giving up would send them again after a restart) and for
+    // the receipts handed on to be recorded and answered (else the SMSC sends them again
+    // after the restart, which is harmless but slower), then unbinds.
     let mut draining: Option<tokio::time::Instant> = None;
     loop {
         if let Some(until) = draining
-            && (session.pending.lock().expect("pending").is_empty() || tokio::time::Instant::now() >= until)
+            && ((session.pending.lock().expect("pending").is_empty()
+                && session.unanswered.load(Ordering::SeqCst) == 0)
+                || tokio::time::Instant::now() >= until)
         {
             let _ = out.send(Command::new(
                 CommandStatus::EsmeRok,
@@ -346,14 +372,25 @@ async fn serve(
                     Some(TlvValue::ReceiptedMessageId(v)) => Some(v.as_str().to_owned()),
                     _ => None,
                 });
-                if let Some(r) = parse_receipt(&text, tlv_id) {
-                    let _ = receipts.send(r);
+                match parse_receipt(&text, tlv_id) {
+                    // Answered when its batch has committed, on this session only (the
+                    // sequence number is this session's); if the send fails the ack is
+                    // dropped unsent and the SMSC delivers the receipt again.
+                    Some(receipt) => {
+                        let ack = answer_later(&session, seq);
+                        let _ = receipts.send(IncomingReceipt { receipt, ack });
+                    }
+                    // Not a receipt we can read (nor ever will): answered now, or the SMSC
+                    // would send it again forever.
+                    None => {
+                        tracing::warn!(%text, "a deliver_sm that is not a readable receipt; answered and dropped");
+                        let _ = out.send(Command::new(
+                            CommandStatus::EsmeRok,
+                            seq,
+                            Pdu::DeliverSmResp(DeliverSmResp::default()),
+                        ));
+                    }
                 }
-                let _ = out.send(Command::new(
-                    CommandStatus::EsmeRok,
-                    seq,
-                    Pdu::DeliverSmResp(DeliverSmResp::default()),
-                ));
             }
             Some(Pdu::EnquireLink) => {
                 let _ = out.send(Command::new(CommandStatus::EsmeRok, seq, Pdu::EnquireLinkResp));
@@ -375,6 +412,30 @@ async fn serve(
     }
     drop(out);
     let _ = tokio::time::timeout(Duration::from_secs(1), writer).await;
+}
+
+/// The ack of the `deliver_sm` `seq` of `session`: its `deliver_sm_resp`, unless the session
+/// is over by then (a resp on another session would answer another PDU; the SMSC sends an
+/// unanswered receipt again after the rebind).
+fn answer_later(session: &Session, seq: u32) -> Ack {
+    // Weak: a receipt waiting to be recorded does not keep the session's writer alive.
+    let out = session.out.downgrade();
+    let closed = session.closed.clone();
+    let counted = Unanswered::new(&session.unanswered);
+    Ack::new(move || {
+        let _counted = counted;
+        if closed.is_cancelled() {
+            tracing::debug!(seq, "the receipt's session is over; the SMSC will send it again");
+            return;
+        }
+        if let Some(out) = out.upgrade() {
+            let _ = out.send(Command::new(
+                CommandStatus::EsmeRok,
+                seq,
+                Pdu::DeliverSmResp(DeliverSmResp::default()),
+            ));
+        }
+    })
 }
 
 /// Reads a delivery receipt (SMPP 3.4 Appendix B: `id:… stat:DELIVRD err:000 …`); the
