@@ -53,6 +53,7 @@ pub fn bindings(line: Line) -> Vec<String> {
             "collection.payment-recorded",
             "collection.arrears-detected",
             "benefits.settlement-completed",
+            "benefits.claim-status-changed",
             "*.deferred-request-processed",
         ]
     };
@@ -373,6 +374,35 @@ impl NotificationHandler {
                 ]);
                 self.tell(tx, &r, line, "settlement-completed", vars, &source, at)
                     .await?;
+            }
+            ("benefits", "claim-status-changed") => {
+                // A reimbursement claim: told when it is paid, rejected, or needs documents
+                // (the other steps are the agency's).
+                let b = &msg.body;
+                let template = match text(b, "status").as_str() {
+                    "paid" => "reimbursement-paid",
+                    "rejected" => "claim-rejected",
+                    "documents-needed" => "claim-documents-needed",
+                    _ => return Ok(Handled::default()),
+                };
+                let Some(r) = self.person_by_id(tx, &text(b, "psn_no")).await? else {
+                    return Ok(Handled::default());
+                };
+                let claim = text(b, "claim_id");
+                let short = claim[claim.len().saturating_sub(8)..].to_ascii_uppercase();
+                let kind = match text(b, "kind").as_str() {
+                    "maternity" => "生育医疗费用",
+                    "inpatient" => "住院医疗费用",
+                    _ => "门诊医疗费用",
+                };
+                let vars = BTreeMap::from([
+                    ("claim", short),
+                    ("kind", kind.to_owned()),
+                    ("total", text(b, "medfee_sumamt")),
+                    ("amount", text(b, "amount")),
+                    ("reason", text(b, "reason")),
+                ]);
+                self.tell(tx, &r, line, template, vars, &source, at).await?;
             }
             ("card-issuance", name) => {
                 let ev: contracts::card::events::CardEvent = msg.decode()?;

@@ -315,6 +315,37 @@ async fn contributions_settlements_cards_and_held_requests_each_have_their_text_
         "【武汉医保】您于2024-03-05 10:30在定点机构H42010000001结算医疗费用1000.00元，其中统筹基金支付720.00元，个人账户支付200.00元，个人现金支付80.00元。如有疑问请致电027-87812393。"
     );
 
+    // A reimbursement claim: documents needed, then paid (the steps in between say nothing).
+    let claim = |status: &str, reason: Option<&str>| {
+        json!({"claim_id": "01a24e15-d027-7610-85ba-775b00dfea8f", "psn_no": p1, "insutype": "310",
+               "kind": "outpatient", "status": status, "reason": reason, "medfee_sumamt": "1200.00",
+               "amount": "250.00", "at": "2024-05-20T10:00:00+08:00"})
+    };
+    for (status, reason) in [
+        ("documents-needed", Some("请邮寄发票原件")),
+        ("under-review", None),
+        ("approved", None),
+        ("paid", None),
+    ] {
+        publish_event(
+            &env,
+            Line::Medical,
+            "benefits",
+            "claim-status-changed",
+            "benefits.claim-status-changed.v1",
+            &claim(status, reason),
+        )
+        .await;
+    }
+    let t1 = texts(&smsc, &phone1, 7).await;
+    assert_eq!(
+        t1[5..],
+        [
+            "【武汉医保】您申请的门诊医疗费用报销（受理号00DFEA8F）需补充材料：请邮寄发票原件。请尽快提交，如有疑问请致电027-87812393。",
+            "【武汉医保】您申请的门诊医疗费用报销（受理号00DFEA8F）已办结，报销金额250.00元已支付至您的社会保障卡金融账户。如有疑问请致电027-87812393。",
+        ]
+    );
+
     // The card: ready for pick-up, and a failure with what to do.
     let card = |name: &str, state: &str, reason: Option<&str>, action: &str| {
         json!({"application_id": "app-1", "id_number": id1, "kind": "first", "step": name, "state": state,
@@ -336,9 +367,9 @@ async fn contributions_settlements_cards_and_held_requests_each_have_their_text_
         ),
     )
     .await;
-    let t1 = texts(&smsc, &phone1, 6).await;
+    let t1 = texts(&smsc, &phone1, 8).await;
     assert_eq!(
-        t1[5],
+        t1[7],
         "【武汉人社】参保人11您好，您的社会保障卡申领未能办结：身份信息核验未通过。请携带身份证到社保经办窗口核实信息。如有疑问请致电027-12333。"
     );
     publish_event(
@@ -350,8 +381,8 @@ async fn contributions_settlements_cards_and_held_requests_each_have_their_text_
         &card("card-arrived", "in-progress", None, ""),
     )
     .await;
-    let t1 = texts(&smsc, &phone1, 7).await;
-    assert!(t1[6].contains("已制作完成并送达建设银行青山支行"), "{t1:?}");
+    let t1 = texts(&smsc, &phone1, 9).await;
+    assert!(t1[8].contains("已制作完成并送达建设银行青山支行"), "{t1:?}");
 
     // A request held during a freeze and processed at thaw: its outcome, by receipt number.
     let held = json!({
