@@ -191,11 +191,11 @@ pub async fn run(
     // 3. Assessments for payers seen for the first time this month.
     tx.execute(
         "insert into assessments (assessment_id, line, payer_kind, payer_id, month, deadline,
-                                  plain_deadline, created_run)
+                                  plain_deadline, created_run, batch_debit)
          select uuid_v7(), $1, payer_kind, payer_id, $2,
                 case k when 'employer' then $3::date when 'debit' then $6::date else $5::date end,
                 case k when 'employer' then $7::date when 'debit' then $9::date else $8::date end,
-                $4
+                $4, k = 'debit'
          from (select payer_kind, payer_id,
                       case when payer_kind = 'employer' then 'employer'
                            when exists (select 1 from persons pe where pe.person_id::text = p.payer_id and pe.category = 'flexible')
@@ -279,7 +279,8 @@ pub async fn run(
                     'kind', case when a.created_run = $5::uuid then 'initial' else 'adjustment' end,
                     'payer_kind', a.payer_kind, 'payer_id', a.payer_id, 'month', to_char(a.month, 'YYYY-MM'),
                     'lines', l.lines, 'amount', to_char(l.amount, 'FM999999999990.00'),
-                    'total_due', to_char(a.due, 'FM999999999990.00'), 'deadline', a.deadline, 'line', $6::text)
+                    'total_due', to_char(a.due, 'FM999999999990.00'), 'deadline', a.deadline, 'line', $6::text,
+                    'batch_debit', a.batch_debit)
          from (select payer_kind, payer_id, sum(amount) as amount,
                       jsonb_agg(jsonb_build_object('insurance_type', insurance_type, 'share', share,
                                 'persons', persons, 'amount', to_char(amount, 'FM999999999990.00'))

@@ -475,6 +475,13 @@ async fn bank_batch_debit_holds_other_payments_until_the_bank_reports() {
             "2024-05-20" // the debit day: funds on the card by the 20th
         };
         assert_eq!(e.body["deadline"], expected, "{}", e.body);
+        // The two with a bank agreement are collected by batch debit, and the event says so.
+        assert_eq!(
+            e.body["batch_debit"],
+            e.body["payer_id"] != grace_id.as_str(),
+            "{}",
+            e.body
+        );
     }
 
     let r = send(

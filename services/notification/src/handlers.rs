@@ -302,7 +302,14 @@ impl NotificationHandler {
                     .with_timezone(&Utc);
                 if remind_at > at {
                     let source = format!("reminder:{}", ev.assessment_id);
-                    self.tell(tx, &r, line, "contribution-due", vars, &source, remind_at)
+                    // Batch debit: the bank takes it on the deadline (the 20th in Wuhan), so
+                    // the reminder asks for the funds on the card, not for a payment.
+                    let template = if ev.batch_debit {
+                        "contribution-due-debit"
+                    } else {
+                        "contribution-due"
+                    };
+                    self.tell(tx, &r, line, template, vars, &source, remind_at)
                         .await?;
                 }
             }

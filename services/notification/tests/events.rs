@@ -187,6 +187,7 @@ async fn contributions_settlements_cards_and_held_requests_each_have_their_text_
         total_due: "133.33".into(),
         deadline: chrono::NaiveDate::from_ymd_opt(2099, 3, 24).expect("a date"),
         line: Line::Medical,
+        batch_debit: false,
     };
     for (p, a) in [(&p1, "a-1"), (&p2, "a-2")] {
         publish_event(
@@ -439,6 +440,38 @@ async fn contributions_settlements_cards_and_held_requests_each_have_their_text_
     assert!(
         long.iter().all(|r| r.text.ends_with("。")),
         "no part lost or reordered"
+    );
+
+    // Batch debit (a flexible worker with a bank agreement): the deadline is the debit day,
+    // and the reminder asks for the funds on the card before it.
+    let mut debit = assessed(&p2, "a-3");
+    debit.month = "2099-04".into();
+    debit.deadline = chrono::NaiveDate::from_ymd_opt(2099, 4, 20).expect("a date");
+    debit.batch_debit = true;
+    publish_event(
+        &env,
+        Line::Medical,
+        "collection",
+        "contribution-assessed",
+        "collection.contribution-assessed.v1",
+        &serde_json::to_value(debit).expect("json"),
+    )
+    .await;
+    let due = wait_for("the batch-debit reminder decided", WAIT, || async {
+        listed(&client, &id2)
+            .await
+            .into_iter()
+            .find(|n| n["template"] == "contribution-due-debit@1")
+    })
+    .await;
+    assert_eq!(
+        (&due["state"], &due["text"]),
+        (
+            &json!("queued"),
+            &json!(
+                "【武汉医保】温馨提示：您2099-04的社会保险费133.33元将于2099-04-20由银行批量代扣，请在此前确保社保卡金融账户余额充足，以免扣款失败影响待遇。退订回T。"
+            )
+        )
     );
 
     services.stop().await;

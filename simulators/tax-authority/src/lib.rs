@@ -398,6 +398,7 @@ mod tests {
             total_due: "362.77".into(),
             deadline: "2024-04-20".parse().unwrap(),
             line: Line::Medical,
+            batch_debit: false,
         };
         let cmd = payment_for(&event, Decision::PayHalf).unwrap();
         let body: serde_json::Value = serde_json::from_slice(&cmd.body).unwrap();

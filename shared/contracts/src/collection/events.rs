@@ -77,6 +77,10 @@ pub struct ContributionAssessed {
     pub total_due: String,
     pub deadline: chrono::NaiveDate,
     pub line: Line,
+    /// Collected by bank batch debit (a flexible worker with a signed agreement): the
+    /// deadline is the debit day, by which the funds must be on the card.
+    #[serde(default)]
+    pub batch_debit: bool,
 }
 event!(ContributionAssessed, "contribution-assessed");
 
