@@ -302,10 +302,7 @@ pub async fn submit(h: &BenefitsHandler, tx: &Transaction<'_>, msg: &Incoming) -
         }
         let (cnt, pric, amount) = fee_amounts(i, f)?;
         let line = split_fee_line(tx, f, cnt, pric, amount).await?;
-        sums.fulamt_ownpay_amt += line.split.fulamt_ownpay_amt;
-        sums.overlmt_amt += line.split.overlmt_amt;
-        sums.preselfpay_amt += line.split.preselfpay_amt;
-        sums.inscp_scp_amt += line.split.inscp_scp_amt;
+        sums += line.split;
         lines.push(line.result());
     }
     let medfee: Decimal = cmd

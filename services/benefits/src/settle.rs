@@ -792,10 +792,7 @@ pub async fn settle(h: &BenefitsHandler, tx: &Transaction<'_>, msg: &Incoming, b
     }
     let mut sums = LineSplit::default();
     for l in &lines {
-        sums.fulamt_ownpay_amt += l.split.fulamt_ownpay_amt;
-        sums.overlmt_amt += l.split.overlmt_amt;
-        sums.preselfpay_amt += l.split.preselfpay_amt;
-        sums.inscp_scp_amt += l.split.inscp_scp_amt;
+        sums += l.split;
     }
     let day = v.day();
     if !v.self_pay

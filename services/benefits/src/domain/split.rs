@@ -34,6 +34,16 @@ pub struct LineSplit {
     pub inscp_scp_amt: Decimal,
 }
 
+impl std::ops::AddAssign for LineSplit {
+    /// Sums over lines (a visit's, a claim's).
+    fn add_assign(&mut self, l: LineSplit) {
+        self.fulamt_ownpay_amt += l.fulamt_ownpay_amt;
+        self.overlmt_amt += l.overlmt_amt;
+        self.preselfpay_amt += l.preselfpay_amt;
+        self.inscp_scp_amt += l.inscp_scp_amt;
+    }
+}
+
 /// Splits one fee line of `amount` (= `cnt × pric` to the fen). Not in the catalogue or out
 /// of scope: all self-paid. Above the price limit: the excess per unit × count. Of the rest,
 /// the item's self-pay share first, the remainder in scope.
