@@ -640,6 +640,25 @@ pub fn phone(n: u32) -> String {
     format!("139{:08}", n % 100_000_000)
 }
 
+/// `enroll-person` for test person `n` as a flexible worker from `effective_month`: employee
+/// medical on the medical line, pension on the social line.
+pub fn enroll_flexible(n: u32, line: contracts::Line, effective_month: &str) -> messaging::client::Command {
+    let types = if line == contracts::Line::Medical {
+        serde_json::json!(["employee_medical"])
+    } else {
+        serde_json::json!(["pension"])
+    };
+    messaging::client::Command::new(
+        line,
+        "enrollment",
+        "enroll-person",
+        &serde_json::json!({
+            "id_number": id_number(n), "name": format!("参保人{n}"), "phone": phone(n),
+            "category": "flexible", "insurance_types": types, "effective_month": effective_month
+        }),
+    )
+}
+
 /// A TCP proxy in front of a real server whose connections a test can cut, to prove that
 /// services survive a broker or database outage and resume by themselves.
 pub struct CuttableProxy {

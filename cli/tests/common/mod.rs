@@ -192,21 +192,7 @@ pub async fn hold_medical_data_sharing(env: &TestEnv, id: &str, reason: &str) {
     .await;
 }
 
-/// `enroll-person` for person `n` as a flexible worker: employee medical insurance on the
-/// medical line, pension on the social line.
+/// `enroll-person` for test person `n` on `line`, effective 2021-12.
 pub fn enroll_flexible(n: u32, line: contracts::Line) -> messaging::client::Command {
-    let types = if line == contracts::Line::Medical {
-        serde_json::json!(["employee_medical"])
-    } else {
-        serde_json::json!(["pension"])
-    };
-    messaging::client::Command::new(
-        line,
-        "enrollment",
-        "enroll-person",
-        &serde_json::json!({
-            "id_number": testkit::id_number(n), "name": format!("参保人{n}"), "phone": testkit::phone(n),
-            "category": "flexible", "insurance_types": types, "effective_month": "2021-12"
-        }),
-    )
+    testkit::enroll_flexible(n, line, "2021-12")
 }

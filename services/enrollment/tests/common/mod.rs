@@ -41,20 +41,7 @@ pub async fn spawn(env: &TestEnv) -> Running {
     }
 }
 
-/// `enroll-person` for test person `n` on `line` (employee medical or pension).
+/// `enroll-person` for test person `n` on `line`, effective 2024-03.
 pub fn enroll(n: u32, line: contracts::Line) -> messaging::client::Command {
-    let types = if line == contracts::Line::Medical {
-        serde_json::json!(["employee_medical"])
-    } else {
-        serde_json::json!(["pension"])
-    };
-    messaging::client::Command::new(
-        line,
-        "enrollment",
-        "enroll-person",
-        &serde_json::json!({
-            "id_number": testkit::id_number(n), "name": format!("参保人{n}"), "phone": testkit::phone(n),
-            "category": "flexible", "insurance_types": types, "effective_month": "2024-03"
-        }),
-    )
+    testkit::enroll_flexible(n, line, "2024-03")
 }
