@@ -394,12 +394,8 @@ async fn apply(cli: &Cli, api: &crate::management::Api) -> anyhow::Result<Report
         .filter_map(|p| p["user"].as_str())
         .collect();
     // The broker refuses permissions of a user it does not know; say which, before anything.
-    let mut missing = Vec::new();
-    for u in &users {
-        if api.user_info(u).await?.is_none() {
-            missing.push(*u);
-        }
-    }
+    let known = api.user_names().await?;
+    let missing: Vec<&str> = users.iter().copied().filter(|u| !known.contains(*u)).collect();
     if !missing.is_empty() {
         anyhow::bail!(
             "no broker user {}: run 'insurancectl accounts apply --broker --simulators' first; nothing was changed",

@@ -75,22 +75,19 @@ async fn add_documents(
     docs: &[c::ClaimDocument],
     at: chrono::DateTime<chrono::Utc>,
 ) -> Result<(), HandlerError> {
-    let first: i32 = tx
-        .query_one(
-            "select coalesce(max(seq), 0) from claim_documents where claim_id = $1",
-            &[&claim],
-        )
-        .await?
-        .get(0);
-    for (i, d) in docs.iter().enumerate() {
-        let seq = first + 1 + i32::try_from(i).unwrap_or(i32::MAX - first - 1);
-        tx.execute(
-            "insert into claim_documents (claim_id, seq, kind, uri, paper_mailed, added_at)
-             values ($1, $2, $3, $4, $5, $6)",
-            &[&claim, &seq, &d.kind, &d.uri, &d.paper_mailed, &at],
-        )
-        .await?;
-    }
+    let kinds: Vec<&str> = docs.iter().map(|d| d.kind.as_str()).collect();
+    let uris: Vec<&str> = docs.iter().map(|d| d.uri.as_str()).collect();
+    let paper: Vec<bool> = docs.iter().map(|d| d.paper_mailed).collect();
+    // Numbered after the claim's documents so far, in the order given (the claim row is
+    // locked, so no other step numbers at the same time).
+    tx.execute(
+        "insert into claim_documents (claim_id, seq, kind, uri, paper_mailed, added_at)
+         select $1, (select coalesce(max(seq), 0) from claim_documents where claim_id = $1) + d.n,
+                d.kind, d.uri, d.paper, $5
+         from unnest($2::text[], $3::text[], $4::bool[]) with ordinality as d(kind, uri, paper, n)",
+        &[&claim, &kinds, &uris, &paper, &at],
+    )
+    .await?;
     Ok(())
 }
 
@@ -293,6 +290,7 @@ pub async fn submit(h: &BenefitsHandler, tx: &Transaction<'_>, msg: &Incoming) -
     let mut seen = std::collections::HashSet::new();
     let mut lines = Vec::new();
     let mut sums = LineSplit::default();
+    let mut medfee = Decimal::ZERO;
     for (i, f) in cmd.feedetail.iter().enumerate() {
         if f.feedetl_sn.trim().is_empty() || !seen.insert(f.feedetl_sn.clone()) {
             return Err(invalid(
@@ -303,13 +301,9 @@ pub async fn submit(h: &BenefitsHandler, tx: &Transaction<'_>, msg: &Incoming) -
         let (cnt, pric, amount) = fee_amounts(i, f)?;
         let line = split_fee_line(tx, f, cnt, pric, amount).await?;
         sums += line.split;
+        medfee += line.amount;
         lines.push(line.result());
     }
-    let medfee: Decimal = cmd
-        .feedetail
-        .iter()
-        .map(|f| money("medfee_sumamt", &f.det_item_fee_sumamt))
-        .sum::<Result<Decimal, _>>()?;
     let theirs = money("medfee_sumamt", &cmd.medfee_sumamt)?;
     if theirs != medfee {
         return Err(invalid(
@@ -362,7 +356,21 @@ pub async fn submit(h: &BenefitsHandler, tx: &Transaction<'_>, msg: &Incoming) -
     )
     .await?;
     add_documents(tx, claim_id, &cmd.documents, at).await?;
-    let claim = load(tx, &claim_id.to_string()).await?;
+    let claim = Claim {
+        claim_id,
+        person_id: person.person_id,
+        insutype: cmd.insutype,
+        kind: cmd.kind,
+        fixmedins_code: cmd.fixmedins_code,
+        begntime: begntime.with_timezone(&chrono::Utc),
+        medfee,
+        lines: sums,
+        split: s,
+        final_split: false,
+        status: "submitted".into(),
+        status_reason: None,
+        documents: i64::try_from(cmd.documents.len()).unwrap_or(i64::MAX),
+    };
     ok(&claim.result(), vec![claim.changed(h, msg)])
 }
 

@@ -395,8 +395,10 @@ impl NotificationHandler {
                 let Some(r) = self.person_by_id(tx, &text(b, "psn_no")).await? else {
                     return Ok(Handled::default());
                 };
-                let claim = text(b, "claim_id");
-                let short = claim[claim.len().saturating_sub(8)..].to_ascii_uppercase();
+                // The claim's number as the SMS gives it: its last 8 characters.
+                let claim: Vec<char> = text(b, "claim_id").chars().collect();
+                let short: String = claim[claim.len().saturating_sub(8)..].iter().collect();
+                let short = short.to_ascii_uppercase();
                 let kind = match text(b, "kind").as_str() {
                     "maternity" => "生育医疗费用",
                     "inpatient" => "住院医疗费用",

@@ -168,6 +168,16 @@ impl Api {
 
     // Users and their permissions.
 
+    /// Every user's name.
+    pub async fn user_names(&self) -> anyhow::Result<std::collections::BTreeSet<String>> {
+        let r = self.client.list_users().await;
+        Ok(self
+            .check(|| "listing the users".to_owned(), r)?
+            .into_iter()
+            .map(|u| u.name)
+            .collect())
+    }
+
     pub async fn user_info(&self, name: &str) -> anyhow::Result<Option<User>> {
         let r = self.client.get_user(name).await;
         self.check_found(|| format!("reading user {name}"), r)

@@ -166,10 +166,12 @@ pub fn claim_answer(cfg: &SimConfig, order: &ClaimPaymentOrdered) -> Command {
     c
 }
 
-/// The routing key of the claim payment orders the bank pays.
-pub fn claim_orders(names_line: Line) -> String {
+/// The routing key of the claim payment orders the bank pays (benefits is on the medical
+/// line).
+pub fn claim_orders() -> String {
     format!(
-        "{names_line}.{}.claim-payment-ordered",
+        "{}.{}.claim-payment-ordered",
+        Line::Medical,
         contracts::benefits::SERVICE
     )
 }
@@ -204,7 +206,7 @@ pub async fn declare(ch: &lapin::Channel, names: &Names, timeout: Duration) -> a
     let keys = ["bank-account-requested", "card-production-requested"]
         .map(|event| format!("common.{SERVICE}.{event}"))
         .into_iter()
-        .chain([claim_orders(Line::Medical)]);
+        .chain([claim_orders()]);
     for key in keys {
         bounded(
             "queue.bind",
