@@ -38,6 +38,11 @@ pub(crate) async fn supervise<H: Handler>(
     let mut db = ctx.health.watch();
     let out = Arc::new(PublishChannel::new(ctx.publish_broker(queue.line).clone()));
     let mut failures = 0u32;
+    // The orders first: a replica started during a freeze comes up frozen.
+    tokio::select! {
+        _ = ctx.freeze.loaded() => {}
+        _ = shutdown.cancelled() => { out.close().await; return },
+    }
     loop {
         // Wait while the line is paused or the database is down (nothing in flight here).
         while *paused.borrow_and_update() || !*db.borrow_and_update() {

@@ -32,7 +32,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, RwLock};
 use std::time::Duration;
 use store::StoredOrder;
-use tokio::sync::Notify;
+use tokio::sync::{Notify, watch};
 
 /// `messaging.freeze` in the settings.
 #[derive(Debug, Clone, Deserialize)]
@@ -91,6 +91,9 @@ struct Inner {
     /// behind what was held, so nothing overtakes it.
     draining: HashMap<Line, AtomicBool>,
     changed: Notify,
+    /// Set once the orders were read from the database and the gates set from them: no queue is consumed before, so a
+    /// replica started during a freeze never lets a request through unfrozen.
+    loaded: watch::Sender<bool>,
 }
 
 impl Freeze {
@@ -106,6 +109,7 @@ impl Freeze {
                     .map(|l| (l, AtomicBool::new(false)))
                     .collect(),
                 changed: Notify::new(),
+                loaded: watch::Sender::new(false),
             }),
         }
     }
@@ -128,6 +132,19 @@ impl Freeze {
         let book: Vec<FreezeOrder> = stored.iter().filter_map(StoredOrder::effective).collect();
         *self.inner.stored.write().expect("orders lock") = Arc::new(stored);
         *self.inner.book.write().expect("book lock") = Arc::new(book);
+    }
+
+    /// The supervisor has read the orders and set the gates from them.
+    pub(crate) fn mark_loaded(&self) {
+        self.inner
+            .loaded
+            .send_if_modified(|l| !std::mem::replace(l, true));
+    }
+
+    /// Returns once the orders have been read and applied (at start, before consuming).
+    pub async fn loaded(&self) {
+        let mut rx = self.inner.loaded.subscribe();
+        let _ = rx.wait_for(|l| *l).await;
     }
 
     /// Every order as stored (cancelled and ended ones too).

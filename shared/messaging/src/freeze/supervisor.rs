@@ -119,6 +119,9 @@ pub(crate) async fn supervise<H: Handler>(
                 switches.set_frozen(line, MessageKind::Event, freeze.events_paused(line));
             }
         }
+        if version.is_some() {
+            freeze.mark_loaded();
+        }
         tokio::select! {
             _ = tokio::time::sleep(settings.tick()) => {}
             _ = freeze.poked() => { last_refresh = None; }
