@@ -378,14 +378,40 @@ pub async fn register(tx: &Transaction<'_>, msg: &Incoming, kind: &str) -> HResu
     ok(&v.view(), vec![])
 }
 
+/// A settlement of the visit that stands (an interim one, or the final one).
 async fn standing_settlement(tx: &Transaction<'_>, mdtrt_id: Uuid) -> Result<Option<Uuid>, HandlerError> {
     Ok(tx
         .query_opt(
-            "select setl_id from settlements where mdtrt_id = $1 and status = 'settled'",
+            "select setl_id from settlements where mdtrt_id = $1 and status = 'settled'
+             order by mid_setl limit 1",
             &[&mdtrt_id],
         )
         .await?
         .map(|r| r.get(0)))
+}
+
+/// The visit's final settlement, if it stands (interim settlements 中途结算 do not count).
+async fn final_settlement(tx: &Transaction<'_>, mdtrt_id: Uuid) -> Result<Option<Uuid>, HandlerError> {
+    Ok(tx
+        .query_opt(
+            "select setl_id from settlements where mdtrt_id = $1 and status = 'settled' and not mid_setl",
+            &[&mdtrt_id],
+        )
+        .await?
+        .map(|r| r.get(0)))
+}
+
+/// The deductible the stay's standing settlements already bore: an inpatient stay bears its
+/// deductible once, whatever the number of settlements (an interim one before a settlement
+/// stop and the re-entered rest after it: no second deductible, Wuhan 2021).
+async fn stay_deductible_borne(tx: &Transaction<'_>, mdtrt_id: Uuid) -> Result<Decimal, HandlerError> {
+    Ok(tx
+        .query_one(
+            "select coalesce(sum(act_pay_dedc), 0) from settlements where mdtrt_id = $1 and status = 'settled'",
+            &[&mdtrt_id],
+        )
+        .await?
+        .get(0))
 }
 
 pub async fn cancel_visit(tx: &Transaction<'_>, msg: &Incoming) -> HResult {
@@ -553,6 +579,8 @@ pub async fn upload_fees(tx: &Transaction<'_>, msg: &Incoming) -> HResult {
             return Err(invalid(&field("feedetl_sn"), "empty or repeated in this upload"));
         }
         let (cnt, pric, amount) = fee_amounts(i, f)?;
+        // Fees re-entered after a settlement stop 补录 carry their real times.
+        time(&field("fee_ocur_time"), &f.fee_ocur_time)?;
         if let Some(r) = tx
             .query_opt(
                 &format!("{LINE} where mdtrt_id = $1 and feedetl_sn = $2 and cancelled_at is null"),
@@ -751,17 +779,30 @@ pub async fn settle(h: &BenefitsHandler, tx: &Transaction<'_>, msg: &Incoming, b
         "0" => false,
         _ => return Err(invalid("acct_used_flag", "0 or 1")),
     };
+    let interim = match cmd.mid_setl_flag.as_deref() {
+        Some("1") => true,
+        Some("0") | None => false,
+        Some(_) => return Err(invalid("mid_setl_flag", "0 or 1")),
+    };
     match v.status.as_str() {
         "cancelled" => return Err(conflict("mdtrt_id", "the visit was cancelled")),
-        "admitted" => {
+        "admitted" if !interim => {
             return Err(conflict(
                 "mdtrt_id",
-                "discharge (2402) before the inpatient settlement",
+                "discharge (2402) before the inpatient settlement, or settle what was uploaded so far \
+                 as an interim settlement (mid_setl_flag 1)",
+            ));
+        }
+        "admitted" => {}
+        _ if interim => {
+            return Err(invalid(
+                "mid_setl_flag",
+                "an interim settlement is for an inpatient still in hospital",
             ));
         }
         _ => {}
     }
-    if let Some(s) = standing_settlement(tx, v.mdtrt_id).await? {
+    if let Some(s) = final_settlement(tx, v.mdtrt_id).await? {
         return Err(conflict("mdtrt_id", format!("already settled as {s}")));
     }
     let lines: Vec<Line> = tx
@@ -824,7 +865,11 @@ pub async fn settle(h: &BenefitsHandler, tx: &Transaction<'_>, msg: &Incoming, b
     locked.extend(grantor);
     store::lock_persons(tx, &locked).await?;
     let year = day.year();
-    let terms = year_terms(tx, person.person_id, t, &v.insutype, &v.kind, &policy, day).await?;
+    let mut terms = year_terms(tx, person.person_id, t, &v.insutype, &v.kind, &policy, day).await?;
+    if v.kind == "inpatient" {
+        let borne = stay_deductible_borne(tx, v.mdtrt_id).await?;
+        terms.deductible_left = (terms.deductible_left - borne).max(Decimal::ZERO);
+    }
     let own_balance = store::balance(tx, person.person_id).await?;
     let account = if use_account && policy.account_allowed && !v.self_pay {
         own_balance
@@ -874,6 +919,7 @@ pub async fn settle(h: &BenefitsHandler, tx: &Transaction<'_>, msg: &Incoming, b
         psn_cash_pay: text(s.psn_cash_pay),
         balc: text(own_balance - s.acct_pay),
         self_pay: v.self_pay,
+        mid_setl_flag: interim,
     };
     let Some(setl_id) = setl_id else {
         return ok(&info, vec![]);
@@ -884,9 +930,9 @@ pub async fn settle(h: &BenefitsHandler, tx: &Transaction<'_>, msg: &Incoming, b
         "insert into settlements (setl_id, msgid, mdtrt_id, person_id, insutype, kind, fixmedins_code, year,
              setl_time, setl_date, medfee_sumamt, fulamt_ownpay_amt, overlmt_selfpay, preselfpay_amt, inscp_scp_amt,
              act_pay_dedc, hifp_pay, hifob_pay, hifmi_pay, fund_pay_sumamt, acct_pay, acct_mulaid_pay, psn_cash_pay,
-             mulaid_person_id, result, status)
+             mulaid_person_id, result, mid_setl, status)
          values ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20, $21, $22,
-                 $23, $24, $25, 'settled')",
+                 $23, $24, $25, $26, 'settled')",
         &[
             &setl_id,
             &cmd.msgid,
@@ -913,6 +959,7 @@ pub async fn settle(h: &BenefitsHandler, tx: &Transaction<'_>, msg: &Incoming, b
             &s.psn_cash_pay,
             &mulaid_person,
             &result,
+            &interim,
         ],
     )
     .await?;
@@ -995,6 +1042,7 @@ struct Booked {
     acct_mulaid_pay: Decimal,
     mulaid_person_id: Option<Uuid>,
     status: String,
+    setl_time: chrono::DateTime<chrono::Utc>,
 }
 
 async fn booked(
@@ -1006,7 +1054,7 @@ async fn booked(
         .query_opt(
             &format!(
                 "select setl_id, msgid, mdtrt_id, person_id, insutype, fixmedins_code, medfee_sumamt, fund_pay_sumamt,
-                        acct_pay, acct_mulaid_pay, mulaid_person_id, status
+                        acct_pay, acct_mulaid_pay, mulaid_person_id, status, setl_time
                  from settlements where {filter} for update"
             ),
             &[key],
@@ -1025,6 +1073,7 @@ async fn booked(
         acct_mulaid_pay: r.get(9),
         mulaid_person_id: r.get(10),
         status: r.get(11),
+        setl_time: r.get(12),
     }))
 }
 
@@ -1050,6 +1099,24 @@ async fn undo(
     how: &str,
     msgid: &str,
 ) -> Result<Vec<messaging::Outgoing>, HandlerError> {
+    if let Some(later) = tx
+        .query_opt(
+            "select setl_id from settlements
+             where mdtrt_id = $1 and status = 'settled' and setl_id <> $2 and setl_time >= $3
+             order by setl_time desc limit 1",
+            &[&b.mdtrt_id, &b.setl_id, &b.setl_time],
+        )
+        .await?
+    {
+        let later: Uuid = later.get(0);
+        return Err(conflict(
+            "setl_id",
+            format!(
+                "the stay's later settlement {later} stands (it bore no second deductible because of this one): \
+                 cancel it first"
+            ),
+        ));
+    }
     let mut locked = vec![b.person_id];
     locked.extend(b.mulaid_person_id);
     store::lock_persons(tx, &locked).await?;

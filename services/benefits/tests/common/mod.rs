@@ -17,15 +17,20 @@ pub const H3: &str = "H42010000001";
 pub const H2: &str = "H42010000002";
 
 pub async fn spawn(env: &TestEnv) -> Services {
+    spawn_in(env, "420100").await
+}
+
+/// As [`spawn`], with enrollment and collection of `region` (collection's policy rules apply).
+pub async fn spawn_in(env: &TestEnv, region: &str) -> Services {
     let enrollment = enrollment::build(enrollment::Settings {
         service: env.service_settings(E),
-        region: "420100".into(),
+        region: region.into(),
     })
     .await
     .expect("enrollment builds");
     let collection = collection::build(collection::Settings {
         service: env.service_settings(C),
-        region: "420100".into(),
+        region: region.into(),
         schedule: collection::schedule::ScheduleSettings {
             enabled: false,
             ..Default::default()
@@ -87,11 +92,16 @@ pub async fn enroll(
 }
 
 pub async fn declare_wage(client: &CommandClient, employer: &str, id_number: &str, wage: &str) {
+    declare_wage_in(client, employer, id_number, wage, 2024).await
+}
+
+/// The wage declared for the contribution year `year`.
+pub async fn declare_wage_in(client: &CommandClient, employer: &str, id_number: &str, wage: &str, year: i32) {
     let r = cmd(
         client,
         C,
         "declare-wages",
-        json!({"employer_credit_code": employer, "year": 2024,
+        json!({"employer_credit_code": employer, "year": year,
                "wages": [{"id_number": id_number, "previous_year_average": wage}]}),
     )
     .await;
@@ -192,6 +202,19 @@ pub async fn covered_staff(
     employer: &str,
     ids: &[String],
 ) -> Vec<String> {
+    covered_staff_from(client, env, employer, ids, "2024-03", "2024-03-20T10:00:00+08:00").await
+}
+
+/// As [`covered_staff`], enrolled from `month` and that month paid at `paid_at`: covered
+/// from the month after.
+pub async fn covered_staff_from(
+    client: &CommandClient,
+    env: &TestEnv,
+    employer: &str,
+    ids: &[String],
+    month: &str,
+    paid_at: &str,
+) -> Vec<String> {
     register_employer(client, employer).await;
     let mut psns = Vec::new();
     for id in ids {
@@ -201,20 +224,21 @@ pub async fn covered_staff(
                 id,
                 "employee",
                 Some(employer),
-                "2024-03",
+                month,
                 json!(["employee_medical"]),
             )
             .await,
         );
     }
     collection_sees(env, ids.len() as i64).await;
+    let year: i32 = month[..4].parse().expect("a yyyy-MM month");
     for id in ids {
-        declare_wage(client, employer, id, "5000.00").await;
+        declare_wage_in(client, employer, id, "5000.00", year).await;
     }
-    assess(client, "2024-03").await;
-    pay(client, env, employer, "2024-03", "2024-03-20T10:00:00+08:00").await;
+    assess(client, month).await;
+    pay(client, env, employer, month, paid_at).await;
     for p in &psns {
-        benefits_paid(env, p, "2024-03").await;
+        benefits_paid(env, p, month).await;
     }
     psns
 }

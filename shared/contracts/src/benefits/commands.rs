@@ -222,6 +222,11 @@ pub struct Settle {
     /// `1`: the personal account pays what it may; `0`: it does not.
     pub acct_used_flag: String,
     pub insutype: String,
+    /// `1`: an interim settlement 中途结算 of an inpatient still in hospital (the lines uploaded
+    /// so far; the stay's deductible is borne once, by the first settlement of the stay);
+    /// `0` or absent: the settlement of a discharged inpatient or of an outpatient visit.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub mid_setl_flag: Option<String>,
 }
 
 /// The settlement's split (NHSA `setlinfo`):
@@ -259,6 +264,10 @@ pub struct SetlInfo {
     pub balc: String,
     /// The self-paid registration (the fund paid nothing).
     pub self_pay: bool,
+    /// An interim settlement 中途结算: the stay goes on, and its later settlements bear no
+    /// second deductible.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub mid_setl_flag: bool,
 }
 
 /// `cancel-settlement` (2208 / 2305).
