@@ -621,3 +621,248 @@ async fn a_retirement_missed_in_the_wuhan_stop_is_back_paid_and_hangzhou_july_20
     );
     app.stop().await;
 }
+
+#[tokio::test]
+async fn unemployment_and_work_injury_awards_are_paid_by_their_own_runs_within_the_entitlement() {
+    let env = TestEnv::new();
+    let app = spawn(&env).await;
+    let client = env.client().await;
+    let mut tap = env.tap("social.benefits.*").await;
+    let employer = testkit::credit_code(951);
+    let r = social(
+        &client,
+        E,
+        "register-employer",
+        json!({"credit_code": employer, "name": "武汉某厂", "contact": {"name": "李", "phone": "13900000001"}}),
+    )
+    .await;
+    assert!(r.is_ok(), "{r:?}");
+    // 70 unemployment months carried over: 5 to 10 years entitle to 18 months of benefit.
+    let wu = id_of("1985-04-03", 1, true);
+    let r = social(
+        &client,
+        E,
+        "transfer-in",
+        json!({"certificate": {"certificate_id": uuid::Uuid::now_v7().to_string(), "id_number": wu, "name": "吴",
+                "insurance_types": ["unemployment", "work_injury"], "from_region": "370100", "to_region": "420100",
+                "contribution_history_ref": "jinan/history", "issued_at": "2024-01-05T09:00:00+08:00",
+                "contribution_months": 70},
+               "phone": "13800000000", "category": "employee", "employer_credit_code": employer,
+               "effective_month": "2024-02"}),
+    )
+    .await;
+    assert!(r.is_ok(), "{r:?}");
+    let psn = r.result.unwrap()["person_id"].as_str().unwrap().to_owned();
+    let sql = format!("select count(*) from carried_contributions where person_id = '{psn}'");
+    wait_for("benefits to see the transfer", WAIT, || async {
+        (count(&env, B, &sql).await == 2).then_some(())
+    })
+    .await;
+    let grant = |kind: &str, amount: &str, from: &str, to: Option<&str>| {
+        let mut b = json!({"id_number": wu, "kind": kind, "monthly_amount": amount, "from_month": from,
+                           "decision_ref": format!("DEC-{kind}"), "reviewer": "审核员李"});
+        if let Some(to) = to {
+            b["to_month"] = json!(to);
+        }
+        b
+    };
+    // Bad ones change nothing.
+    for (body, code, field) in [
+        (
+            grant("unemployment", "1800.00", "2024-06", Some("2025-12")),
+            ErrorCode::InvalidField,
+            "to_month",
+        ),
+        (
+            grant("unemployment", "1800.00", "2024-06", None),
+            ErrorCode::InvalidField,
+            "to_month",
+        ),
+        (
+            grant("unemployment", "0.00", "2024-06", Some("2024-12")),
+            ErrorCode::InvalidField,
+            "monthly_amount",
+        ),
+        (
+            grant("unemployment", "18.001", "2024-06", Some("2024-12")),
+            ErrorCode::InvalidField,
+            "monthly_amount",
+        ),
+        (
+            grant("unemployment", "1800.00", "2024-13", Some("2024-12")),
+            ErrorCode::InvalidField,
+            "from_month",
+        ),
+        (
+            grant("work-injury", "1800.00", "2024-06", Some("2024-05")),
+            ErrorCode::InvalidField,
+            "to_month",
+        ),
+    ] {
+        let (c, f, m) = srejected(&client, "grant-benefit", body).await;
+        assert_eq!((c, f.as_str()), (code, field), "{m}");
+    }
+    assert_eq!(count(&env, B, "select count(*) from benefit_awards").await, 0);
+
+    let u = sok(
+        &client,
+        "grant-benefit",
+        grant("unemployment", "1800.00", "2024-06", Some("2025-11")),
+    )
+    .await;
+    assert_eq!(
+        (&u["entitled_months"], &u["to_month"]),
+        (&json!(18), &json!("2025-11")),
+        "{u}"
+    );
+    let w = sok(
+        &client,
+        "grant-benefit",
+        grant("work-injury", "2500.50", "2024-05", None),
+    )
+    .await;
+    assert_eq!(w["entitled_months"], Value::Null);
+    for kind in ["unemployment", "work-injury"] {
+        event_where(&mut tap, "social.benefits.benefit-awarded", |b| b["kind"] == kind).await;
+    }
+
+    // Each kind has its own run: July pays June and July of unemployment, May to July of the
+    // work-injury benefit.
+    let un = sok(
+        &client,
+        "run-benefit-payments",
+        json!({"month": "2024-07", "kind": "unemployment"}),
+    )
+    .await;
+    assert_eq!(
+        (&un["item_count"], &un["total"]),
+        (&json!(1), &json!("3600.00")),
+        "{un}"
+    );
+    let wi = sok(
+        &client,
+        "run-benefit-payments",
+        json!({"month": "2024-07", "kind": "work-injury"}),
+    )
+    .await;
+    assert_eq!(
+        (&wi["total"], &wi["items"][0]["months"]),
+        (&json!("7501.50"), &json!(["2024-05", "2024-06", "2024-07"])),
+        "{wi}"
+    );
+    assert_ne!(un["batch_id"], wi["batch_id"]);
+    // Nothing owed for pensions this month: an empty run, no batch to the bank.
+    let p = sok(
+        &client,
+        "run-benefit-payments",
+        json!({"month": "2024-07", "kind": "pension"}),
+    )
+    .await;
+    assert_eq!(
+        (&p["status"], &p["item_count"], &p["total"]),
+        (&json!("empty"), &json!(0), &json!("0.00"))
+    );
+    let (c, f, _) = srejected(
+        &client,
+        "run-benefit-payments",
+        json!({"month": "2024-07", "kind": "bonus"}),
+    )
+    .await;
+    assert_eq!((c, f.as_str()), (ErrorCode::InvalidField, "kind"));
+    // Unemployment's last month bounds the run: December 2025 pays up to November only.
+    let results = |b: &Value| -> Vec<Value> {
+        b["items"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|i| json!({"item_id": i["item_id"], "outcome": "paid", "amount": i["amount"], "bank_ref": "B-1"}))
+            .collect()
+    };
+    let rec = sok(
+        &client,
+        "record-benefit-payments",
+        json!({"batch_id": un["batch_id"], "item_count": 1, "total": "3600.00", "results": results(&un)}),
+    )
+    .await;
+    assert_eq!(
+        (&rec["status"], &rec["paid_total"]),
+        (&json!("reported"), &json!("3600.00"))
+    );
+    let (c, f, _) = srejected(
+        &client,
+        "record-benefit-payments",
+        json!({"batch_id": un["batch_id"], "item_count": 1, "total": "3600.00", "results": results(&un)}),
+    )
+    .await;
+    assert_eq!(
+        (c, f.as_str()),
+        (ErrorCode::Conflict, "batch_id"),
+        "a second report of the batch"
+    );
+    let last = sok(
+        &client,
+        "run-benefit-payments",
+        json!({"month": "2025-12", "kind": "unemployment"}),
+    )
+    .await;
+    let months = last["items"][0]["months"].as_array().unwrap();
+    assert_eq!(
+        (months.len(), months.first(), months.last()),
+        (16, Some(&json!("2024-08")), Some(&json!("2025-11")))
+    );
+    // An order that stops benefit approvals on the social line leaves the payment run open:
+    // the run is its own operation group.
+    send_order(
+        &env,
+        FreezeOrder {
+            id: "test-social-approvals".into(),
+            scope: contracts::freeze::FreezeScope {
+                lines: vec![Line::Social],
+                services: vec![B.into()],
+                operations: vec!["benefit-approval".into()],
+                ..Default::default()
+            },
+            mode: contracts::freeze::FreezeMode::Suspended,
+            starts_at: (chrono::Utc::now() - chrono::Duration::minutes(1)).fixed_offset(),
+            ends_at: None,
+            reason: "cutover drill".into(),
+            announcement: String::new(),
+            deadlines: Default::default(),
+            redirect_to: None,
+        },
+    )
+    .await;
+    let r = social(
+        &client,
+        B,
+        "grant-benefit",
+        grant("work-injury", "100.00", "2024-08", None),
+    )
+    .await;
+    assert_eq!(r.status, ReplyStatus::Suspended, "{r:?}");
+    let r = social(
+        &client,
+        B,
+        "run-benefit-payments",
+        json!({"month": "2024-08", "kind": "work-injury"}),
+    )
+    .await;
+    assert_eq!(
+        (r.status, r.result.as_ref().map(|b| b["total"].clone())),
+        (ReplyStatus::Ok, Some(json!("2500.50"))),
+        "{r:?}"
+    );
+
+    // Settlement stays medical business: the social line does not know it.
+    let (c, _, _) = srejected(&client, "settle", json!({})).await;
+    assert_eq!(c, ErrorCode::UnknownCommand);
+    let r = cmd(
+        &client,
+        B,
+        "run-benefit-payments",
+        json!({"month": "2024-07", "kind": "pension"}),
+    )
+    .await;
+    assert_eq!(r.error_code(), Some(ErrorCode::UnknownCommand), "{r:?}");
+    app.stop().await;
+}
