@@ -722,6 +722,14 @@ async fn unemployment_and_work_injury_awards_are_paid_by_their_own_runs_within_t
     )
     .await;
     assert_eq!(w["entitled_months"], Value::Null);
+    let (c, f, m) = srejected(
+        &client,
+        "grant-benefit",
+        grant("work-injury", "100.00", "2026-01", Some("2026-03")),
+    )
+    .await;
+    assert_eq!((c, f.as_str()), (ErrorCode::Conflict, "from_month"), "{m}");
+    assert!(m.contains("2024-05 to further notice"), "{m}");
     for kind in ["unemployment", "work-injury"] {
         event_where(&mut tap, "social.benefits.benefit-awarded", |b| b["kind"] == kind).await;
     }

@@ -5,7 +5,7 @@
 
 use super::{month, projection};
 use crate::domain::money::text;
-use crate::handlers::{BenefitsHandler, HResult, invalid, money, not_found, ok, reject};
+use crate::handlers::{BenefitsHandler, HResult, conflict, invalid, money, not_found, ok, reject};
 use crate::store;
 use contracts::benefits::social as s;
 use contracts::ids::IdNumber;
@@ -89,6 +89,27 @@ pub async fn grant(h: &BenefitsHandler, tx: &Transaction<'_>, msg: &Incoming) ->
             ));
         }
         entitled = Some(allowed);
+    }
+    // One award of a kind for a month: a second decision over the same months would pay twice.
+    let overlapping = tx
+        .query_opt(
+            "select from_month, to_month from benefit_awards
+             where person_id = $1 and kind = $2 and daterange(from_month, to_month, '[]') && daterange($3, $4, '[]')
+             limit 1",
+            &[&person.person_id, &cmd.kind, &from.first_day(), &to.map(|m| m.first_day())],
+        )
+        .await?;
+    if let Some(r) = overlapping {
+        let (f, t): (chrono::NaiveDate, Option<chrono::NaiveDate>) = (r.get(0), r.get(1));
+        return Err(conflict(
+            "from_month",
+            format!(
+                "a {} award already covers {} to {}",
+                cmd.kind,
+                f.format("%Y-%m"),
+                t.map_or_else(|| "further notice".to_owned(), |t| t.format("%Y-%m").to_string())
+            ),
+        ));
     }
     let award_id = Uuid::now_v7();
     tx.execute(
