@@ -138,6 +138,26 @@ fn bank_cfg(env: &TestEnv) -> bank_sim::SimConfig {
     }
 }
 
+/// Nothing left behind: benefits' outbox drained, nothing parked on its social-line queues.
+async fn nothing_stuck(env: &TestEnv) {
+    wait_for("benefits' outbox drained", WAIT, || async {
+        (count(env, B, "select count(*) from outbox where published_at is null").await == 0).then_some(())
+    })
+    .await;
+    let broker = env.broker();
+    let names = env.names();
+    for q in [
+        names.command_queue(B, Line::Social),
+        names.event_queue(B, Line::Social),
+    ] {
+        let parked = messaging::parking::depth(&broker, &messaging::Names::parking(&q))
+            .await
+            .unwrap();
+        assert_eq!(parked, 0, "nothing parked from {q}");
+    }
+    broker.close().await;
+}
+
 fn d(s: &str) -> Decimal {
     s.parse().unwrap()
 }
@@ -508,6 +528,7 @@ async fn retirement_is_judged_with_its_figures_and_the_pension_run_is_paid_durin
     stop.cancel();
     bank.await.unwrap();
     broker.close().await;
+    nothing_stuck(&env).await;
     app.stop().await;
 }
 
@@ -619,6 +640,7 @@ async fn a_retirement_missed_in_the_wuhan_stop_is_back_paid_and_hangzhou_july_20
         (&json!(next_month), &json!("hangzhou-2020-july-retirees")),
         "{h}"
     );
+    nothing_stuck(&env).await;
     app.stop().await;
 }
 
@@ -872,5 +894,6 @@ async fn unemployment_and_work_injury_awards_are_paid_by_their_own_runs_within_t
     )
     .await;
     assert_eq!(r.error_code(), Some(ErrorCode::UnknownCommand), "{r:?}");
+    nothing_stuck(&env).await;
     app.stop().await;
 }
