@@ -88,9 +88,10 @@ create table pension_divisors (
 );
 insert into pension_divisors values (50, 195), (55, 170), (60, 139);
 
--- When a pension starts, beyond the in-time rule. `freeze-window`: a person whose in-time
--- window was cut by the freeze order named (its end, or its lift) applies within
--- `window_months` of it and is paid from the month after reaching the age, back-paid.
+-- When a pension starts, beyond the in-time rule. `freeze-window`: a person who reached the
+-- age before the freeze order named ended (its end, or its lift), whose in-time window was
+-- still open when it began, and who applies within `window_months` of its end is paid from
+-- the month after reaching the age, back-paid.
 -- `apply-by`: persons retiring in `retirement_month` who applied at or after `apply_before`
 -- are paid from the month after approval.
 create table pension_start_rules (

@@ -138,9 +138,10 @@ pub fn judge(
 /// A pension start rule (a `pension_start_rules` row), with the freeze order's end resolved.
 #[derive(Debug, Clone, PartialEq)]
 pub enum StartRule {
-    /// Persons whose in-time window was cut by a stop (started `starts_at`, over at
-    /// `ended_at`, by its end or its lift; `None` while in force) and who apply within
-    /// `window_months` of its end are paid from the month after reaching the age.
+    /// Persons who reached the age before the restart, whose in-time window was still open
+    /// when the stop began (`starts_at`; over at `ended_at`, by its end or its lift, `None`
+    /// while in force), and who apply within `window_months` of its end are paid from the
+    /// month after reaching the age.
     FreezeWindow {
         id: String,
         starts_at: DateTime<Utc>,
@@ -226,7 +227,10 @@ pub fn start(
                 .with_timezone(&cst())
                 .checked_add_months(chrono::Months::new(*window_months))
                 .map_or(*ended, |t| t.with_timezone(&Utc));
-            if in_time_until > *starts_at && applied_at <= window_end {
+            // Missed in the stop: the age was reached before the restart, and the window to
+            // apply had not closed when the stop began.
+            let reached_before_restart = reaches <= ended.with_timezone(&cst()).date_naive();
+            if reached_before_restart && in_time_until > *starts_at && applied_at <= window_end {
                 return Start {
                     from: due,
                     rule: id.clone(),
@@ -383,6 +387,18 @@ mod tests {
             &[wuhan(lift)],
         );
         assert_eq!(earlier.rule, "late-application");
+        // Reaching the age after the restart is not business missed in the stop.
+        let later = start(
+            d("2022-02-10"),
+            t("2022-04-15T10:00:00+08:00"),
+            t("2022-04-16T10:00:00+08:00"),
+            0,
+            &[wuhan(lift)],
+        );
+        assert_eq!(
+            (later.from, later.rule.as_str()),
+            (m("2022-05"), "late-application")
+        );
     }
 
     #[test]
