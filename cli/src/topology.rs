@@ -211,7 +211,8 @@ fn other_users(names: &Names, services: &[Deployed]) -> Vec<User> {
             deployment: Deployment::Cluster,
         },
         // simulators/bank: declares and consumes subscriber.bank (bound to the two card
-        // requests it answers and to benefits' claim payment orders), answers card issuance
+        // requests it answers, to benefits' claim payment orders and to its social-line
+        // benefit payment batches), answers card issuance
         // and benefits with commands. On a cluster the real
         // bank is provisioned with `insurancectl subscriber provision`.
         User {
@@ -223,17 +224,20 @@ fn other_users(names: &Names, services: &[Deployed]) -> Vec<User> {
                 read: exactly(&[bank_queue, esc(&events), SERVER_NAMED_ALT.into()]),
             },
             topic_permissions: vec![
-                // Card issuance's answers, and the bank's result of a claim payment.
+                // Card issuance's answers, and the bank's results of a claim payment and of a
+                // benefit payment batch.
                 topic(
                     commands.clone(),
-                    format!("^(common\\.{card}\\..+|medical\\.benefits\\.record-claim-payment)$"),
+                    format!(
+                        "^(common\\.{card}\\..+|medical\\.benefits\\.record-claim-payment|social\\.benefits\\.record-benefit-payments)$"
+                    ),
                     NOTHING.into(),
                 ),
                 topic(
                     events.clone(),
                     NOTHING.into(),
                     format!(
-                        "^(common\\.{card}\\.(bank-account-requested|card-production-requested)|medical\\.benefits\\.claim-payment-ordered)$"
+                        "^(common\\.{card}\\.(bank-account-requested|card-production-requested)|medical\\.benefits\\.claim-payment-ordered|social\\.benefits\\.benefit-payment-batch-ordered)$"
                     ),
                 ),
                 none(names.control_exchange()),
@@ -597,10 +601,12 @@ mod tests {
             "benefits.common.events",
             "card-issuance.common.commands",
             "notification.common.events",
+            // Social-line benefits (issue 10 §5): retirement, awards, the payment run.
+            "benefits.social.commands",
+            "benefits.social.events",
         ] {
             assert!(queues.contains(q), "{q}");
         }
-        assert!(!queues.contains("benefits.social.commands"));
     }
 
     #[test]

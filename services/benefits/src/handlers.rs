@@ -118,7 +118,23 @@ impl Handler for BenefitsHandler {
     #[tracing::instrument(skip_all, fields(name = %msg.name, message_id = %msg.envelope.message_id))]
     async fn handle(&self, tx: &Transaction<'_>, msg: &Incoming) -> HResult {
         if msg.kind == MessageKind::Event {
+            if msg.line == Line::Social {
+                return crate::social::projection::apply(tx, msg).await;
+            }
             return projection::apply(tx, msg).await;
+        }
+        // Social-line business is only on the social line, settlement only on the medical.
+        if msg.line == Line::Social {
+            return crate::social::handle(self, tx, msg).await;
+        }
+        if crate::social::is_social_command(&msg.name) {
+            return Err(HandlerError::Rejected(ErrorBody::new(
+                ErrorCode::UnknownCommand,
+                format!(
+                    "'{}' is social-line business: send it as social.benefits.{}",
+                    msg.name, msg.name
+                ),
+            )));
         }
         match msg.name.as_str() {
             "person-info" => settle::person_info(tx, msg).await,

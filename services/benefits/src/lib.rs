@@ -10,6 +10,8 @@
 //!   the ledger and mutual aid, `reconcile` for 3201 / 3202 and the service-wide check,
 //!   `policy` for versioned settlement policy, `claims` for manual and maternity
 //!   reimbursement with review, issue 10 §2).
+//! - `social`: the social line (issue 10 §5): the social projection, retirement approval
+//!   and the pension, unemployment and work-injury awards, the monthly payment run.
 
 pub mod account;
 pub mod claims;
@@ -19,6 +21,7 @@ pub mod policy;
 pub mod projection;
 pub mod reconcile;
 pub mod settle;
+pub mod social;
 pub mod store;
 
 use contracts::Line;
@@ -48,10 +51,12 @@ impl Settings {
 pub fn topology() -> ServiceTopologySpec {
     ServiceTopologySpec {
         service: contracts::benefits::SERVICE,
-        // Settlement is medical-line business only.
-        command_lines: vec![Line::Medical],
+        // Settlement is medical-line business; retirement, awards and the payment run are
+        // social-line business (issue 10 §5).
+        command_lines: vec![Line::Medical, Line::Social],
         event_bindings: vec![
             (Line::Medical, projection::bindings(Line::Medical)),
+            (Line::Social, social::projection::bindings()),
             (Line::Common, projection::card_bindings()),
         ],
         sends: vec![],

@@ -627,6 +627,10 @@ impl EnrollmentHandler {
                 type_list.join(",")
             ),
             issued_at: chrono::Utc::now().fixed_offset(),
+            // Collection holds the months and the account; the receiving region fetches them
+            // by `contribution_history_ref`.
+            contribution_months: None,
+            pension_account_balance: None,
         };
         let cert_json = serde_json::to_value(&certificate).expect("certificates serialise");
         let cert_id: Uuid = certificate.certificate_id.parse().expect("a fresh uuid");
@@ -685,6 +689,21 @@ impl EnrollmentHandler {
                 ),
             )));
         }
+        // Plain yuan with at most two decimals, carried over as given.
+        let balance = match cert.pension_account_balance.as_deref().map(str::trim) {
+            None => None,
+            Some(b) => {
+                let (int, frac) = b.split_once('.').unwrap_or((b, ""));
+                let digits = |s: &str| s.bytes().all(|c| c.is_ascii_digit());
+                if int.is_empty() || !digits(int) || !digits(frac) || frac.len() > 2 {
+                    return Err(reject(invalid(
+                        "certificate.pension_account_balance",
+                        "an amount in yuan, not negative, at most two decimals",
+                    )));
+                }
+                Some(format!("{int}.{frac:0<2}"))
+            }
+        };
         let phone = domain::phone("phone", &cmd.phone).map_err(reject)?;
         let category = Category::parse("category", &cmd.category).map_err(reject)?;
         domain::check_category("certificate.insurance_types", category, &types).map_err(reject)?;
@@ -770,6 +789,8 @@ impl EnrollmentHandler {
             line: msg.line,
             category: Some(category.as_str().to_owned()),
             employer_credit_code: employer.clone(),
+            contribution_months: cert.contribution_months,
+            pension_account_balance: balance,
         };
         let views: Vec<c::EnrollmentView> = store::enrollments(tx, person.person_id)
             .await?

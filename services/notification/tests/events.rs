@@ -418,6 +418,8 @@ async fn contributions_settlements_cards_and_held_requests_each_have_their_text_
         line: Line::Medical,
         category: None,
         employer_credit_code: None,
+        contribution_months: None,
+        pension_account_balance: None,
     };
     publish_event(
         &env,

@@ -30,7 +30,7 @@ const AMQP_BINDING: &str = "0.3.0";
 pub const SERVICE_LINES: &[(&str, &[Line])] = &[
     ("enrollment", &[Line::Medical, Line::Social]),
     ("collection", &[Line::Medical, Line::Social]),
-    ("benefits", &[Line::Medical]),
+    ("benefits", &[Line::Medical, Line::Social]),
     ("card-issuance", &[Line::Common]),
     ("notification", &[Line::Common]),
 ];

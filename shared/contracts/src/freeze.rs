@@ -248,9 +248,22 @@ pub const GROUPS: &[(&str, &[&str])] = &[
             "renew-card",
         ],
     ),
+    // Social-line benefits (issue 10 §5): the monthly payment run and the bank's results are
+    // their own group, so that a timetable can freeze the rest of the social business and
+    // leave pensions, unemployment and work-injury benefits paid (Wuhan 2021).
+    (
+        "benefit-payment",
+        &["run-benefit-payments", "record-benefit-payments"],
+    ),
+    (
+        "benefit-approval",
+        &["apply-retirement", "review-retirement", "grant-benefit"],
+    ),
     (
         "query",
         &[
+            "retirement-status",
+            "batch-status",
             "person-info",
             "eligibility",
             "account-balance",

@@ -39,6 +39,10 @@ const EMPLOYER: &str = "employer";
 const INSURED: &str = "insured";
 /// A benefits reimbursement claim.
 const CLAIM: &str = "claim";
+/// A retirement application (social-line benefits).
+const RETIREMENT: &str = "retirement";
+/// A benefit payment batch to the bank.
+const BATCH: &str = "benefit-batch";
 
 /// `(service, name)` → key source, for commands (`name` = command) and events (`name` =
 /// event, `service` = publisher).
@@ -487,6 +491,99 @@ pub const TABLE: &[(&str, &str, KeySource)] = &[
         Field {
             aggregate: INSURED,
             field: "psn_no",
+        },
+    ),
+    // Social-line benefits (issue 10 §5): a person's applications and awards in order; one
+    // payment run at a time; a batch's results after the batch.
+    (
+        "benefits",
+        "apply-retirement",
+        Field {
+            aggregate: PERSON,
+            field: "id_number",
+        },
+    ),
+    (
+        "benefits",
+        "review-retirement",
+        Field {
+            aggregate: RETIREMENT,
+            field: "application_id",
+        },
+    ),
+    ("benefits", "retirement-status", Unordered),
+    (
+        "benefits",
+        "grant-benefit",
+        Field {
+            aggregate: PERSON,
+            field: "id_number",
+        },
+    ),
+    ("benefits", "run-benefit-payments", Fixed("benefit-payment-run")),
+    (
+        "benefits",
+        "record-benefit-payments",
+        Field {
+            aggregate: BATCH,
+            field: "batch_id",
+        },
+    ),
+    ("benefits", "batch-status", Unordered),
+    (
+        "benefits",
+        "retirement-applied",
+        Field {
+            aggregate: PERSON,
+            field: "id_number",
+        },
+    ),
+    (
+        "benefits",
+        "retirement-approved",
+        Field {
+            aggregate: PERSON,
+            field: "id_number",
+        },
+    ),
+    (
+        "benefits",
+        "retirement-rejected",
+        Field {
+            aggregate: PERSON,
+            field: "id_number",
+        },
+    ),
+    (
+        "benefits",
+        "benefit-awarded",
+        Field {
+            aggregate: PERSON,
+            field: "id_number",
+        },
+    ),
+    (
+        "benefits",
+        "benefit-payment-failed",
+        Field {
+            aggregate: PERSON,
+            field: "id_number",
+        },
+    ),
+    (
+        "benefits",
+        "benefit-payment-batch-ordered",
+        Field {
+            aggregate: BATCH,
+            field: "batch_id",
+        },
+    ),
+    (
+        "benefits",
+        "benefit-payments-recorded",
+        Field {
+            aggregate: BATCH,
+            field: "batch_id",
         },
     ),
     // The freeze machinery's messages, whichever service publishes them (`freeze` stands

@@ -14,8 +14,14 @@
 //! `claim-payment-ordered`, answered with `record-claim-payment` on the medical line): paid
 //! when benefits knows the card as activated (the financial account is activated with the
 //! card), failed with the reason otherwise.
+//!
+//! And it pays social-line benefit batches (benefits' `benefit-payment-batch-ordered`:
+//! pensions, unemployment and work-injury benefits), answered with one
+//! `record-benefit-payments` on the social line that echoes the batch's control totals: each
+//! item paid into an activated card's financial account, failed with the reason otherwise.
 
 use contracts::benefits::events::ClaimPaymentOrdered;
+use contracts::benefits::social::BenefitPaymentBatchOrdered;
 use contracts::card::events::CardEvent;
 use contracts::{Channel, Line};
 use futures_util::StreamExt;
@@ -166,6 +172,51 @@ pub fn claim_answer(cfg: &SimConfig, order: &ClaimPaymentOrdered) -> Command {
     c
 }
 
+/// The bank's answer to a benefit payment batch: the results of every item, with the control
+/// totals as received, under a message id of the batch (a redelivered batch is answered once).
+pub fn batch_answer(cfg: &SimConfig, batch: &BenefitPaymentBatchOrdered) -> Command {
+    let results: Vec<serde_json::Value> = batch
+        .items
+        .iter()
+        .map(|i| {
+            let bank_ref = format!("BEN{}", digits(&format!("item/{}", i.item_id), 12));
+            if i.card_state == "activated" {
+                json!({"item_id": i.item_id, "outcome": "paid", "amount": i.amount, "bank_ref": bank_ref})
+            } else {
+                let reason = if i.card_state == "none" {
+                    "无社保卡金融账户".to_owned()
+                } else {
+                    format!("社保卡金融账户未激活（卡状态 {}）", i.card_state)
+                };
+                json!({"item_id": i.item_id, "outcome": "failed", "amount": i.amount, "bank_ref": bank_ref,
+                       "reason": reason})
+            }
+        })
+        .collect();
+    let body = json!({"batch_id": batch.batch_id, "item_count": batch.item_count, "total": batch.total,
+                      "results": results});
+    let mut c = Command::new(
+        Line::Social,
+        contracts::benefits::SERVICE,
+        "record-benefit-payments",
+        &body,
+    );
+    c.channel = Some(Channel::Bank);
+    c.operator = Some("bank-sim".into());
+    let key = format!("bank-sim/{}/benefit-batch/{}", cfg.seed, batch.batch_id);
+    c.message_id = Some(uuid::Uuid::new_v5(&uuid::Uuid::NAMESPACE_OID, key.as_bytes()));
+    c
+}
+
+/// The routing key of the social-line benefit batches the bank pays.
+pub fn benefit_batches() -> String {
+    format!(
+        "{}.{}.benefit-payment-batch-ordered",
+        Line::Social,
+        contracts::benefits::SERVICE
+    )
+}
+
 /// The routing key of the claim payment orders the bank pays (benefits is on the medical
 /// line).
 pub fn claim_orders() -> String {
@@ -206,7 +257,7 @@ pub async fn declare(ch: &lapin::Channel, names: &Names, timeout: Duration) -> a
     let keys = ["bank-account-requested", "card-production-requested"]
         .map(|event| format!("common.{SERVICE}.{event}"))
         .into_iter()
-        .chain([claim_orders()]);
+        .chain([claim_orders(), benefit_batches()]);
     for key in keys {
         bounded(
             "queue.bind",
@@ -290,7 +341,12 @@ async fn session(cfg: &SimConfig, shutdown: &CancellationToken, stats: &Arc<Stat
             // Each request on its own: one card's delays do not hold up another's.
             tasks.spawn(async move {
                 let key = delivery.routing_key.as_str();
-                let cmds = if key.ends_with(".claim-payment-ordered") {
+                let cmds = if key.ends_with(".benefit-payment-batch-ordered") {
+                    serde_json::from_slice::<BenefitPaymentBatchOrdered>(&delivery.data)
+                        .ok()
+                        .map(|batch| vec![batch_answer(&cfg, &batch)])
+                        .unwrap_or_default()
+                } else if key.ends_with(".claim-payment-ordered") {
                     serde_json::from_slice::<ClaimPaymentOrdered>(&delivery.data)
                         .ok()
                         .map(|order| vec![claim_answer(&cfg, &order)])
@@ -395,6 +451,44 @@ mod tests {
             .map(|id| fails(&cfg(7, 0.5), id, "account", 2))
             .collect();
         assert_ne!(a, retried, "a rollback's new attempt is decided afresh");
+    }
+
+    #[test]
+    fn a_benefit_batch_is_answered_once_with_its_control_totals() {
+        use contracts::benefits::social::PaymentItem;
+        let item = |id: &str, state: &str, amount: &str| PaymentItem {
+            item_id: id.into(),
+            award_id: "a".into(),
+            psn_no: "p".into(),
+            id_number: "11010519491231002X".into(),
+            months: vec!["2024-04".into()],
+            amount: amount.into(),
+            card_state: state.into(),
+            status: "ordered".into(),
+            reason: None,
+        };
+        let batch = BenefitPaymentBatchOrdered {
+            batch_id: "b1".into(),
+            month: "2024-04".into(),
+            kind: "pension".into(),
+            item_count: 2,
+            total: "3000.00".into(),
+            items: vec![item("i1", "activated", "1000.00"), item("i2", "none", "2000.00")],
+        };
+        let c = batch_answer(&cfg(1, 0.0), &batch);
+        assert_eq!(
+            (c.line, c.name.as_str()),
+            (Line::Social, "record-benefit-payments")
+        );
+        let body: serde_json::Value = serde_json::from_slice(&c.body).unwrap();
+        assert_eq!(
+            (&body["item_count"], &body["total"]),
+            (&json!(2), &json!("3000.00"))
+        );
+        assert_eq!(body["results"][0]["outcome"], "paid");
+        assert_eq!(body["results"][1]["outcome"], "failed");
+        assert_eq!(body["results"][1]["reason"], "无社保卡金融账户");
+        assert_eq!(batch_answer(&cfg(1, 0.0), &batch).message_id, c.message_id);
     }
 
     #[test]

@@ -1,6 +1,7 @@
 //! The rules without I/O: money, eligibility, the catalogue split of a fee line and the
-//! settlement split. Each file has its tests beside it.
+//! settlement split, retirement and the pension. Each file has its tests beside it.
 
 pub mod eligibility;
 pub mod money;
+pub mod retirement;
 pub mod split;

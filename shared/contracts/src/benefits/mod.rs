@@ -7,6 +7,7 @@
 
 pub mod commands;
 pub mod events;
+pub mod social;
 
 pub const SERVICE: &str = "benefits";
 
@@ -77,4 +78,5 @@ pub fn schema_entries(out: &mut BTreeMap<String, serde_json::Value>) {
     entry::<e::AccountDebited>(out, "benefits.account-debited.v1");
     entry::<e::ClaimStatusChanged>(out, "benefits.claim-status-changed.v1");
     entry::<e::ClaimPaymentOrdered>(out, "benefits.claim-payment-ordered.v1");
+    social::schema_entries(out);
 }

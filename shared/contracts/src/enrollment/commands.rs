@@ -167,6 +167,13 @@ pub struct ParticipationCertificate {
     /// Where the contribution history can be fetched (collection service reference).
     pub contribution_history_ref: String,
     pub issued_at: chrono::DateTime<chrono::FixedOffset>,
+    /// Contribution months credited in the issuing region (缴费月数), for each type listed;
+    /// absent in older certificates (then nothing is carried over).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub contribution_months: Option<u32>,
+    /// The pension personal account's balance moved with the person (yuan, two places).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pension_account_balance: Option<String>,
 }
 
 /// `transfer-in` (转入): accepts a certificate issued elsewhere.

@@ -138,5 +138,12 @@ pub struct TransferredIn {
     pub category: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub employer_credit_code: Option<String>,
+    /// Added for social-line benefits (serde default): the contribution months and the
+    /// pension personal account balance the certificate carries over, so that benefits
+    /// counts contribution years from events only.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub contribution_months: Option<u32>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pension_account_balance: Option<String>,
 }
 event!(TransferredIn, "transferred-in");
