@@ -243,6 +243,7 @@ struct Visit {
     status: String,
     self_pay: bool,
     note: Option<String>,
+    dise_codg: Option<String>,
 }
 
 impl Visit {
@@ -263,7 +264,8 @@ impl Visit {
     }
 }
 
-const VISIT: &str = "select mdtrt_id, person_id, fixmedins_code, insutype, kind, ipt_otp_no, begntime, status, self_pay, note from visits";
+const VISIT: &str = "select mdtrt_id, person_id, fixmedins_code, insutype, kind, ipt_otp_no, begntime, status, self_pay, note,
+                             dise_codg from visits";
 
 fn visit_row(r: &tokio_postgres::Row) -> Visit {
     let begntime: chrono::DateTime<chrono::Utc> = r.get(6);
@@ -278,6 +280,7 @@ fn visit_row(r: &tokio_postgres::Row) -> Visit {
         status: r.get(7),
         self_pay: r.get(8),
         note: r.get(9),
+        dise_codg: r.get(10),
     }
 }
 
@@ -346,8 +349,8 @@ pub async fn register(tx: &Transaction<'_>, msg: &Incoming, kind: &str) -> HResu
     let mdtrt_id = Uuid::now_v7();
     tx.execute(
         "insert into visits (mdtrt_id, msgid, fixmedins_code, person_id, insutype, kind, ipt_otp_no, begntime,
-                             status, self_pay, note)
-         values ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)",
+                             status, self_pay, note, dise_codg)
+         values ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)",
         &[
             &mdtrt_id,
             &cmd.msgid,
@@ -360,6 +363,7 @@ pub async fn register(tx: &Transaction<'_>, msg: &Incoming, kind: &str) -> HResu
             &status,
             &self_pay,
             &note,
+            &cmd.dise_codg,
         ],
     )
     .await?;
@@ -374,6 +378,7 @@ pub async fn register(tx: &Transaction<'_>, msg: &Incoming, kind: &str) -> HResu
         status: status.to_owned(),
         self_pay,
         note,
+        dise_codg: cmd.dise_codg,
     };
     ok(&v.view(), vec![])
 }
@@ -452,8 +457,9 @@ pub async fn discharge(tx: &Transaction<'_>, msg: &Incoming) -> HResult {
                 return Err(invalid("endtime", "discharge before admission"));
             }
             tx.execute(
-                "update visits set status = 'discharged', endtime = $2, updated_at = now() where mdtrt_id = $1",
-                &[&v.mdtrt_id, &endtime],
+                "update visits set status = 'discharged', endtime = $2, dise_codg = coalesce($3, dise_codg),
+                     updated_at = now() where mdtrt_id = $1",
+                &[&v.mdtrt_id, &endtime, &cmd.dscg_maindiag_code],
             )
             .await?;
             v.status = "discharged".into();
@@ -856,6 +862,10 @@ pub async fn settle(h: &BenefitsHandler, tx: &Transaction<'_>, msg: &Incoming, b
                 format!("no benefit policy in force for {} on {day}", v.insutype),
             )
         })?;
+    let overriding =
+        store::policy_override(tx, v.dise_codg.as_deref(), day, &person.id_number, v.self_pay).await?;
+    // Under an override that leaves the patient nothing to pay, no account is drawn on.
+    let use_account = use_account && !overriding.as_ref().is_some_and(|o| o.finance_pays_rest);
     let grantor = if use_account && policy.account_allowed && !v.self_pay {
         store::mutual_aid_grantor(tx, person.person_id).await?
     } else {
@@ -880,7 +890,7 @@ pub async fn settle(h: &BenefitsHandler, tx: &Transaction<'_>, msg: &Incoming, b
         Some(g) => store::balance(tx, g).await?,
         None => Decimal::ZERO,
     };
-    let s = split::split(&split::Input {
+    let mut s = split::split(&split::Input {
         medfee_sumamt: medfee,
         lines: sums,
         deductible_left: terms.deductible_left,
@@ -891,6 +901,14 @@ pub async fn settle(h: &BenefitsHandler, tx: &Transaction<'_>, msg: &Incoming, b
         mutual_aid,
         self_pay: v.self_pay,
     });
+    let oth_pay = match &overriding {
+        Some(o) if o.finance_pays_rest => split::finance_pays_rest(&mut s),
+        _ => Decimal::ZERO,
+    };
+    let rule = match &overriding {
+        Some(o) => format!("override:{}", o.id),
+        None => format!("policy:{}", policy.policy_id),
+    };
     let setl_id = book.then(Uuid::now_v7);
     let setl_time = msg.received_at.with_timezone(&cst());
     let info = c::SetlInfo {
@@ -920,6 +938,8 @@ pub async fn settle(h: &BenefitsHandler, tx: &Transaction<'_>, msg: &Incoming, b
         balc: text(own_balance - s.acct_pay),
         self_pay: v.self_pay,
         mid_setl_flag: interim,
+        oth_pay: text(oth_pay),
+        rule: rule.clone(),
     };
     let Some(setl_id) = setl_id else {
         return ok(&info, vec![]);
@@ -930,9 +950,9 @@ pub async fn settle(h: &BenefitsHandler, tx: &Transaction<'_>, msg: &Incoming, b
         "insert into settlements (setl_id, msgid, mdtrt_id, person_id, insutype, kind, fixmedins_code, year,
              setl_time, setl_date, medfee_sumamt, fulamt_ownpay_amt, overlmt_selfpay, preselfpay_amt, inscp_scp_amt,
              act_pay_dedc, hifp_pay, hifob_pay, hifmi_pay, fund_pay_sumamt, acct_pay, acct_mulaid_pay, psn_cash_pay,
-             mulaid_person_id, result, mid_setl, status)
+             mulaid_person_id, result, mid_setl, oth_pay, rule, status)
          values ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20, $21, $22,
-                 $23, $24, $25, $26, 'settled')",
+                 $23, $24, $25, $26, $27, $28, 'settled')",
         &[
             &setl_id,
             &cmd.msgid,
@@ -960,6 +980,8 @@ pub async fn settle(h: &BenefitsHandler, tx: &Transaction<'_>, msg: &Incoming, b
             &mulaid_person,
             &result,
             &interim,
+            &oth_pay,
+            &rule,
         ],
     )
     .await?;
@@ -985,6 +1007,8 @@ pub async fn settle(h: &BenefitsHandler, tx: &Transaction<'_>, msg: &Incoming, b
             acct_pay: info.acct_pay.clone(),
             acct_mulaid_pay: info.acct_mulaid_pay.clone(),
             psn_cash_pay: info.psn_cash_pay.clone(),
+            oth_pay: info.oth_pay.clone(),
+            rule,
         },
         msg,
     )];

@@ -263,3 +263,38 @@ pub async fn mutual_aid_grantor(tx: &Transaction<'_>, person: Uuid) -> Result<Op
         .await?
         .map(|r| r.get(0)))
 }
+
+/// A policy override in force for a visit.
+pub struct Override {
+    pub id: String,
+    pub finance_pays_rest: bool,
+}
+
+/// The override of highest priority whose scope holds the visit: its diagnosis (a code or
+/// prefix of the override's; a visit without one matches only overrides without codes), the
+/// day care began, the person, and whether the patient is insured (`self_pay`: not covered).
+pub async fn policy_override(
+    tx: &Transaction<'_>,
+    dise_codg: Option<&str>,
+    day: chrono::NaiveDate,
+    id_number: &str,
+    self_pay: bool,
+) -> Result<Option<Override>, HandlerError> {
+    let row = tx
+        .query_opt(
+            "select override_id, finance_pays_rest from policy_overrides
+             where effective_from <= $2 and (effective_to is null or effective_to >= $2)
+               and (cardinality(diagnosis_codes) = 0
+                    or ($1::text is not null and exists (select 1 from unnest(diagnosis_codes) c
+                                                         where upper($1::text) like c || '%')))
+               and (cardinality(id_numbers) = 0 or $3 = any(id_numbers))
+               and (covers_uninsured or not $4)
+             order by priority desc, override_id limit 1",
+            &[&dise_codg, &day, &id_number, &self_pay],
+        )
+        .await?;
+    Ok(row.map(|r| Override {
+        id: r.get(0),
+        finance_pays_rest: r.get(1),
+    }))
+}

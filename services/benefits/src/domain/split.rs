@@ -110,6 +110,18 @@ pub struct Split {
     pub psn_cash_pay: Decimal,
 }
 
+/// A policy override under which public finance pays what the fund does not (Jinan 2020,
+/// COVID-19): the patient's part (account and cash) moves to public finance, which counts in
+/// the fund's total. Returns public finance's part (NHSA `oth_pay`).
+pub fn finance_pays_rest(s: &mut Split) -> Decimal {
+    let rest = s.acct_pay + s.acct_mulaid_pay + s.psn_cash_pay;
+    s.acct_pay = Decimal::ZERO;
+    s.acct_mulaid_pay = Decimal::ZERO;
+    s.psn_cash_pay = Decimal::ZERO;
+    s.fund_pay_sumamt += rest;
+    rest
+}
+
 pub fn split(i: &Input) -> Split {
     let zero = Decimal::ZERO;
     let mut s = Split::default();

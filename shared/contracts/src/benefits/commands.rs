@@ -109,6 +109,9 @@ pub struct RegisterVisit {
     /// Register as self-paid 自费 when the person is not eligible (otherwise `NOT_ELIGIBLE`).
     #[serde(default)]
     pub self_pay: bool,
+    /// The diagnosis (ICD-10, NHSA `dise_codg`): policy overrides are judged on it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub dise_codg: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
@@ -141,6 +144,9 @@ pub struct Discharge {
     pub mdtrt_id: String,
     pub psn_no: String,
     pub endtime: String,
+    /// The main discharge diagnosis (ICD-10): replaces the admission's for the settlement.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub dscg_maindiag_code: Option<String>,
 }
 
 /// One fee detail line (2204 / 2301 `feedetail`).
@@ -268,6 +274,18 @@ pub struct SetlInfo {
     /// second deductible.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub mid_setl_flag: bool,
+    /// Paid by public finance under a policy override (NHSA `oth_pay`, inside
+    /// `fund_pay_sumamt`).
+    #[serde(default = "zero")]
+    pub oth_pay: String,
+    /// The rule that decided the split: `policy:<id>` (the ordinary policy version) or
+    /// `override:<id>` (a policy override).
+    #[serde(default)]
+    pub rule: String,
+}
+
+fn zero() -> String {
+    "0.00".into()
 }
 
 /// `cancel-settlement` (2208 / 2305).

@@ -34,6 +34,12 @@ pub struct SettlementCompleted {
     pub acct_pay: String,
     pub acct_mulaid_pay: String,
     pub psn_cash_pay: String,
+    /// Public finance's part under a policy override (inside `fund_pay_sumamt`).
+    #[serde(default)]
+    pub oth_pay: String,
+    /// The rule that decided the split (`policy:<id>` or `override:<id>`).
+    #[serde(default)]
+    pub rule: String,
 }
 event!(SettlementCompleted, "settlement-completed");
 
