@@ -24,10 +24,13 @@ use crate::handlers::{
 use crate::settle::{fee_amounts, not_eligible, person_of, split_fee_line, year_terms};
 use crate::store;
 use chrono::Datelike;
+use chrono::{DateTime, Utc};
 use contracts::InsuranceType;
 use contracts::benefits::commands as c;
 use contracts::benefits::events as ev;
+use contracts::freeze::{FreezeMode, FreezeOrder, Request, deadline_windows, extend_deadline};
 use deadpool_postgres::Transaction;
+use messaging::freeze::Freeze;
 use messaging::{HandlerError, Incoming, Outgoing};
 use rust_decimal::Decimal;
 use uuid::Uuid;
@@ -106,6 +109,8 @@ struct Claim {
     status: String,
     status_reason: Option<String>,
     documents: i64,
+    submit_by: Option<chrono::DateTime<chrono::Utc>>,
+    retroactive: bool,
 }
 
 impl Claim {
@@ -130,6 +135,8 @@ impl Claim {
             fund_pay_sumamt: text(self.split.fund_pay_sumamt),
             psn_pay: text(self.medfee - self.split.fund_pay_sumamt),
             final_split: self.final_split,
+            submit_by: self.submit_by.map(|t| t.with_timezone(&cst())),
+            retroactive: self.retroactive,
         }
     }
 
@@ -159,7 +166,8 @@ async fn load(tx: &Transaction<'_>, id: &str) -> Result<Claim, HandlerError> {
             "select claim_id, person_id, insutype, kind, fixmedins_code, begntime, medfee_sumamt,
                     fulamt_ownpay_amt, overlmt_selfpay, preselfpay_amt, inscp_scp_amt, act_pay_dedc, hifp_pay,
                     hifob_pay, hifmi_pay, fund_pay_sumamt, final_split, status, status_reason,
-                    (select count(*) from claim_documents d where d.claim_id = claims.claim_id)
+                    (select count(*) from claim_documents d where d.claim_id = claims.claim_id),
+                    submit_by, retroactive
              from claims where claim_id = $1 for update",
             &[&claim_id],
         )
@@ -191,6 +199,8 @@ async fn load(tx: &Transaction<'_>, id: &str) -> Result<Claim, HandlerError> {
         status: r.get(17),
         status_reason: r.get(18),
         documents: r.get(19),
+        submit_by: r.get(20),
+        retroactive: r.get(21),
     })
 }
 
@@ -206,7 +216,7 @@ async fn split_now(
     day: chrono::NaiveDate,
     medfee: Decimal,
     lines: LineSplit,
-) -> Result<split::Split, HandlerError> {
+) -> Result<(split::Split, Option<i32>), HandlerError> {
     let hosp_lv: String = tx
         .query_opt(
             "select hosp_lv from institutions where fixmedins_code = $1",
@@ -228,7 +238,7 @@ async fn split_now(
     }
     store::lock_persons(tx, &[person]).await?;
     let terms = year_terms(tx, person, t, insutype, policy_kind(kind), &policy, day).await?;
-    Ok(split::split(&split::Input {
+    let s = split::split(&split::Input {
         medfee_sumamt: medfee,
         lines,
         deductible_left: terms.deductible_left,
@@ -238,7 +248,58 @@ async fn split_now(
         account: Decimal::ZERO,
         mutual_aid: Decimal::ZERO,
         self_pay: false,
-    }))
+    });
+    Ok((s, policy.claim_window_days))
+}
+
+/// The request a settlement stop refuses: real-time settlement at an institution.
+fn settle_request() -> Request<'static> {
+    Request {
+        line: contracts::Line::Medical,
+        service: contracts::benefits::SERVICE,
+        channel: None,
+        operation: "settle",
+        payer_kind: None,
+    }
+}
+
+/// The settlement stops (orders suspending real-time settlement on the medical line), as
+/// `[start, end)`; one to be announced runs until now.
+fn settlement_stops(freeze: Option<&Freeze>) -> Vec<(DateTime<Utc>, DateTime<Utc>)> {
+    let Some(freeze) = freeze else { return vec![] };
+    let now = freeze.now();
+    freeze
+        .book()
+        .iter()
+        .filter(|o| o.mode == FreezeMode::Suspended && o.covers(&settle_request()))
+        .map(|o| {
+            let start = o.starts_at.with_timezone(&Utc);
+            (start, o.ends_at.map_or(now, |e| e.with_timezone(&Utc)).max(start))
+        })
+        .collect()
+}
+
+/// A claim's deadline: the end of the claim window after the day care began (China time),
+/// extended by the settlement stops that extend deadlines (顺延).
+fn submit_by(freeze: Option<&Freeze>, day: chrono::NaiveDate, window_days: i32) -> DateTime<Utc> {
+    let end = (day + chrono::Duration::days(i64::from(window_days) + 1))
+        .and_hms_opt(0, 0, 0)
+        .expect("midnight")
+        .and_local_timezone(cst())
+        .single()
+        .expect("a fixed offset")
+        .with_timezone(&Utc);
+    let Some(freeze) = freeze else { return end };
+    let stops: Vec<FreezeOrder> = freeze
+        .book()
+        .iter()
+        .filter(|o| o.covers(&settle_request()))
+        .cloned()
+        .collect();
+    extend_deadline(
+        end,
+        &deadline_windows(&stops, contracts::Line::Medical, freeze.now()),
+    )
 }
 
 pub async fn submit(h: &BenefitsHandler, tx: &Transaction<'_>, msg: &Incoming) -> HResult {
@@ -311,7 +372,7 @@ pub async fn submit(h: &BenefitsHandler, tx: &Transaction<'_>, msg: &Incoming) -
             format!("the lines add up to {}, not {}", text(medfee), text(theirs)),
         ));
     }
-    let s = split_now(
+    let (s, window) = split_now(
         tx,
         person.person_id,
         t,
@@ -323,14 +384,38 @@ pub async fn submit(h: &BenefitsHandler, tx: &Transaction<'_>, msg: &Incoming) -
         sums,
     )
     .await?;
+    let freeze = h.freeze.get();
+    let deadline = window.map(|w| submit_by(freeze, day, w));
+    if let (Some(w), Some(d)) = (window, deadline)
+        && msg.received_at >= d
+    {
+        return Err(conflict(
+            "begntime",
+            format!(
+                "the claim window for care on {day} ({w} days, extended by any settlement stop) closed at {}",
+                d.with_timezone(&cst()).to_rfc3339()
+            ),
+        ));
+    }
+    // 追溯报销: care (its start or a fee line) inside a settlement stop of the freeze orders,
+    // paid in cash then and reimbursed afterwards. A claim that gives the reason
+    // `settlement-stop` for care outside every ordered stop is still taken (an
+    // institution's own outage is not in the orders), but is not marked retroactive.
+    let stops = settlement_stops(freeze);
+    let mut times = vec![begntime.with_timezone(&Utc)];
+    for (i, f) in cmd.feedetail.iter().enumerate() {
+        times.push(time(&format!("feedetail[{i}].fee_ocur_time"), &f.fee_ocur_time)?.with_timezone(&Utc));
+    }
+    let retroactive = times.iter().any(|t| stops.iter().any(|(s, e)| s <= t && t < e));
     let claim_id = Uuid::now_v7();
     let at = msg.received_at;
     tx.execute(
         "insert into claims (claim_id, person_id, insutype, kind, fixmedins_code, begntime, year, cash_reason,
              lines, medfee_sumamt, fulamt_ownpay_amt, overlmt_selfpay, preselfpay_amt, inscp_scp_amt,
-             act_pay_dedc, hifp_pay, hifob_pay, hifmi_pay, fund_pay_sumamt, status, submitted_at, updated_at)
+             act_pay_dedc, hifp_pay, hifob_pay, hifmi_pay, fund_pay_sumamt, status, submitted_at, updated_at,
+             submit_by, retroactive)
          values ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19,
-                 'submitted', $20, $20)",
+                 'submitted', $20, $20, $21, $22)",
         &[
             &claim_id,
             &person.person_id,
@@ -352,6 +437,8 @@ pub async fn submit(h: &BenefitsHandler, tx: &Transaction<'_>, msg: &Incoming) -
             &s.hifmi_pay,
             &s.fund_pay_sumamt,
             &at,
+            &deadline,
+            &retroactive,
         ],
     )
     .await?;
@@ -370,6 +457,8 @@ pub async fn submit(h: &BenefitsHandler, tx: &Transaction<'_>, msg: &Incoming) -
         status: "submitted".into(),
         status_reason: None,
         documents: i64::try_from(cmd.documents.len()).unwrap_or(i64::MAX),
+        submit_by: deadline,
+        retroactive,
     };
     ok(&claim.result(), vec![claim.changed(h, msg)])
 }
@@ -428,7 +517,8 @@ pub async fn review(h: &BenefitsHandler, tx: &Transaction<'_>, msg: &Incoming) -
             claim.medfee,
             claim.lines,
         )
-        .await?;
+        .await?
+        .0;
         claim.final_split = true;
         if claim.split.fund_pay_sumamt.is_zero() {
             // Nothing to pay: the deductible and self-paid parts took it all.

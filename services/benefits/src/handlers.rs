@@ -12,6 +12,9 @@ use uuid::Uuid;
 
 pub struct BenefitsHandler {
     pub names: Names,
+    /// The freeze orders this service holds (set once the runtime is built, see
+    /// `crate::build`): claims judge settlement stops and extended deadlines by them.
+    pub freeze: std::sync::Arc<std::sync::OnceLock<messaging::freeze::Freeze>>,
 }
 
 pub type HResult = Result<Handled, HandlerError>;

@@ -74,10 +74,17 @@ pub async fn build(settings: Settings) -> anyhow::Result<Application> {
     let names = messaging::Names::new(settings.service.broker.prefix.clone());
     let migrations =
         messaging::runtime::migrations(embedded::migrations::runner(), "benefits_schema_history");
+    let freeze = std::sync::Arc::new(std::sync::OnceLock::new());
     let spec = ServiceSpec {
         topology: topology(),
-        handler: handlers::BenefitsHandler { names },
+        handler: handlers::BenefitsHandler {
+            names,
+            freeze: freeze.clone(),
+        },
         migrations,
     };
-    ServiceRuntime::build(settings.service, spec).await
+    let app = ServiceRuntime::build(settings.service, spec).await?;
+    // The handler is built before the runtime that owns the orders; it reads them from here.
+    let _ = freeze.set(app.freeze());
+    Ok(app)
 }

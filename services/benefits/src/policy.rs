@@ -29,10 +29,12 @@ async fn insert(
     rows: &[(String, String, Decimal, Decimal)],
 ) -> Result<(), HandlerError> {
     let [cap, ded, large_ratio, large_cap] = figures;
+    let window = cmd.claim_window_days.map(|d| d as i32);
     tx.execute(
         "insert into benefit_policies (policy_id, insutype, effective_from, effective_to, annual_cap,
-             outpatient_deductible, large_ratio, large_cap, account_allowed, arrears_restore_retroactive, source, reason)
-         values ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)",
+             outpatient_deductible, large_ratio, large_cap, account_allowed, arrears_restore_retroactive, source, reason,
+             claim_window_days)
+         values ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)",
         &[
             &id,
             &cmd.insutype,
@@ -46,6 +48,7 @@ async fn insert(
             &cmd.arrears_restore_retroactive,
             &cmd.source,
             &cmd.reason,
+            &window,
         ],
     )
     .await?;
@@ -88,6 +91,9 @@ pub async fn set(tx: &Transaction<'_>, msg: &Incoming) -> HResult {
         .transpose()?;
     if to.is_some_and(|t| t < from) {
         return Err(invalid("effective_to", "before effective_from"));
+    }
+    if cmd.claim_window_days.is_some_and(|d| d == 0 || d > 3660) {
+        return Err(invalid("claim_window_days", "between 1 and 3660 days"));
     }
     let figures = [
         money("annual_cap", &cmd.annual_cap)?,
@@ -135,7 +141,7 @@ pub async fn set(tx: &Transaction<'_>, msg: &Incoming) -> HResult {
     let older = tx
         .query_opt(
             "select policy_id, annual_cap, outpatient_deductible, large_ratio, large_cap, account_allowed,
-                    arrears_restore_retroactive, source, reason, effective_from
+                    arrears_restore_retroactive, source, reason, effective_from, claim_window_days
              from benefit_policies
              where insutype = $1 and effective_from < $2 and effective_to is null and superseded_by is null
              order by effective_from desc limit 1",
@@ -156,6 +162,7 @@ pub async fn set(tx: &Transaction<'_>, msg: &Incoming) -> HResult {
             arrears_restore_retroactive: o.get(6),
             source: o.get(7),
             reason: format!("{} (closed for: {})", o.get::<_, String>(8), cmd.reason),
+            claim_window_days: o.get::<_, Option<i32>>(10).map(|d| d as u32),
             ..cmd.clone()
         };
         let old_rows: Vec<(String, String, Decimal, Decimal)> = tx

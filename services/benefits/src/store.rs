@@ -170,6 +170,7 @@ pub struct Policy {
     pub account_allowed: bool,
     pub deductible: Decimal,
     pub ratio: Decimal,
+    pub claim_window_days: Option<i32>,
 }
 
 pub async fn policy(
@@ -182,7 +183,7 @@ pub async fn policy(
     let row = tx
         .query_opt(
             "select p.policy_id, p.annual_cap, p.outpatient_deductible, p.large_ratio, p.large_cap,
-                    p.account_allowed, r.deductible, r.ratio
+                    p.account_allowed, r.deductible, r.ratio, p.claim_window_days
              from benefit_policies p
              join benefit_ratios r on r.policy_id = p.policy_id and r.kind = $2 and r.hosp_lv = $3
              where p.insutype = $1 and p.superseded_by is null and p.effective_from <= $4
@@ -200,6 +201,7 @@ pub async fn policy(
         account_allowed: r.get(5),
         deductible: r.get(6),
         ratio: r.get(7),
+        claim_window_days: r.get(8),
     }))
 }
 

@@ -257,6 +257,72 @@ async fn wuhan_interim_settlement_stop_and_reentry_without_a_second_deductible_a
     )
     .await;
     assert_eq!(r.1.as_deref(), Some("mid_setl_flag"), "{}", r.2);
+
+    // 追溯报销 and deadlines 顺延. A policy version from 2021-12-01 with a 10-day claim
+    // window (the seed's figures otherwise; the window is a placeholder figure for the test).
+    let ratios: Vec<Value> = [
+        ("inpatient", "3", "800.00", "0.85"),
+        ("inpatient", "2", "400.00", "0.88"),
+        ("inpatient", "1", "200.00", "0.90"),
+        ("outpatient", "3", "0.00", "0.50"),
+        ("outpatient", "2", "0.00", "0.60"),
+        ("outpatient", "1", "0.00", "0.70"),
+    ]
+    .iter()
+    .map(|(k, l, d, r)| json!({"kind": k, "hosp_lv": l, "deductible": d, "ratio": r}))
+    .collect();
+    ok(
+        &client,
+        "set-benefit-policy",
+        json!({"insutype": "310", "effective_from": "2021-12-01", "annual_cap": "150000.00",
+               "outpatient_deductible": "700.00", "large_ratio": "0.90", "large_cap": "400000.00",
+               "account_allowed": true, "arrears_restore_retroactive": false, "claim_window_days": 10,
+               "source": "test", "reason": "a 10-day claim window", "ratios": ratios}),
+    )
+    .await;
+    let claim = |begn: &str, reason: &str| {
+        json!({"psn_no": who.0, "insutype": "310", "kind": "outpatient", "fixmedins_code": H3,
+               "begntime": begn, "reason": reason,
+               "documents": [{"kind": "invoice", "uri": "docs://wh/invoice.jpg"}],
+               "feedetail": [fee_at("1", "1000.00", begn)], "medfee_sumamt": "1000.00"})
+    };
+    // Outpatient care on 12-25, paid in cash during the stop: reimbursed afterwards
+    // (window to 2022-01-05 00:00, after the stop began: + 9 days 5 hours).
+    let c = ok(
+        &client,
+        "submit-claim",
+        claim("2021-12-25 09:00:00", "settlement-stop"),
+    )
+    .await;
+    assert_eq!(c["retroactive"], true, "{c}");
+    assert_eq!(c["submit_by"], "2022-01-14T05:00:00+08:00", "{c}");
+    // The year's outpatient deductible (700.00) is untouched by the stay: (1000 − 700) × 50 %.
+    assert_eq!(c["hifp_pay"], "150.00", "{c}");
+    // Care on 12-15 paid in cash for another reason: its window ended 2021-12-26 00:00,
+    // inside the stop (12-22 18:00 → 12-31 23:00), and is extended by the stop's 9 days
+    // 5 hours to 2022-01-04 05:00: on 01-02 it is still open.
+    let c = ok(&client, "submit-claim", claim("2021-12-15 09:00:00", "no-card")).await;
+    assert_eq!(c["retroactive"], false, "{c}");
+    assert_eq!(c["submit_by"], "2022-01-04T05:00:00+08:00", "{c}");
+    // Care before the stop is not retroactive, whatever the reason given (its deadline,
+    // 12-31 00:00, fell inside the stop: extended to 2022-01-09 05:00).
+    let c = ok(
+        &client,
+        "submit-claim",
+        claim("2021-12-20 09:00:00", "settlement-stop"),
+    )
+    .await;
+    assert_eq!(c["retroactive"], false, "{c}");
+    assert_eq!(c["submit_by"], "2022-01-09T05:00:00+08:00", "{c}");
+    // A window that closed before the stop (care on 12-05: 12-16 00:00) is not extended.
+    let r = code(&client, "submit-claim", claim("2021-12-05 09:00:00", "no-card")).await;
+    assert_eq!(r.0, Some(ErrorCode::Conflict), "{}", r.2);
+    assert!(r.2.contains("2021-12-16T00:00:00+08:00"), "{}", r.2);
+    assert_eq!(
+        common::count(&env, B, "select count(*) from claims").await,
+        3,
+        "refused claims are not stored"
+    );
     app.stop().await;
 
     // --- Hangzhou, 2020-07-30: phase 2 (every channel suspended, counters take in paperwork)

@@ -523,6 +523,10 @@ pub struct SetBenefitPolicy {
     pub large_cap: String,
     pub account_allowed: bool,
     pub arrears_restore_retroactive: bool,
+    /// Days after care began within which a reimbursement claim is made (extended by
+    /// settlement stops); no deadline when absent (the notices give none).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub claim_window_days: Option<u32>,
     /// Where the figures come from (a notice, or `placeholder`).
     pub source: String,
     pub reason: String,
@@ -611,6 +615,14 @@ pub struct ClaimResult {
     pub psn_pay: String,
     /// At submission the split is an estimate; it is fixed at approval.
     pub final_split: bool,
+    /// The claim's deadline (the policy's claim window after the day care began, extended
+    /// by the settlement stops that overlapped it), as judged when it was made; absent when
+    /// the policy sets no window.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub submit_by: Option<chrono::DateTime<chrono::FixedOffset>>,
+    /// Retroactive reimbursement 追溯报销: care paid in cash during a settlement stop.
+    #[serde(default)]
+    pub retroactive: bool,
 }
 
 /// `review-claim`: a step of the review 审核, by a reviewer of the agency.
