@@ -281,6 +281,39 @@ async fn housekeeping(pool: &Pool, sms: &SmsSettings) -> anyhow::Result<()> {
 /// The most receipts applied in one transaction.
 const RECEIPT_BATCH: usize = 500;
 
+/// The most distinct receipts held unanswered while they cannot be recorded (the database is
+/// down). Past it the newest are left unanswered, and the SMSC sends them again later.
+const WAITING_MAX: usize = 20_000;
+
+/// Receipts waiting to be recorded, bounded: an unanswered receipt is sent again by the SMSC
+/// (`--receipt-resend-ms` in smsc-sim), so during an outage the same receipt keeps arriving.
+/// Only its newest copy is kept (the one the SMSC still waits an answer for; the older
+/// copies' acks are dropped unsent, which answers nothing), with the most tries of any copy,
+/// and at most `max` distinct receipts are kept.
+fn keep_newest(todo: &mut Vec<(IncomingReceipt, u32)>, max: usize) {
+    let mut tries: std::collections::HashMap<String, u32> = std::collections::HashMap::new();
+    for (r, t) in todo.iter() {
+        let e = tries.entry(r.receipt.id.clone()).or_default();
+        *e = (*e).max(*t);
+    }
+    let mut kept = Vec::with_capacity(tries.len().min(max));
+    for (r, _) in std::mem::take(todo).into_iter().rev() {
+        if let Some(t) = tries.remove(&r.receipt.id) {
+            kept.push((r, t));
+        }
+    }
+    kept.reverse();
+    if kept.len() > max {
+        tracing::warn!(
+            kept = max,
+            left_unanswered = kept.len() - max,
+            "too many receipts waiting to be recorded; the newest are left for the SMSC to send again"
+        );
+        kept.truncate(max);
+    }
+    *todo = kept;
+}
+
 /// Each receipt settles its part; a message is delivered when all its parts are, failed or
 /// expired when one of them is. Receipts are applied up to 500 per transaction, and each is
 /// acknowledged to the provider (`deliver_sm_resp`) only after the transaction that recorded
@@ -313,6 +346,7 @@ async fn apply_receipts(pool: Pool, mut receipts: mpsc::UnboundedReceiver<Incomi
         }
         let mut todo: Vec<(IncomingReceipt, u32)> = std::mem::take(&mut waiting);
         todo.extend(fresh.drain(..).map(|r| (r, 0)));
+        keep_newest(&mut todo, WAITING_MAX);
         while !todo.is_empty() {
             let batch: Vec<(IncomingReceipt, u32)> = todo.drain(..todo.len().min(RECEIPT_BATCH)).collect();
             let unknown = match apply_batch(&pool, batch.iter().map(|(r, _)| &r.receipt)).await {
@@ -415,4 +449,65 @@ async fn apply_batch<'a>(
         }
     }
     Ok(ids.into_iter().filter(|id| !found.contains(id)).collect())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::sms::Ack;
+    use std::sync::Mutex;
+
+    fn receipt(
+        id: &str,
+        copy: u32,
+        acked: &Arc<Mutex<Vec<(String, u32)>>>,
+        tries: u32,
+    ) -> (IncomingReceipt, u32) {
+        let (acked, who) = (acked.clone(), id.to_owned());
+        (
+            IncomingReceipt {
+                receipt: Receipt {
+                    id: id.to_owned(),
+                    outcome: Outcome::Delivered,
+                    detail: "stat:DELIVRD".into(),
+                },
+                ack: Ack::new(move || acked.lock().unwrap().push((who, copy))),
+            },
+            tries,
+        )
+    }
+
+    #[test]
+    fn resent_receipts_are_held_once_each_and_the_wait_is_bounded() {
+        let acked = Arc::new(Mutex::new(Vec::new()));
+        // During an outage: receipt a arrives three times (the SMSC resends it), b twice.
+        let mut todo = vec![
+            receipt("a", 1, &acked, 7),
+            receipt("b", 1, &acked, 0),
+            receipt("a", 2, &acked, 0),
+            receipt("c", 1, &acked, 0),
+            receipt("a", 3, &acked, 0),
+            receipt("b", 2, &acked, 3),
+        ];
+        keep_newest(&mut todo, 10);
+        let held: Vec<(String, u32)> = todo.iter().map(|(r, t)| (r.receipt.id.clone(), *t)).collect();
+        assert_eq!(
+            held,
+            [("c".into(), 0), ("a".into(), 7), ("b".into(), 3)],
+            "one copy each, with the most tries of any copy"
+        );
+        for (r, _) in todo {
+            r.ack.send();
+        }
+        // The copies answered are the newest (the ones the SMSC still waits for).
+        assert_eq!(
+            *acked.lock().unwrap(),
+            [("c".to_owned(), 1), ("a".to_owned(), 3), ("b".to_owned(), 2)]
+        );
+        // Past the bound, the newest distinct receipts are left for the SMSC to send again.
+        let mut todo: Vec<_> = (0..5).map(|i| receipt(&format!("r{i}"), 1, &acked, 0)).collect();
+        keep_newest(&mut todo, 3);
+        let ids: Vec<String> = todo.iter().map(|(r, _)| r.receipt.id.clone()).collect();
+        assert_eq!(ids, ["r0", "r1", "r2"]);
+    }
 }
