@@ -549,10 +549,11 @@ pub fn status_text(statuses: &[FreezeStatus]) -> String {
                 .unwrap_or_default();
             let _ = writeln!(
                 out,
-                "  {:<8} {:<12} events {:<7} backlog {}{oldest}{}",
+                "  {:<8} {:<12} events {:<7} data sharing {:<4} backlog {}{oldest}{}",
                 l.line.as_str(),
                 l.mode,
                 if l.events_paused { "paused" } else { "flowing" },
+                if l.data_sharing_held { "held" } else { "open" },
                 l.backlog,
                 if l.orders_in_force.is_empty() {
                     String::new()

@@ -94,6 +94,21 @@ async fn frozen_data_sharing_holds_the_lines_events_and_releases_them_in_order_a
             .is_some(),
         "the social line's shovel is untouched"
     );
+    // `freeze status` says so, per service and line.
+    let status = common::json(&common::ctl(&env, &["--json", "freeze", "status"]).await);
+    let lines: Vec<&serde_json::Value> = status
+        .as_array()
+        .expect("one status per service")
+        .iter()
+        .flat_map(|s| s["lines"].as_array().expect("lines").iter())
+        .collect();
+    assert!(!lines.is_empty(), "{status}");
+    for l in &lines {
+        let held = l["line"] == "medical";
+        assert_eq!(l["data_sharing_held"], held, "{status}");
+    }
+    let people = common::exit(&common::ctl(&env, &["freeze", "status"]).await, 0);
+    assert!(people.contains("data sharing held"), "{people}");
 
     // Commands on both lines go on (the order names only the channel); the subscriber gets
     // the social events, the medical ones wait in the hold queue in publication order.

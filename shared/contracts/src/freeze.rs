@@ -585,6 +585,10 @@ pub struct LineStatus {
     /// cover only some channels or operations.
     pub mode: String,
     pub events_paused: bool,
+    /// External subscribers (the tax authority) receive none of the line's events now: an
+    /// order in force closes the line's data-sharing channel.
+    #[serde(default)]
+    pub data_sharing_held: bool,
     pub backlog: i64,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub oldest_held: Option<DateTime<FixedOffset>>,

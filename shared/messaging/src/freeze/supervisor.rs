@@ -577,6 +577,7 @@ pub(crate) async fn line_status<H: Handler>(
                 line,
                 mode,
                 events_paused: freeze.events_paused(line),
+                data_sharing_held: freeze.data_sharing_held(line),
                 backlog,
                 oldest_held: oldest.map(|t| t.with_timezone(&cst())),
                 orders_in_force: in_force.iter().map(|o| o.id.clone()).collect(),
