@@ -137,6 +137,37 @@ impl CollectionHandler {
 
 #[async_trait]
 impl Handler for CollectionHandler {
+    /// Freeze orders scoped by payer kind: wages are declared by employers, batch debits
+    /// are flexible workers' (批扣).
+    fn payer_kind(&self, msg: &Incoming) -> Option<String> {
+        match msg.name.as_str() {
+            "declare-wages" => Some("employer".into()),
+            "start-batch-debit" | "record-debit-results" | "set-debit-agreement" => Some("flexible".into()),
+            _ => None,
+        }
+    }
+
+    /// A payment names its assessment: the employer, or the paying person's category on
+    /// the line (flexible, resident, retiree), from the coverage projection.
+    async fn payer_kind_lookup(&self, db: &deadpool_postgres::Client, msg: &Incoming) -> Option<String> {
+        if msg.name != "record-payment" {
+            return None;
+        }
+        let id: uuid::Uuid = msg.body.get("assessment_id")?.as_str()?.parse().ok()?;
+        let row = db
+            .query_opt(
+                "select case when a.payer_kind = 'employer' then 'employer'
+                             else (select c.category from coverage c
+                                   where c.person_id::text = a.payer_id and c.line = a.line
+                                   order by c.from_month desc limit 1) end
+                 from assessments a where a.assessment_id = $1",
+                &[&id],
+            )
+            .await
+            .ok()??;
+        row.get(0)
+    }
+
     async fn handle(&self, tx: &Transaction<'_>, msg: &Incoming) -> HResult {
         if msg.kind == MessageKind::Event {
             return projection::apply(tx, msg).await;

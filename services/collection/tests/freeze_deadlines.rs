@@ -245,3 +245,62 @@ async fn an_open_ended_stop_holds_arrears_until_the_thaw_then_extends_exactly() 
     client.close().await;
     app.stop().await;
 }
+
+/// A payment names only its assessment: the gate finds the payer kind itself, so an order
+/// that stops employers' payments refuses an employer's, and one that stops flexible
+/// workers' lets it through.
+#[tokio::test]
+async fn a_payment_stop_scoped_by_payer_kind_finds_the_payer_of_the_assessment() {
+    let env = TestEnv::new();
+    let app = common::spawn(&env).await;
+    let client = env.client().await;
+    let mut medical = env.tap("medical.collection.*").await;
+    employer(&env, &client, 721, Line::Medical, "employee_medical").await;
+    ok(
+        &client,
+        Line::Medical,
+        C,
+        "assess-month",
+        json!({"month": "2021-12"}),
+    )
+    .await;
+    let assessed = medical
+        .expect("medical.collection.contribution-assessed")
+        .await
+        .body;
+    assert_eq!(assessed["payer_kind"], "employer", "{assessed}");
+    let pay = messaging::client::Command::new(
+        Line::Medical,
+        C,
+        "record-payment",
+        &json!({"assessment_id": assessed["assessment_id"], "amount": "1.00",
+                "paid_at": "2021-12-20T10:00:00+08:00", "tax_receipt_no": "TX-721"}),
+    );
+    let now = chrono::Utc::now().with_timezone(&chrono::FixedOffset::east_opt(8 * 3600).unwrap());
+    let (start, end) = (
+        (now - chrono::Duration::hours(1)).to_rfc3339(),
+        (now + chrono::Duration::hours(1)).to_rfc3339(),
+    );
+    let stop = |id: &str, payer: &str| order(id, &start, Some(&end), &[payer]);
+    assert!(
+        control(&env, C, &stop("stop-employers", "employer"))
+            .await
+            .is_ok()
+    );
+    let r = testkit::send_command(&client, &pay, WAIT).await.unwrap();
+    assert_eq!(r.status, contracts::ReplyStatus::Suspended, "{r:?}");
+    assert_eq!(r.result.as_ref().unwrap()["order"], "stop-employers", "{r:?}");
+    let lift = ControlMessage::Lift {
+        id: "stop-employers".into(),
+    };
+    assert!(control(&env, C, &lift).await.is_ok());
+    assert!(control(&env, C, &stop("stop-flexible", "flexible")).await.is_ok());
+    let r = testkit::send_command(&client, &pay, WAIT).await.unwrap();
+    assert_eq!(
+        r.status,
+        contracts::ReplyStatus::Ok,
+        "not a flexible worker's payment: {r:?}"
+    );
+    client.close().await;
+    app.stop().await;
+}

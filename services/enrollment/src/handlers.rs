@@ -69,6 +69,18 @@ impl Handler for EnrollmentHandler {
         payer_kind_of(&msg.name, &msg.body)
     }
 
+    /// A command naming an enrolled person (change-contact, suspend, terminate, transfers):
+    /// the person's category, as `enroll-person` gives it.
+    async fn payer_kind_lookup(&self, db: &deadpool_postgres::Client, msg: &Incoming) -> Option<String> {
+        let id_number = msg.body.get("id_number")?.as_str()?;
+        let row = db
+            .query_opt("select category from persons where id_number = $1", &[&id_number])
+            .await
+            .ok()??;
+        let category: String = row.get(0);
+        payer_kind_of("enroll-person", &serde_json::json!({ "category": category }))
+    }
+
     async fn handle(&self, tx: &Transaction<'_>, msg: &Incoming) -> HResult {
         if msg.kind != MessageKind::Command {
             return Err(HandlerError::Permanent(anyhow::anyhow!(

@@ -233,3 +233,80 @@ async fn order_stored(pool: &deadpool_postgres::Pool) {
     })
     .await;
 }
+
+/// Wuhan 2021-12-14 17:30: resident medical registration and change suspended on every
+/// channel (an order scoped by payer kind). A change of contact names only the person; the
+/// gate finds the person's category itself, so a resident's change is refused and a
+/// flexible worker's goes through.
+#[tokio::test]
+async fn an_order_scoped_by_payer_kind_holds_commands_that_name_only_the_person() {
+    let env = TestEnv::new();
+    let app = common::spawn(&env).await;
+    let client = env.client().await;
+    let resident = messaging::client::Command::new(
+        Line::Medical,
+        "enrollment",
+        "enroll-person",
+        &serde_json::json!({"id_number": id_number(20), "name": "居民", "phone": "13900000000",
+                            "category": "resident", "insurance_types": ["resident_medical"],
+                            "effective_month": "2024-03"}),
+    );
+    for c in [&resident, &enroll(21, Line::Medical)] {
+        let r = send_command(&client, c, WAIT).await.unwrap();
+        assert_eq!(r.status, ReplyStatus::Ok, "{r:?}");
+    }
+    let order = FreezeOrder {
+        id: "wuhan-2021-resident-medical".into(),
+        scope: FreezeScope {
+            lines: vec![Line::Medical],
+            services: vec!["enrollment".into()],
+            operations: vec!["registration".into()],
+            payer_kinds: vec!["resident".into()],
+            ..Default::default()
+        },
+        mode: FreezeMode::Suspended,
+        starts_at: (chrono::Utc::now() - chrono::Duration::minutes(1)).fixed_offset(),
+        ends_at: None,
+        reason: "城乡居民医保参保登记、变更暂停".into(),
+        announcement: "咨询电话：027-87812393".into(),
+        deadlines: Default::default(),
+        redirect_to: None,
+    };
+    control(
+        &env,
+        &ControlMessage::Order {
+            order: Box::new(order),
+        },
+    )
+    .await;
+    order_stored(&env.pool("enrollment").await).await;
+    let change = |n: u32, phone: &str| {
+        messaging::client::Command::new(
+            Line::Medical,
+            "enrollment",
+            "change-contact",
+            &serde_json::json!({"id_number": id_number(n), "phone": phone}),
+        )
+    };
+    let r = wait_for("the resident's change suspended", WAIT, || async {
+        let r = send_command(&client, &change(20, "13900000020"), WAIT)
+            .await
+            .ok()?;
+        (r.status == ReplyStatus::Suspended).then_some(r)
+    })
+    .await;
+    assert_eq!(
+        r.result.as_ref().unwrap()["order"],
+        "wuhan-2021-resident-medical",
+        "{r:?}"
+    );
+    let r = send_command(&client, &change(21, "13900000021"), WAIT)
+        .await
+        .unwrap();
+    assert_eq!(
+        r.status,
+        ReplyStatus::Ok,
+        "a flexible worker's change goes through: {r:?}"
+    );
+    app.stop().await;
+}

@@ -186,6 +186,14 @@ pub trait Handler: Send + Sync + 'static {
     fn payer_kind(&self, _msg: &Incoming) -> Option<String> {
         None
     }
+
+    /// The payer kind of a command whose body does not say it (one that names a person or an
+    /// assessment), from the service's own tables. The gate asks only while an order in
+    /// force on the command's line is scoped by payer kind, so ordinary traffic never pays
+    /// for the lookup.
+    async fn payer_kind_lookup(&self, _db: &deadpool_postgres::Client, _msg: &Incoming) -> Option<String> {
+        None
+    }
 }
 
 #[derive(Debug, Clone)]

@@ -97,7 +97,13 @@ pub(crate) async fn run<H: Handler>(
     raw: &[u8],
 ) -> Outcome {
     if msg.kind == MessageKind::Command {
-        let payer = ctx.handler.payer_kind(msg);
+        let mut payer = ctx.handler.payer_kind(msg);
+        if payer.is_none()
+            && ctx.freeze.payer_scoped(msg.line)
+            && let Ok(db) = ctx.pools.get(msg.line).get().await
+        {
+            payer = ctx.handler.payer_kind_lookup(&db, msg).await;
+        }
         let decision = ctx
             .freeze
             .decide(msg.line, msg.envelope.channel, &msg.name, payer.as_deref());

@@ -186,6 +186,15 @@ impl Freeze {
         f::decide(&self.book(), at, &req)
     }
 
+    /// Whether an order in force on `line` is scoped by payer kind (the gate then finds the
+    /// payer kind of commands whose body does not say it).
+    pub fn payer_scoped(&self, line: Line) -> bool {
+        let now = self.now();
+        self.book().iter().any(|o| {
+            o.in_force(now) && !o.scope.payer_kinds.is_empty() && o.covers_line(line, &self.inner.service)
+        })
+    }
+
     /// Whether an order in force stops the consumption of `line`'s events now.
     pub fn events_paused(&self, line: Line) -> bool {
         let now = self.now();
