@@ -121,6 +121,72 @@ ctl send medical collection contribution-history --body "{\"id_number\":\"$ALICE
 say "Months still unpaid after their deadline become arrears"
 send medical collection detect-arrears --body "{\"as_of\":\"$(date -d "$(date +%Y-%m-01) +2 month" +%Y-%m-%d)\"}"
 send social collection detect-arrears --body "{\"as_of\":\"$(date -d "$(date +%Y-%m-01) +2 month" +%Y-%m-%d)\"}"
+# The first string field NAME of the JSON on stdin.
+field() { grep -o "\"$1\": *\"[^\"]*\"" | head -n 1 | sed 's/.*"\([^"]*\)"$/\1/' || true; }
+# The status of the result on stdin (not the reply's own): its outermost one, which comes last
+# (keys are sorted, so a batch's items come before it).
+result_status() { sed 's/^{"status": *"[a-z]*",//' | grep -o '"status": *"[^"]*"' | tail -n 1 | sed 's/.*"\([^"]*\)"$/\1/' || true; }
+NOW=$(TZ=Asia/Shanghai date +%Y-%m-%dT%H:%M:%S+08:00)
+H3=H42010000001
+
+if [[ ${DEMO_CLAIM:-1} == 1 ]]; then
+	say "Alice gets her social security card: applied, photo approved, made by the bank, picked up and activated"
+	for _ in {1..20}; do
+		out=$("$CTL" send common card-issuance apply-card --body "{\"id_number\":\"$ALICE\",\"bank\":\"ICBC\"}" 2>&1 | head -n 1 || true)
+		[[ $out == ok* ]] && break
+		sleep 0.5
+	done
+	echo "$out"
+	send common card-issuance review-photo --body "{\"id_number\":\"$ALICE\",\"approved\":true}"
+	for _ in {1..60}; do
+		step=$("$CTL" --json send common card-issuance get-card-status --channel online --body "{\"id_number\":\"$ALICE\"}" 2>/dev/null | field step)
+		[[ $step == arrived-at-branch ]] && break
+		sleep 1
+	done
+	send common card-issuance pick-up-card --channel bank --body "{\"id_number\":\"$ALICE\",\"representative\":{\"by\":\"self\"},\"documents\":[\"id_card\"],\"activate\":true}"
+
+	say "Alice paid a visit in cash (no card with her that day): a reimbursement claim (手工报销), reviewed, approved and paid into her card by the bank"
+	PSN=$("$CTL" --json send medical benefits person-info --body "{\"mdtrt_cert_type\":\"02\",\"mdtrt_cert_no\":\"$ALICE\"}" 2>/dev/null | field psn_no)
+	claim=$("$CTL" --json send medical benefits submit-claim --body "{\"psn_no\":\"$PSN\",\"insutype\":\"310\",\"kind\":\"outpatient\",\"fixmedins_code\":\"$H3\",\"begntime\":\"$NOW\",\"reason\":\"no-card\",\"documents\":[{\"kind\":\"invoice\",\"uri\":\"docs://demo/invoice-$seq.jpg\"},{\"kind\":\"fee-list\",\"paper_mailed\":true}],\"feedetail\":[{\"feedetl_sn\":\"1\",\"med_list_codg\":\"XA01\",\"cnt\":\"1\",\"pric\":\"2000.00\",\"det_item_fee_sumamt\":\"2000.00\",\"fee_ocur_time\":\"$NOW\"}],\"medfee_sumamt\":\"2000.00\"}" 2>&1 || true)
+	CLAIM=$(field claim_id <<<"$claim")
+	if [[ -n $CLAIM ]]; then
+		send medical benefits review-claim --body "{\"claim_id\":\"$CLAIM\",\"action\":\"start\",\"reviewer\":\"审核员张\"}"
+		send medical benefits review-claim --body "{\"claim_id\":\"$CLAIM\",\"action\":\"approve\",\"reviewer\":\"审核员张\"}"
+		for _ in {1..20}; do
+			state=$("$CTL" --json send medical benefits claim-status --body "{\"claim_id\":\"$CLAIM\"}" 2>/dev/null | result_status)
+			[[ $state == paid || $state == payment-failed ]] && break
+			sleep 0.5
+		done
+		ctl send medical benefits claim-status --body "{\"claim_id\":\"$CLAIM\"}" | sed -n '1,24p'
+	else
+		echo "$claim" | sed -n '1,8p'
+	fi
+
+	say "A retiree moves here with 30 years of pension contributions (转入), retirement is approved (退休审核) and this month's pension run goes to the bank"
+	FRANK=$(id_number "420102$(date -d "$(date +%Y-%m-01) -60 years -1 month" +%Y%m%d)${seq:0:2}1")
+	send social enrollment transfer-in --body "{\"certificate\":{\"certificate_id\":\"$(cat /proc/sys/kernel/random/uuid)\",\"id_number\":\"$FRANK\",\"name\":\"郑海\",\"insurance_types\":[\"pension\"],\"from_region\":\"370100\",\"to_region\":\"420100\",\"contribution_history_ref\":\"370100:$FRANK\",\"issued_at\":\"$NOW\",\"contribution_months\":360,\"pension_account_balance\":\"98000.00\"},\"phone\":\"13812345683\",\"category\":\"flexible\",\"effective_month\":\"$(date +%Y-%m)\"}"
+	for _ in {1..20}; do
+		app=$("$CTL" --json send social benefits apply-retirement --body "{\"id_number\":\"$FRANK\",\"position\":\"worker\"}" 2>&1 || true)
+		APPLICATION=$(field application_id <<<"$app")
+		[[ -n $APPLICATION ]] && break
+		sleep 0.5
+	done
+	if [[ -n $APPLICATION ]]; then
+		ctl send social benefits review-retirement --body "{\"application_id\":\"$APPLICATION\",\"action\":\"approve\",\"reviewer\":\"审核员王\"}" | sed -n '1,20p'
+		batch=$("$CTL" --json send social benefits run-benefit-payments --body "{\"month\":\"$(date +%Y-%m)\",\"kind\":\"pension\"}" 2>&1 || true)
+		BATCH=$(field batch_id <<<"$batch")
+		for _ in {1..20}; do
+			state=$("$CTL" --json send social benefits batch-status --body "{\"batch_id\":\"$BATCH\"}" 2>/dev/null | result_status)
+			[[ -n $state && $state != ordered ]] && break
+			sleep 0.5
+		done
+		echo "(one batch per month and kind: a second demo in the same month shows the first run's batch)"
+		ctl send social benefits batch-status --body "{\"batch_id\":\"$BATCH\"}" | sed -n '1,30p'
+	else
+		echo "$app" | sed -n '1,8p'
+	fi
+fi
+
 # ---------------------------------------------------------------------------------------------
 # A cutover (停机切换): the medical line is frozen for migration while the social line works.
 # ---------------------------------------------------------------------------------------------
