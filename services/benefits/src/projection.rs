@@ -16,23 +16,19 @@ use messaging::{Handled, HandlerError, Incoming};
 use rust_decimal::Decimal;
 use uuid::Uuid;
 
-fn permanent(what: String) -> HandlerError {
+pub(crate) fn permanent(what: String) -> HandlerError {
     HandlerError::Permanent(anyhow::anyhow!(what))
 }
 
-fn month(field: &str, s: &str) -> Result<chrono::NaiveDate, HandlerError> {
+pub(crate) fn month(field: &str, s: &str) -> Result<chrono::NaiveDate, HandlerError> {
     YearMonth::parse(s)
         .map(|m| m.first_day())
         .map_err(|err| permanent(format!("event field {field}: {err}")))
 }
 
-fn person_id(s: &str) -> Result<Uuid, HandlerError> {
+pub(crate) fn person_id(s: &str) -> Result<Uuid, HandlerError> {
     s.parse()
         .map_err(|_| permanent(format!("event person_id '{s}' is not a UUID")))
-}
-
-fn medical(types: &[InsuranceType]) -> impl Iterator<Item = InsuranceType> + '_ {
-    types.iter().copied().filter(|t| t.line() == Line::Medical)
 }
 
 async fn upsert_person(
@@ -66,70 +62,114 @@ async fn upsert_person(
     Ok(())
 }
 
-/// Ends the open period at the month before `from`; periods starting at or after `from` are
-/// replaced.
-async fn close(
-    tx: &Transaction<'_>,
-    person: Uuid,
-    t: InsuranceType,
-    from: chrono::NaiveDate,
-    reason: &str,
-) -> Result<(), HandlerError> {
-    tx.execute(
-        "delete from enrollments where person_id = $1 and insurance_type = $2 and to_month is null and from_month >= $3",
-        &[&person, &t.as_str(), &from],
-    )
-    .await?;
-    tx.execute(
-        "update enrollments set to_month = ($3::date - interval '1 month')::date, end_reason = $4
-         where person_id = $1 and insurance_type = $2 and to_month is null and from_month < $3",
-        &[&person, &t.as_str(), &from, &reason],
-    )
-    .await?;
-    Ok(())
-}
-
-async fn open(
-    tx: &Transaction<'_>,
-    person: Uuid,
-    t: InsuranceType,
-    from: chrono::NaiveDate,
-) -> Result<(), HandlerError> {
-    close(tx, person, t, from, "replaced").await?;
-    tx.execute(
-        "insert into enrollments (person_id, insurance_type, from_month) values ($1, $2, $3)
-         on conflict (person_id, insurance_type, from_month) do update set to_month = null, end_reason = null",
-        &[&person, &t.as_str(), &from],
-    )
-    .await?;
-    Ok(())
-}
-
-async fn end(
-    tx: &Transaction<'_>,
-    person: Uuid,
-    types: &[InsuranceType],
-    from: chrono::NaiveDate,
-    reason: &str,
-) -> Result<(), HandlerError> {
-    let known = tx
-        .query_opt("select 1 from persons where person_id = $1", &[&person])
-        .await?
-        .is_some();
-    if !known {
-        return Err(HandlerError::Transient(anyhow::anyhow!(
-            "person {person} is not yet known to benefits; waiting for the event it follows"
-        )));
-    }
-    for t in medical(types) {
-        close(tx, person, t, from, reason).await?;
-    }
-    Ok(())
-}
-
 /// The personal-account share of a settled line: the employee's own share in full (national
 /// rule since 2021: the individual 2 % goes to the account); no employer share and no share of
 /// a flexible worker's or retiree's payment (PLACEHOLDER: policy may assign one).
+/// The enrollment periods one line's events keep: the medical ones (`enrollments`, what
+/// eligibility is judged on) or the social ones (`social_enrollments`, issue 10 §5), by the
+/// same rules.
+#[derive(Clone, Copy)]
+pub(crate) struct Periods {
+    table: &'static str,
+    line: Line,
+}
+
+pub(crate) const MEDICAL: Periods = Periods {
+    table: "enrollments",
+    line: Line::Medical,
+};
+
+pub(crate) const SOCIAL: Periods = Periods {
+    table: "social_enrollments",
+    line: Line::Social,
+};
+
+impl Periods {
+    /// The insurance types of this line among `types`.
+    pub(crate) fn of<'a>(&self, types: &'a [InsuranceType]) -> impl Iterator<Item = InsuranceType> + 'a {
+        let line = self.line;
+        types.iter().copied().filter(move |t| t.line() == line)
+    }
+
+    /// Ends the open period at the month before `from`; periods starting at or after `from`
+    /// are replaced.
+    pub(crate) async fn close(
+        &self,
+        tx: &Transaction<'_>,
+        person: Uuid,
+        t: InsuranceType,
+        from: chrono::NaiveDate,
+        reason: &str,
+    ) -> Result<(), HandlerError> {
+        tx.execute(
+            &format!(
+                "delete from {} where person_id = $1 and insurance_type = $2 and to_month is null and from_month >= $3",
+                self.table
+            ),
+            &[&person, &t.as_str(), &from],
+        )
+        .await?;
+        tx.execute(
+            &format!(
+                "update {} set to_month = ($3::date - interval '1 month')::date, end_reason = $4
+                 where person_id = $1 and insurance_type = $2 and to_month is null and from_month < $3",
+                self.table
+            ),
+            &[&person, &t.as_str(), &from, &reason],
+        )
+        .await?;
+        Ok(())
+    }
+
+    /// A period from `from` for each type of this line among `types`.
+    pub(crate) async fn open(
+        &self,
+        tx: &Transaction<'_>,
+        person: Uuid,
+        types: &[InsuranceType],
+        from: chrono::NaiveDate,
+    ) -> Result<(), HandlerError> {
+        for t in self.of(types) {
+            self.close(tx, person, t, from, "replaced").await?;
+            tx.execute(
+                &format!(
+                    "insert into {} (person_id, insurance_type, from_month) values ($1, $2, $3)
+                     on conflict (person_id, insurance_type, from_month) do update set to_month = null, end_reason = null",
+                    self.table
+                ),
+                &[&person, &t.as_str(), &from],
+            )
+            .await?;
+        }
+        Ok(())
+    }
+
+    /// Ends the periods of this line's types among `types` (a person not yet known waits
+    /// in the retry tiers for the event it follows).
+    pub(crate) async fn end(
+        &self,
+        tx: &Transaction<'_>,
+        person: Uuid,
+        types: &[InsuranceType],
+        from: chrono::NaiveDate,
+        reason: &str,
+    ) -> Result<(), HandlerError> {
+        let known = tx
+            .query_opt("select 1 from persons where person_id = $1", &[&person])
+            .await?
+            .is_some();
+        if !known {
+            return Err(HandlerError::Transient(anyhow::anyhow!(
+                "person {person} is not yet known to benefits; waiting for the event it follows"
+            )));
+        }
+        for t in self.of(types) {
+            self.close(tx, person, t, from, reason).await?;
+        }
+        Ok(())
+    }
+}
+
 fn account_share(t: InsuranceType, share: &str) -> Decimal {
     match (t, share) {
         (InsuranceType::EmployeeMedical, "employee") => Decimal::ONE,
@@ -281,9 +321,7 @@ pub async fn apply(tx: &Transaction<'_>, msg: &Incoming) -> Result<Handled, Hand
                 Some(ev.category == "flexible"),
             )
             .await?;
-            for t in medical(&ev.insurance_types) {
-                open(tx, person, t, from).await?;
-            }
+            MEDICAL.open(tx, person, &ev.insurance_types, from).await?;
         }
         ("enrollment", "staff-added") => {
             let ev: e::StaffAdded = msg.decode()?;
@@ -300,9 +338,7 @@ pub async fn apply(tx: &Transaction<'_>, msg: &Incoming) -> Result<Handled, Hand
                     Some(false),
                 )
                 .await?;
-                for t in medical(&ev.insurance_types) {
-                    open(tx, person, t, from).await?;
-                }
+                MEDICAL.open(tx, person, &ev.insurance_types, from).await?;
             }
         }
         ("enrollment", "transferred-in") => {
@@ -321,15 +357,15 @@ pub async fn apply(tx: &Transaction<'_>, msg: &Incoming) -> Result<Handled, Hand
                 Some(false),
             )
             .await?;
-            for t in medical(&ev.insurance_types) {
-                open(tx, person, t, from).await?;
-            }
+            MEDICAL.open(tx, person, &ev.insurance_types, from).await?;
         }
         ("enrollment", "staff-removed") => {
             let ev: e::StaffRemoved = msg.decode()?;
             let from = month("month", &ev.month)?;
             for p in &ev.persons {
-                end(tx, person_id(&p.person_id)?, &ev.insurance_types, from, "removed").await?;
+                MEDICAL
+                    .end(tx, person_id(&p.person_id)?, &ev.insurance_types, from, "removed")
+                    .await?;
             }
         }
         ("enrollment", "enrollment-suspended") | ("enrollment", "enrollment-terminated") => {
@@ -339,14 +375,15 @@ pub async fn apply(tx: &Transaction<'_>, msg: &Incoming) -> Result<Handled, Hand
             } else {
                 "terminated"
             };
-            end(
-                tx,
-                person_id(&ev.person_id)?,
-                &ev.insurance_types,
-                month("month", &ev.month)?,
-                reason,
-            )
-            .await?;
+            MEDICAL
+                .end(
+                    tx,
+                    person_id(&ev.person_id)?,
+                    &ev.insurance_types,
+                    month("month", &ev.month)?,
+                    reason,
+                )
+                .await?;
         }
         ("enrollment", "transferred-out") => {
             use chrono::Datelike;
@@ -356,14 +393,15 @@ pub async fn apply(tx: &Transaction<'_>, msg: &Incoming) -> Result<Handled, Hand
                 .ok()
                 .and_then(YearMonth::next)
                 .ok_or_else(|| permanent("certificate issued_at out of range".into()))?;
-            end(
-                tx,
-                person_id(&ev.person_id)?,
-                &ev.certificate.insurance_types,
-                next.first_day(),
-                "transferred-out",
-            )
-            .await?;
+            MEDICAL
+                .end(
+                    tx,
+                    person_id(&ev.person_id)?,
+                    &ev.certificate.insurance_types,
+                    next.first_day(),
+                    "transferred-out",
+                )
+                .await?;
         }
         ("enrollment", "contact-changed") => {
             let ev: e::ContactChanged = msg.decode()?;

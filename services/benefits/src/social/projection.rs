@@ -5,6 +5,7 @@
 //! medical eligibility and person-info are unchanged.
 
 use crate::domain::money::{self, fen};
+use crate::projection::{SOCIAL, month, permanent, person_id};
 use contracts::collection::events as ce;
 use contracts::enrollment::events as e;
 use contracts::ids::YearMonth;
@@ -14,25 +15,6 @@ use messaging::{Handled, HandlerError, Incoming};
 use rust_decimal::Decimal;
 use std::collections::BTreeMap;
 use uuid::Uuid;
-
-fn permanent(what: String) -> HandlerError {
-    HandlerError::Permanent(anyhow::anyhow!(what))
-}
-
-fn month(field: &str, s: &str) -> Result<chrono::NaiveDate, HandlerError> {
-    YearMonth::parse(s)
-        .map(|m| m.first_day())
-        .map_err(|err| permanent(format!("event field {field}: {err}")))
-}
-
-fn person_id(s: &str) -> Result<Uuid, HandlerError> {
-    s.parse()
-        .map_err(|_| permanent(format!("event person_id '{s}' is not a UUID")))
-}
-
-fn social(types: &[InsuranceType]) -> impl Iterator<Item = InsuranceType> + '_ {
-    types.iter().copied().filter(|t| t.line() == Line::Social)
-}
 
 /// Makes the person known without touching what the medical projection keeps (category and
 /// the medical flags are only set when the row is new).
@@ -50,68 +32,6 @@ async fn person(
         &[&person, &id_number, &name, &category],
     )
     .await?;
-    Ok(())
-}
-
-async fn close(
-    tx: &Transaction<'_>,
-    person: Uuid,
-    t: InsuranceType,
-    from: chrono::NaiveDate,
-    reason: &str,
-) -> Result<(), HandlerError> {
-    tx.execute(
-        "delete from social_enrollments
-         where person_id = $1 and insurance_type = $2 and to_month is null and from_month >= $3",
-        &[&person, &t.as_str(), &from],
-    )
-    .await?;
-    tx.execute(
-        "update social_enrollments set to_month = ($3::date - interval '1 month')::date, end_reason = $4
-         where person_id = $1 and insurance_type = $2 and to_month is null and from_month < $3",
-        &[&person, &t.as_str(), &from, &reason],
-    )
-    .await?;
-    Ok(())
-}
-
-async fn open(
-    tx: &Transaction<'_>,
-    person: Uuid,
-    types: &[InsuranceType],
-    from: chrono::NaiveDate,
-) -> Result<(), HandlerError> {
-    for t in social(types) {
-        close(tx, person, t, from, "replaced").await?;
-        tx.execute(
-            "insert into social_enrollments (person_id, insurance_type, from_month) values ($1, $2, $3)
-             on conflict (person_id, insurance_type, from_month) do update set to_month = null, end_reason = null",
-            &[&person, &t.as_str(), &from],
-        )
-        .await?;
-    }
-    Ok(())
-}
-
-async fn end(
-    tx: &Transaction<'_>,
-    person: Uuid,
-    types: &[InsuranceType],
-    from: chrono::NaiveDate,
-    reason: &str,
-) -> Result<(), HandlerError> {
-    let known = tx
-        .query_opt("select 1 from persons where person_id = $1", &[&person])
-        .await?
-        .is_some();
-    if !known {
-        return Err(HandlerError::Transient(anyhow::anyhow!(
-            "person {person} is not yet known to benefits; waiting for the event it follows"
-        )));
-    }
-    for t in social(types) {
-        close(tx, person, t, from, reason).await?;
-    }
     Ok(())
 }
 
@@ -178,13 +98,14 @@ pub async fn apply(tx: &Transaction<'_>, msg: &Incoming) -> Result<Handled, Hand
             let ev: e::PersonEnrolled = msg.decode()?;
             let p = person_id(&ev.person_id)?;
             person(tx, p, &ev.id_number, Some(&ev.name), Some(&ev.category)).await?;
-            open(
-                tx,
-                p,
-                &ev.insurance_types,
-                month("effective_month", &ev.effective_month)?,
-            )
-            .await?;
+            SOCIAL
+                .open(
+                    tx,
+                    p,
+                    &ev.insurance_types,
+                    month("effective_month", &ev.effective_month)?,
+                )
+                .await?;
         }
         ("enrollment", "staff-added") => {
             let ev: e::StaffAdded = msg.decode()?;
@@ -192,20 +113,21 @@ pub async fn apply(tx: &Transaction<'_>, msg: &Incoming) -> Result<Handled, Hand
             for s in &ev.persons {
                 let p = person_id(&s.person_id)?;
                 person(tx, p, &s.id_number, None, Some("employee")).await?;
-                open(tx, p, &ev.insurance_types, from).await?;
+                SOCIAL.open(tx, p, &ev.insurance_types, from).await?;
             }
         }
         ("enrollment", "transferred-in") => {
             let ev: e::TransferredIn = msg.decode()?;
             let p = person_id(&ev.person_id)?;
             person(tx, p, &ev.id_number, None, ev.category.as_deref()).await?;
-            open(
-                tx,
-                p,
-                &ev.insurance_types,
-                month("effective_month", &ev.effective_month)?,
-            )
-            .await?;
+            SOCIAL
+                .open(
+                    tx,
+                    p,
+                    &ev.insurance_types,
+                    month("effective_month", &ev.effective_month)?,
+                )
+                .await?;
             let months = i32::try_from(ev.contribution_months.unwrap_or(0))
                 .map_err(|_| permanent("contribution_months out of range".into()))?;
             let balance = match &ev.pension_account_balance {
@@ -214,7 +136,7 @@ pub async fn apply(tx: &Transaction<'_>, msg: &Incoming) -> Result<Handled, Hand
                 }
                 None => Decimal::ZERO,
             };
-            for t in social(&ev.insurance_types) {
+            for t in SOCIAL.of(&ev.insurance_types) {
                 let balance = if t == InsuranceType::Pension {
                     balance
                 } else {
@@ -232,20 +154,23 @@ pub async fn apply(tx: &Transaction<'_>, msg: &Incoming) -> Result<Handled, Hand
             let ev: e::StaffRemoved = msg.decode()?;
             let from = month("month", &ev.month)?;
             for s in &ev.persons {
-                end(tx, person_id(&s.person_id)?, &ev.insurance_types, from, "removed").await?;
+                SOCIAL
+                    .end(tx, person_id(&s.person_id)?, &ev.insurance_types, from, "removed")
+                    .await?;
             }
         }
         ("enrollment", "enrollment-suspended") | ("enrollment", "enrollment-terminated") => {
             let ev: e::EnrollmentStatusChanged = msg.decode()?;
             let reason = msg.name.trim_start_matches("enrollment-").to_owned();
-            end(
-                tx,
-                person_id(&ev.person_id)?,
-                &ev.insurance_types,
-                month("month", &ev.month)?,
-                &reason,
-            )
-            .await?;
+            SOCIAL
+                .end(
+                    tx,
+                    person_id(&ev.person_id)?,
+                    &ev.insurance_types,
+                    month("month", &ev.month)?,
+                    &reason,
+                )
+                .await?;
         }
         ("enrollment", "transferred-out") => {
             use chrono::Datelike;
@@ -255,14 +180,15 @@ pub async fn apply(tx: &Transaction<'_>, msg: &Incoming) -> Result<Handled, Hand
                 .ok()
                 .and_then(YearMonth::next)
                 .ok_or_else(|| permanent("certificate issued_at out of range".into()))?;
-            end(
-                tx,
-                person_id(&ev.person_id)?,
-                &ev.certificate.insurance_types,
-                next.first_day(),
-                "transferred-out",
-            )
-            .await?;
+            SOCIAL
+                .end(
+                    tx,
+                    person_id(&ev.person_id)?,
+                    &ev.certificate.insurance_types,
+                    next.first_day(),
+                    "transferred-out",
+                )
+                .await?;
         }
         ("collection", "contribution-settled") => contribution_settled(tx, msg).await?,
         _ => {}
