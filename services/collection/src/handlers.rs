@@ -1252,10 +1252,44 @@ impl CollectionHandler {
                 in_arrears: r.get(7),
             })
             .collect();
+        let carried: Vec<c::CarriedContributions> = tx
+            .query(
+                "select certificate_id::text, from_region, insurance_types, to_char(effective_month, 'YYYY-MM'),
+                        months, pension_account_balance
+                 from carried_contributions where person_id = $1 and line = $2 order by recorded_at, certificate_id",
+                &[&person, &msg.line.as_str()],
+            )
+            .await?
+            .iter()
+            .map(|r| c::CarriedContributions {
+                certificate_id: r.get(0),
+                from_region: r.get(1),
+                insurance_types: r.get(2),
+                effective_month: r.get(3),
+                months: r.get::<_, Option<i32>>(4).map(|m| m.max(0) as u32),
+                pension_account_balance: r.get::<_, Option<Decimal>>(5).map(fen),
+            })
+            .collect();
+        // Months paid here (each month once per type) plus what was carried in.
+        let mut total_months: std::collections::BTreeMap<String, u32> = std::collections::BTreeMap::new();
+        let mut paid_here = std::collections::BTreeSet::new();
+        for m in months.iter().filter(|m| m.paid) {
+            paid_here.insert((m.insurance_type.clone(), m.month.clone()));
+        }
+        for (t, _) in paid_here {
+            *total_months.entry(t).or_default() += 1;
+        }
+        for c in &carried {
+            for t in &c.insurance_types {
+                *total_months.entry(t.clone()).or_default() += c.months.unwrap_or(0);
+            }
+        }
         ok(
             &c::ContributionHistoryResult {
                 person_id: person.to_string(),
                 months,
+                carried,
+                total_months,
             },
             vec![],
         )

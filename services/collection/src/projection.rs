@@ -11,7 +11,12 @@ use contracts::ids::YearMonth;
 use contracts::{InsuranceType, Line};
 use deadpool_postgres::Transaction;
 use messaging::{Handled, HandlerError, Incoming};
+use rust_decimal::Decimal;
 use uuid::Uuid;
+
+fn permanent(what: String) -> HandlerError {
+    HandlerError::Permanent(anyhow::anyhow!(what))
+}
 
 fn month(field: &str, s: &str) -> Result<chrono::NaiveDate, HandlerError> {
     YearMonth::parse(s)
@@ -147,6 +152,34 @@ pub async fn apply(tx: &Transaction<'_>, msg: &Incoming) -> Result<Handled, Hand
             let from = month("effective_month", &ev.effective_month)?;
             let category = ev.category.clone().unwrap_or_else(|| "flexible".into());
             upsert_person(tx, person, &ev.id_number, Some(&category), None).await?;
+            let certificate: Uuid = ev
+                .certificate_id
+                .parse()
+                .map_err(|_| permanent(format!("certificate_id '{}' is not a UUID", ev.certificate_id)))?;
+            let balance = ev
+                .pension_account_balance
+                .as_deref()
+                .map(|b| b.parse::<Decimal>())
+                .transpose()
+                .map_err(|e| permanent(format!("pension_account_balance: {e}")))?;
+            let types: Vec<&str> = ev.insurance_types.iter().map(|t| t.as_str()).collect();
+            let months = ev.contribution_months.map(|m| m as i32);
+            tx.execute(
+                "insert into carried_contributions (certificate_id, person_id, line, insurance_types, from_region,
+                     effective_month, months, pension_account_balance)
+                 values ($1, $2, $3, $4, $5, $6, $7, $8) on conflict (certificate_id) do nothing",
+                &[
+                    &certificate,
+                    &person,
+                    &ev.line.as_str(),
+                    &types,
+                    &ev.from_region,
+                    &from,
+                    &months,
+                    &balance,
+                ],
+            )
+            .await?;
             for t in ev.insurance_types {
                 open(tx, person, t, &category, ev.employer_credit_code.as_deref(), from).await?;
             }

@@ -761,28 +761,56 @@ impl EnrollmentHandler {
             )));
         }
         let current = store::enrollments(tx, person.person_id).await?;
-        for t in &types {
-            if current
-                .iter()
-                .any(|e| e.insurance_type == *t && e.status == "active")
-            {
-                return Err(reject(conflict(
-                    "certificate.insurance_types",
-                    format!("{id} is already actively enrolled in {t}"),
-                )));
+        let active: Vec<&store::Enrollment> = types
+            .iter()
+            .filter_map(|t| {
+                current
+                    .iter()
+                    .find(|e| e.insurance_type == *t && e.status == "active")
+            })
+            .collect();
+        // The Jinan flow: the person is enrolled and pays here first, then sends the
+        // certificate. For a person actively enrolled in every type it lists, the certificate
+        // is accepted and its history merged (the event carries it); the enrollment stays as
+        // it is, from its own month.
+        let merged = !active.is_empty();
+        let (event_category, event_employer) = if merged {
+            (person.category.clone(), active[0].employer_credit_code.clone())
+        } else {
+            (category.as_str().to_owned(), employer.clone())
+        };
+        let month = if active.is_empty() {
+            for t in &types {
+                store::set_enrollment(
+                    tx,
+                    person.person_id,
+                    *t,
+                    "active",
+                    &month,
+                    employer.as_deref(),
+                    None,
+                )
+                .await?;
             }
-            store::set_enrollment(
-                tx,
-                person.person_id,
-                *t,
-                "active",
-                &month,
-                employer.as_deref(),
-                None,
-            )
-            .await?;
-        }
-        store::set_category(tx, person.person_id, category.as_str()).await?;
+            store::set_category(tx, person.person_id, category.as_str()).await?;
+            month
+        } else if active.len() == types.len() {
+            active
+                .iter()
+                .map(|e| e.effective_month.clone())
+                .min()
+                .expect("at least one")
+        } else {
+            let enrolled: Vec<String> = active.iter().map(|e| e.insurance_type.to_string()).collect();
+            return Err(reject(conflict(
+                "certificate.insurance_types",
+                format!(
+                    "{id} is already actively enrolled in {} but not in the other types listed: \
+                     a certificate is merged for an enrolled person, or enrolls one who is not, not both",
+                    enrolled.join(", ")
+                ),
+            )));
+        };
         store::record_person_version(
             tx,
             person.person_id,
@@ -799,8 +827,8 @@ impl EnrollmentHandler {
             from_region: from,
             effective_month: month,
             line: msg.line,
-            category: Some(category.as_str().to_owned()),
-            employer_credit_code: employer.clone(),
+            category: Some(event_category),
+            employer_credit_code: event_employer,
             contribution_months: cert.contribution_months,
             pension_account_balance: balance,
         };

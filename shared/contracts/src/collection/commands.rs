@@ -396,6 +396,28 @@ pub struct ContributionMonth {
 pub struct ContributionHistoryResult {
     pub person_id: String,
     pub months: Vec<ContributionMonth>,
+    /// What transfer-in certificates carried from other regions (转移接续), merged into the
+    /// history: months credited there and the pension account moved with the person.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub carried: Vec<CarriedContributions>,
+    /// Months paid here plus months carried in, per insurance type.
+    #[serde(default, skip_serializing_if = "std::collections::BTreeMap::is_empty")]
+    pub total_months: std::collections::BTreeMap<String, u32>,
+}
+
+/// One certificate's carried history.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+pub struct CarriedContributions {
+    pub certificate_id: String,
+    pub from_region: String,
+    pub insurance_types: Vec<String>,
+    /// From when the person is insured here (`YYYY-MM`).
+    pub effective_month: String,
+    /// Absent when the certificate did not say.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub months: Option<u32>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pension_account_balance: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
