@@ -21,6 +21,8 @@ async fn the_demo_freezes_the_medical_counter_and_thaws_it() {
         .env("DEMO_PAYMENT_WAIT", "0")
         // Nor benefits: no hospital day.
         .env("DEMO_HOSPITAL", "0")
+        // Nor card issuance and the bank: no card, claim or pension run.
+        .env("DEMO_CLAIM", "0")
         .stdin(std::process::Stdio::null())
         .kill_on_drop(true)
         .output();
