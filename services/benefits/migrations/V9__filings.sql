@@ -7,7 +7,7 @@
 create table home_region (
     region text primary key check (region ~ '^[0-9]{6}$'),
     name   text not null,
-    only   boolean not null default true unique check (only)
+    single boolean not null default true unique check (single)
 );
 insert into home_region (region, name) values ('420100', '武汉市 Wuhan');
 
