@@ -18,6 +18,7 @@
 
 use crate::domain::money::text;
 use crate::domain::split::{self, LineSplit};
+use crate::filings::CrossRegion;
 use crate::handlers::{
     BenefitsHandler, HResult, conflict, cst, insutype, invalid, money, not_found, ok, time, uuid,
 };
@@ -111,6 +112,7 @@ struct Claim {
     documents: i64,
     submit_by: Option<chrono::DateTime<chrono::Utc>>,
     retroactive: bool,
+    elsewhere: Elsewhere,
 }
 
 impl Claim {
@@ -137,6 +139,8 @@ impl Claim {
             final_split: self.final_split,
             submit_by: self.submit_by.map(|t| t.with_timezone(&cst())),
             retroactive: self.retroactive,
+            filings: crate::filings::names(&self.elsewhere.filings),
+            unfiled_elsewhere: self.elsewhere.unfiled,
         }
     }
 
@@ -167,7 +171,7 @@ async fn load(tx: &Transaction<'_>, id: &str) -> Result<Claim, HandlerError> {
                     fulamt_ownpay_amt, overlmt_selfpay, preselfpay_amt, inscp_scp_amt, act_pay_dedc, hifp_pay,
                     hifob_pay, hifmi_pay, fund_pay_sumamt, final_split, status, status_reason,
                     (select count(*) from claim_documents d where d.claim_id = claims.claim_id),
-                    submit_by, retroactive
+                    submit_by, retroactive, filings, unfiled_elsewhere
              from claims where claim_id = $1 for update",
             &[&claim_id],
         )
@@ -201,6 +205,10 @@ async fn load(tx: &Transaction<'_>, id: &str) -> Result<Claim, HandlerError> {
         documents: r.get(19),
         submit_by: r.get(20),
         retroactive: r.get(21),
+        elsewhere: Elsewhere {
+            filings: r.get(22),
+            unfiled: r.get(23),
+        },
     })
 }
 
@@ -216,15 +224,10 @@ async fn split_now(
     day: chrono::NaiveDate,
     medfee: Decimal,
     lines: LineSplit,
-) -> Result<(split::Split, Option<i32>), HandlerError> {
-    let hosp_lv: String = tx
-        .query_opt(
-            "select hosp_lv from institutions where fixmedins_code = $1",
-            &[&fixmedins_code],
-        )
+) -> Result<(split::Split, Option<i32>, Elsewhere), HandlerError> {
+    let (hosp_lv, region) = crate::filings::institution(tx, fixmedins_code)
         .await?
-        .ok_or_else(|| not_found("fixmedins_code", "no designated institution with this code"))?
-        .get(0);
+        .ok_or_else(|| not_found("fixmedins_code", "no designated institution with this code"))?;
     let policy = store::policy(tx, insutype, policy_kind(kind), &hosp_lv, day)
         .await?
         .ok_or_else(|| {
@@ -236,20 +239,42 @@ async fn split_now(
     if let Err(reason) = store::judge(tx, person, t, day).await? {
         return Err(not_eligible(t, reason, day));
     }
+    // Care elsewhere (issue 10 §1): the ratio a cross-region filing valid on the day gives,
+    // or, without one, the ordinary ratio less the policy's reduction for unfiled care.
+    let mut elsewhere = Elsewhere::default();
+    let ratio = match crate::filings::cross_region(tx, person, &region, day).await? {
+        CrossRegion::Home => policy.ratio,
+        CrossRegion::Filed { filing_id, reduction } => {
+            elsewhere.filings.push(filing_id);
+            crate::filings::reduced(policy.ratio, reduction)
+        }
+        CrossRegion::Unfiled { .. } => {
+            elsewhere.unfiled = true;
+            let terms = crate::filings::terms(tx, insutype).await?;
+            crate::filings::reduced(policy.ratio, terms.unfiled_ratio_reduction)
+        }
+    };
     store::lock_persons(tx, &[person]).await?;
     let terms = year_terms(tx, person, t, insutype, policy_kind(kind), &policy, day).await?;
     let s = split::split(&split::Input {
         medfee_sumamt: medfee,
         lines,
         deductible_left: terms.deductible_left,
-        ratio: policy.ratio,
+        ratio,
         pool_cap_left: terms.pool_cap_left,
         large: terms.large,
         account: Decimal::ZERO,
         mutual_aid: Decimal::ZERO,
         self_pay: false,
     });
-    Ok((s, policy.claim_window_days))
+    Ok((s, policy.claim_window_days, elsewhere))
+}
+
+/// A claim's care elsewhere: the cross-region filing its terms came from, or unfiled.
+#[derive(Default)]
+struct Elsewhere {
+    filings: Vec<Uuid>,
+    unfiled: bool,
 }
 
 /// The request a settlement stop refuses: real-time settlement at an institution.
@@ -265,7 +290,7 @@ fn settle_request() -> Request<'static> {
 
 /// The settlement stops (orders suspending real-time settlement on the medical line), as
 /// `[start, end)`; one to be announced runs until now.
-fn settlement_stops(freeze: Option<&Freeze>) -> Vec<(DateTime<Utc>, DateTime<Utc>)> {
+pub(crate) fn settlement_stops(freeze: Option<&Freeze>) -> Vec<(DateTime<Utc>, DateTime<Utc>)> {
     let Some(freeze) = freeze else { return vec![] };
     let now = freeze.now();
     freeze
@@ -372,7 +397,7 @@ pub async fn submit(h: &BenefitsHandler, tx: &Transaction<'_>, msg: &Incoming) -
             format!("the lines add up to {}, not {}", text(medfee), text(theirs)),
         ));
     }
-    let (s, window) = split_now(
+    let (s, window, elsewhere) = split_now(
         tx,
         person.person_id,
         t,
@@ -413,9 +438,9 @@ pub async fn submit(h: &BenefitsHandler, tx: &Transaction<'_>, msg: &Incoming) -
         "insert into claims (claim_id, person_id, insutype, kind, fixmedins_code, begntime, year, cash_reason,
              lines, medfee_sumamt, fulamt_ownpay_amt, overlmt_selfpay, preselfpay_amt, inscp_scp_amt,
              act_pay_dedc, hifp_pay, hifob_pay, hifmi_pay, fund_pay_sumamt, status, submitted_at, updated_at,
-             submit_by, retroactive)
+             submit_by, retroactive, filings, unfiled_elsewhere)
          values ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19,
-                 'submitted', $20, $20, $21, $22)",
+                 'submitted', $20, $20, $21, $22, $23, $24)",
         &[
             &claim_id,
             &person.person_id,
@@ -439,6 +464,8 @@ pub async fn submit(h: &BenefitsHandler, tx: &Transaction<'_>, msg: &Incoming) -
             &at,
             &deadline,
             &retroactive,
+            &elsewhere.filings,
+            &elsewhere.unfiled,
         ],
     )
     .await?;
@@ -459,6 +486,7 @@ pub async fn submit(h: &BenefitsHandler, tx: &Transaction<'_>, msg: &Incoming) -
         documents: i64::try_from(cmd.documents.len()).unwrap_or(i64::MAX),
         submit_by: deadline,
         retroactive,
+        elsewhere,
     };
     ok(&claim.result(), vec![claim.changed(h, msg)])
 }
@@ -506,7 +534,7 @@ pub async fn review(h: &BenefitsHandler, tx: &Transaction<'_>, msg: &Incoming) -
         // claims may have used the deductible since the submission).
         let t = insutype("insutype", &claim.insutype)?;
         let day = claim.begntime.with_timezone(&cst()).date_naive();
-        claim.split = split_now(
+        let (split, _, elsewhere) = split_now(
             tx,
             claim.person_id,
             t,
@@ -517,8 +545,9 @@ pub async fn review(h: &BenefitsHandler, tx: &Transaction<'_>, msg: &Incoming) -
             claim.medfee,
             claim.lines,
         )
-        .await?
-        .0;
+        .await?;
+        claim.split = split;
+        claim.elsewhere = elsewhere;
         claim.final_split = true;
         if claim.split.fund_pay_sumamt.is_zero() {
             // Nothing to pay: the deductible and self-paid parts took it all.
@@ -528,7 +557,8 @@ pub async fn review(h: &BenefitsHandler, tx: &Transaction<'_>, msg: &Incoming) -
     }
     tx.execute(
         "update claims set status = $2, status_reason = $3, reviewer = $4, updated_at = $5, final_split = $6,
-             act_pay_dedc = $7, hifp_pay = $8, hifob_pay = $9, hifmi_pay = $10, fund_pay_sumamt = $11
+             act_pay_dedc = $7, hifp_pay = $8, hifob_pay = $9, hifmi_pay = $10, fund_pay_sumamt = $11,
+             filings = $12, unfiled_elsewhere = $13
          where claim_id = $1",
         &[
             &claim.claim_id,
@@ -542,6 +572,8 @@ pub async fn review(h: &BenefitsHandler, tx: &Transaction<'_>, msg: &Incoming) -
             &claim.split.hifob_pay,
             &claim.split.hifmi_pay,
             &claim.split.fund_pay_sumamt,
+            &claim.elsewhere.filings,
+            &claim.elsewhere.unfiled,
         ],
     )
     .await?;

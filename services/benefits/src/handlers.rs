@@ -1,7 +1,7 @@
 //! Benefits' handlers: enrollment and collection events feed the projection; commands are
 //! decoded, validated into domain values at the edge, applied and answered.
 
-use crate::{account, claims, policy, projection, reconcile, settle};
+use crate::{account, claims, filings, policy, projection, reconcile, settle};
 use async_trait::async_trait;
 use contracts::benefits::events::BenefitsEvent;
 use contracts::{ErrorBody, ErrorCode, InsuranceType, Line, MessageKind};
@@ -114,7 +114,8 @@ impl BenefitsHandler {
 const COMMANDS: &str = "person-info, eligibility, register-visit, admit, cancel-visit, discharge, upload-fees, \
      cancel-fees, pre-settle, settle, cancel-settlement, reverse, authorise-mutual-aid, revoke-mutual-aid, \
      account-balance, account-statement, reconcile-totals, reconcile-details, reconcile-service, set-benefit-policy, submit-claim, review-claim, \
-     add-claim-documents, claim-status, record-claim-payment";
+     add-claim-documents, claim-status, record-claim-payment, file-cross-region, file-chronic-disease, \
+     file-special-drug, review-filing, revoke-filing, filing-status";
 
 #[async_trait]
 impl Handler for BenefitsHandler {
@@ -165,6 +166,12 @@ impl Handler for BenefitsHandler {
             "add-claim-documents" => claims::add_claim_documents(self, tx, msg).await,
             "claim-status" => claims::status(tx, msg).await,
             "record-claim-payment" => claims::record_payment(self, tx, msg).await,
+            "file-cross-region" => filings::file_cross_region(self, tx, msg).await,
+            "file-chronic-disease" => filings::file_chronic_disease(self, tx, msg).await,
+            "file-special-drug" => filings::file_special_drug(self, tx, msg).await,
+            "review-filing" => filings::review(self, tx, msg).await,
+            "revoke-filing" => filings::revoke(self, tx, msg).await,
+            "filing-status" => filings::status(tx, msg).await,
             other => Err(HandlerError::Rejected(ErrorBody::new(
                 ErrorCode::UnknownCommand,
                 format!("benefits has no command '{other}'; it has {COMMANDS}"),

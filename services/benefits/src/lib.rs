@@ -9,13 +9,15 @@
 //! - `handlers`: one function per command (`settle` for the NHSA transactions, `account` for
 //!   the ledger and mutual aid, `reconcile` for 3201 / 3202 and the service-wide check,
 //!   `policy` for versioned settlement policy, `claims` for manual and maternity
-//!   reimbursement with review, issue 10 §2).
+//!   reimbursement with review, issue 10 §2, `filings` for the filings 备案 that change how
+//!   settlements and claims settle, issue 10 §1).
 //! - `social`: the social line (issue 10 §5): the social projection, retirement approval
 //!   and the pension, unemployment and work-injury awards, the monthly payment run.
 
 pub mod account;
 pub mod claims;
 pub mod domain;
+pub mod filings;
 pub mod handlers;
 pub mod policy;
 pub mod projection;

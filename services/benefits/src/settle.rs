@@ -11,6 +11,7 @@
 use crate::domain::eligibility::Reason;
 use crate::domain::money::{fen, text};
 use crate::domain::split::{self, LargeFund, LineSplit};
+use crate::filings::{self, CrossRegion};
 use crate::handlers::{
     BenefitsHandler, HResult, conflict, cst, insutype, invalid, money, nhsa_code, not_found, ok, reject,
     time, uuid,
@@ -739,6 +740,118 @@ pub(crate) async fn year_terms(
     })
 }
 
+/// What filings 备案 change in a settlement (issue 10 §1).
+struct Filed {
+    terms: filings::Terms,
+    /// The cross-region filing and its reduction of the ratio (or the unfiled reduction).
+    cross_region: Option<Uuid>,
+    reduction: Decimal,
+    /// An approved chronic-disease filing for the visit's diagnosis.
+    chronic: Option<Uuid>,
+    /// Filed special drugs among the visit's lines: (code, filing).
+    special: Vec<(String, Uuid)>,
+}
+
+impl Filed {
+    /// The pooled fund's ratio for the visit's ordinary lines.
+    fn ratio(&self, policy_ratio: Decimal) -> Decimal {
+        let base = if self.chronic.is_some() {
+            self.terms.chronic_ratio
+        } else {
+            policy_ratio
+        };
+        filings::reduced(base, self.reduction)
+    }
+
+    fn special_ratio(&self) -> Decimal {
+        filings::reduced(self.terms.special_drug_ratio, self.reduction)
+    }
+
+    fn ids(&self) -> Vec<Uuid> {
+        let mut ids: Vec<Uuid> = self.cross_region.into_iter().chain(self.chronic).collect();
+        for (_, id) in &self.special {
+            if !ids.contains(id) {
+                ids.push(*id);
+            }
+        }
+        ids
+    }
+}
+
+/// The filings that apply to a settlement of `v` at an institution of `region`: refuses care
+/// elsewhere without a filing (when policy says so), a chronic-disease settlement not on the
+/// social security card, or with more drugs than policy allows per visit. A self-paid visit
+/// and one an override decides keep their terms.
+#[allow(clippy::too_many_arguments)]
+async fn filed_terms(
+    tx: &Transaction<'_>,
+    cmd: &c::Settle,
+    v: &Visit,
+    person: &Person,
+    region: &str,
+    lines: &[Line],
+    day: chrono::NaiveDate,
+    overridden: bool,
+) -> Result<Filed, HandlerError> {
+    let mut filed = Filed {
+        terms: filings::terms(tx, &v.insutype).await?,
+        cross_region: None,
+        reduction: Decimal::ZERO,
+        chronic: None,
+        special: vec![],
+    };
+    if v.self_pay || overridden {
+        return Ok(filed);
+    }
+    match filings::cross_region(tx, person.person_id, region, day).await? {
+        CrossRegion::Home => {}
+        CrossRegion::Filed { filing_id, reduction } => {
+            filed.cross_region = Some(filing_id);
+            filed.reduction = reduction;
+        }
+        CrossRegion::Unfiled { region } => {
+            if !filed.terms.unfiled_realtime {
+                return Err(filings::unfiled_refusal(&region, day, &filed.terms));
+            }
+            filed.reduction = filed.terms.unfiled_ratio_reduction;
+        }
+    }
+    if v.kind == "outpatient"
+        && let Some(id) = filings::chronic(tx, person.person_id, v.dise_codg.as_deref(), day).await?
+    {
+        if cmd.mdtrt_cert_type != "03" {
+            return Err(invalid(
+                "mdtrt_cert_type",
+                format!(
+                    "a settlement under the chronic-disease filing {id} is made on the social security card alone: \
+                     mdtrt_cert_type 03, not {}",
+                    cmd.mdtrt_cert_type
+                ),
+            ));
+        }
+        let drugs: Vec<(String, Decimal)> = lines.iter().map(|l| (l.med_list_codg.clone(), l.cnt)).collect();
+        let days = filings::drug_days(tx, &drugs).await?;
+        let max = filed.terms.chronic_max_drug_days;
+        if days > Decimal::from(max) {
+            return Err(conflict(
+                "feedetail",
+                format!(
+                    "the chronic-disease filing {id} allows up to {max} days of drugs per visit; the lines give {} \
+                     days: cancel lines (cancel-fees) and settle the rest",
+                    days.normalize()
+                ),
+            ));
+        }
+        filed.chronic = Some(id);
+    }
+    let special = filings::special_drugs(tx, person.person_id, &v.fixmedins_code, day).await?;
+    filed.special = special
+        .into_iter()
+        .filter(|(code, _)| lines.iter().any(|l| l.med_list_codg == *code))
+        .collect();
+    Ok(filed)
+}
+
 pub async fn settle(h: &BenefitsHandler, tx: &Transaction<'_>, msg: &Incoming, book: bool) -> HResult {
     let cmd: c::Settle = msg.decode()?;
     if book {
@@ -847,13 +960,9 @@ pub async fn settle(h: &BenefitsHandler, tx: &Transaction<'_>, msg: &Incoming, b
     {
         return Err(not_eligible(t, reason, day));
     }
-    let hosp_lv: String = tx
-        .query_one(
-            "select hosp_lv from institutions where fixmedins_code = $1",
-            &[&v.fixmedins_code],
-        )
+    let (hosp_lv, region) = filings::institution(tx, &v.fixmedins_code)
         .await?
-        .get(0);
+        .ok_or_else(|| not_found("fixmedins_code", "not a designated institution"))?;
     let policy = store::policy(tx, &v.insutype, &v.kind, &hosp_lv, day)
         .await?
         .ok_or_else(|| {
@@ -864,6 +973,7 @@ pub async fn settle(h: &BenefitsHandler, tx: &Transaction<'_>, msg: &Incoming, b
         })?;
     let overriding =
         store::policy_override(tx, v.dise_codg.as_deref(), day, &person.id_number, v.self_pay).await?;
+    let filed = filed_terms(tx, &cmd, &v, &person, &region, &lines, day, overriding.is_some()).await?;
     // Under an override that leaves the patient nothing to pay, no account is drawn on.
     let use_account = use_account && !overriding.as_ref().is_some_and(|o| o.finance_pays_rest);
     let grantor = if use_account && policy.account_allowed && !v.self_pay {
@@ -880,6 +990,11 @@ pub async fn settle(h: &BenefitsHandler, tx: &Transaction<'_>, msg: &Incoming, b
         let borne = stay_deductible_borne(tx, v.mdtrt_id).await?;
         terms.deductible_left = (terms.deductible_left - borne).max(Decimal::ZERO);
     }
+    if filed.chronic.is_some() {
+        // The chronic-disease deductible is the year's own, apart from the ordinary one.
+        let used = filings::chronic_deductible_used(tx, person.person_id, &v.insutype, year).await?;
+        terms.deductible_left = (filed.terms.chronic_deductible - used).max(Decimal::ZERO);
+    }
     let own_balance = store::balance(tx, person.person_id).await?;
     let account = if use_account && policy.account_allowed && !v.self_pay {
         own_balance
@@ -890,17 +1005,52 @@ pub async fn settle(h: &BenefitsHandler, tx: &Transaction<'_>, msg: &Incoming, b
         Some(g) => store::balance(tx, g).await?,
         None => Decimal::ZERO,
     };
-    let mut s = split::split(&split::Input {
-        medfee_sumamt: medfee,
-        lines: sums,
+    let ratio = filed.ratio(policy.ratio);
+    // The ordinary lines first (they bear the deductible), then a filed special drug's lines
+    // at its own ratio, with what the first part left of the deductible, caps and accounts.
+    let (mut ordinary, mut special) = (
+        (Decimal::ZERO, LineSplit::default()),
+        (Decimal::ZERO, LineSplit::default()),
+    );
+    for l in &lines {
+        let part = if filed.special.iter().any(|(code, _)| *code == l.med_list_codg) {
+            &mut special
+        } else {
+            &mut ordinary
+        };
+        part.0 += l.amount;
+        part.1 += l.split;
+    }
+    let first = split::split(&split::Input {
+        medfee_sumamt: ordinary.0,
+        lines: ordinary.1,
         deductible_left: terms.deductible_left,
-        ratio: policy.ratio,
+        ratio,
         pool_cap_left: terms.pool_cap_left,
         large: terms.large,
         account,
         mutual_aid,
         self_pay: v.self_pay,
     });
+    let mut s = if special.0.is_zero() {
+        first
+    } else {
+        let second = split::split(&split::Input {
+            medfee_sumamt: special.0,
+            lines: special.1,
+            deductible_left: terms.deductible_left - first.act_pay_dedc,
+            ratio: filed.special_ratio(),
+            pool_cap_left: terms.pool_cap_left - first.hifp_pay,
+            large: terms
+                .large
+                .map(|(f, r, left)| (f, r, left - first.hifob_pay - first.hifmi_pay)),
+            account: account - first.acct_pay,
+            mutual_aid: mutual_aid - first.acct_mulaid_pay,
+            self_pay: v.self_pay,
+        });
+        split::combine(first, second)
+    };
+    let filing_ids = filed.ids();
     let oth_pay = match &overriding {
         Some(o) if o.finance_pays_rest => split::finance_pays_rest(&mut s),
         _ => Decimal::ZERO,
@@ -927,7 +1077,7 @@ pub async fn settle(h: &BenefitsHandler, tx: &Transaction<'_>, msg: &Incoming, b
         pool_prop_selfpay: if v.self_pay {
             "0".into()
         } else {
-            policy.ratio.normalize().to_string()
+            ratio.normalize().to_string()
         },
         hifob_pay: text(s.hifob_pay),
         hifmi_pay: text(s.hifmi_pay),
@@ -940,6 +1090,7 @@ pub async fn settle(h: &BenefitsHandler, tx: &Transaction<'_>, msg: &Incoming, b
         mid_setl_flag: interim,
         oth_pay: text(oth_pay),
         rule: rule.clone(),
+        filings: filings::names(&filing_ids),
     };
     let Some(setl_id) = setl_id else {
         return ok(&info, vec![]);
@@ -950,9 +1101,9 @@ pub async fn settle(h: &BenefitsHandler, tx: &Transaction<'_>, msg: &Incoming, b
         "insert into settlements (setl_id, msgid, mdtrt_id, person_id, insutype, kind, fixmedins_code, year,
              setl_time, setl_date, medfee_sumamt, fulamt_ownpay_amt, overlmt_selfpay, preselfpay_amt, inscp_scp_amt,
              act_pay_dedc, hifp_pay, hifob_pay, hifmi_pay, fund_pay_sumamt, acct_pay, acct_mulaid_pay, psn_cash_pay,
-             mulaid_person_id, result, mid_setl, oth_pay, rule, status)
+             mulaid_person_id, result, mid_setl, oth_pay, rule, terms, filings, status)
          values ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20, $21, $22,
-                 $23, $24, $25, $26, $27, $28, 'settled')",
+                 $23, $24, $25, $26, $27, $28, $29, $30, 'settled')",
         &[
             &setl_id,
             &cmd.msgid,
@@ -982,6 +1133,12 @@ pub async fn settle(h: &BenefitsHandler, tx: &Transaction<'_>, msg: &Incoming, b
             &interim,
             &oth_pay,
             &rule,
+            &if filed.chronic.is_some() {
+                "chronic-disease"
+            } else {
+                "ordinary"
+            },
+            &filing_ids,
         ],
     )
     .await?;
@@ -1009,6 +1166,7 @@ pub async fn settle(h: &BenefitsHandler, tx: &Transaction<'_>, msg: &Incoming, b
             psn_cash_pay: info.psn_cash_pay.clone(),
             oth_pay: info.oth_pay.clone(),
             rule,
+            filings: info.filings.clone(),
         },
         msg,
     )];

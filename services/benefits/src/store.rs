@@ -206,7 +206,8 @@ pub async fn policy(
 }
 
 /// What settlements that stand and approved claims have used of a person's year under `insutype`:
-/// (outpatient deductible borne, pooled fund paid, large-amount / serious-illness paid).
+/// (ordinary outpatient deductible borne, pooled fund paid, large-amount / serious-illness
+/// paid). A chronic-disease settlement's deductible is its own (`filings`).
 pub async fn year_used(
     tx: &Transaction<'_>,
     person: Uuid,
@@ -215,14 +216,14 @@ pub async fn year_used(
 ) -> Result<(Decimal, Decimal, Decimal), HandlerError> {
     let r = tx
         .query_one(
-            "select coalesce(sum(act_pay_dedc) filter (where kind = 'outpatient'), 0)::numeric(14, 2),
+            "select coalesce(sum(act_pay_dedc) filter (where kind = 'outpatient' and terms = 'ordinary'), 0)::numeric(14, 2),
                     coalesce(sum(hifp_pay), 0)::numeric(14, 2),
                     coalesce(sum(hifob_pay + hifmi_pay), 0)::numeric(14, 2)
-             from (select kind, act_pay_dedc, hifp_pay, hifob_pay, hifmi_pay from settlements
+             from (select kind, terms, act_pay_dedc, hifp_pay, hifob_pay, hifmi_pay from settlements
                    where person_id = $1 and insutype = $2 and year = $3 and status = 'settled'
                    union all
                    -- Approved reimbursement claims count like settlements (their split is fixed).
-                   select kind, act_pay_dedc, hifp_pay, hifob_pay, hifmi_pay from claims
+                   select kind, 'ordinary', act_pay_dedc, hifp_pay, hifob_pay, hifmi_pay from claims
                    where person_id = $1 and insutype = $2 and year = $3
                      and status in ('approved', 'paid', 'payment-failed')) used",
             &[&person, &insutype, &year],

@@ -255,6 +255,17 @@ pub const GROUPS: &[(&str, &[&str])] = &[
         "benefit-payment",
         &["run-benefit-payments", "record-benefit-payments"],
     ),
+    // Filings 备案 (issue 10 §1): their own group, so that a timetable can name them.
+    (
+        "filing",
+        &[
+            "file-cross-region",
+            "file-chronic-disease",
+            "file-special-drug",
+            "review-filing",
+            "revoke-filing",
+        ],
+    ),
     (
         "benefit-approval",
         &["apply-retirement", "review-retirement", "grant-benefit"],
@@ -264,6 +275,7 @@ pub const GROUPS: &[(&str, &[&str])] = &[
         &[
             "retirement-status",
             "batch-status",
+            "filing-status",
             "person-info",
             "eligibility",
             "account-balance",

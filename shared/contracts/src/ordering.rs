@@ -39,6 +39,8 @@ const EMPLOYER: &str = "employer";
 const INSURED: &str = "insured";
 /// A benefits reimbursement claim.
 const CLAIM: &str = "claim";
+/// A filing 备案 (cross-region care, chronic disease, special drug).
+const FILING: &str = "filing";
 /// A retirement application (social-line benefits).
 const RETIREMENT: &str = "retirement";
 /// A benefit payment batch to the bank.
@@ -488,6 +490,81 @@ pub const TABLE: &[(&str, &str, KeySource)] = &[
     (
         "benefits",
         "account-debited",
+        Field {
+            aggregate: INSURED,
+            field: "psn_no",
+        },
+    ),
+    // Filings (issue 10 §1): a new filing in the person's order (it is read by the person's
+    // settlements); its review and revocation in the filing's; the events in the person's.
+    (
+        "benefits",
+        "file-cross-region",
+        Field {
+            aggregate: INSURED,
+            field: "psn_no",
+        },
+    ),
+    (
+        "benefits",
+        "file-chronic-disease",
+        Field {
+            aggregate: INSURED,
+            field: "psn_no",
+        },
+    ),
+    (
+        "benefits",
+        "file-special-drug",
+        Field {
+            aggregate: INSURED,
+            field: "psn_no",
+        },
+    ),
+    (
+        "benefits",
+        "review-filing",
+        Field {
+            aggregate: FILING,
+            field: "filing_id",
+        },
+    ),
+    (
+        "benefits",
+        "revoke-filing",
+        Field {
+            aggregate: FILING,
+            field: "filing_id",
+        },
+    ),
+    ("benefits", "filing-status", Unordered),
+    (
+        "benefits",
+        "filing-recorded",
+        Field {
+            aggregate: INSURED,
+            field: "psn_no",
+        },
+    ),
+    (
+        "benefits",
+        "filing-approved",
+        Field {
+            aggregate: INSURED,
+            field: "psn_no",
+        },
+    ),
+    (
+        "benefits",
+        "filing-rejected",
+        Field {
+            aggregate: INSURED,
+            field: "psn_no",
+        },
+    ),
+    (
+        "benefits",
+        "filing-revoked",
         Field {
             aggregate: INSURED,
             field: "psn_no",

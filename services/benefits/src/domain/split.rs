@@ -122,6 +122,20 @@ pub fn finance_pays_rest(s: &mut Split) -> Decimal {
     rest
 }
 
+/// Two splits of parts of one settlement (lines settled on different terms) as one.
+pub fn combine(a: Split, b: Split) -> Split {
+    Split {
+        act_pay_dedc: a.act_pay_dedc + b.act_pay_dedc,
+        hifp_pay: a.hifp_pay + b.hifp_pay,
+        hifob_pay: a.hifob_pay + b.hifob_pay,
+        hifmi_pay: a.hifmi_pay + b.hifmi_pay,
+        fund_pay_sumamt: a.fund_pay_sumamt + b.fund_pay_sumamt,
+        acct_pay: a.acct_pay + b.acct_pay,
+        acct_mulaid_pay: a.acct_mulaid_pay + b.acct_mulaid_pay,
+        psn_cash_pay: a.psn_cash_pay + b.psn_cash_pay,
+    }
+}
+
 pub fn split(i: &Input) -> Split {
     let zero = Decimal::ZERO;
     let mut s = Split::default();

@@ -282,6 +282,10 @@ pub struct SetlInfo {
     /// `override:<id>` (a policy override).
     #[serde(default)]
     pub rule: String,
+    /// The filings 备案 that changed the terms (`filing:<id>`: cross-region care, chronic
+    /// disease, special drug); absent when none did.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub filings: Vec<String>,
 }
 
 fn zero() -> String {
@@ -623,6 +627,13 @@ pub struct ClaimResult {
     /// Retroactive reimbursement 追溯报销: care paid in cash during a settlement stop.
     #[serde(default)]
     pub retroactive: bool,
+    /// The cross-region filing 备案 the claim's terms came from (`filing:<id>`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub filings: Vec<String>,
+    /// Care at an institution of another region without a filing valid on the day: the
+    /// policy's reduced ratio for unfiled care elsewhere applied.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub unfiled_elsewhere: bool,
 }
 
 /// `review-claim`: a step of the review 审核, by a reviewer of the agency.

@@ -40,6 +40,9 @@ pub struct SettlementCompleted {
     /// The rule that decided the split (`policy:<id>` or `override:<id>`).
     #[serde(default)]
     pub rule: String,
+    /// The filings that changed the terms (`filing:<id>`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub filings: Vec<String>,
 }
 event!(SettlementCompleted, "settlement-completed");
 

@@ -7,6 +7,7 @@
 
 pub mod commands;
 pub mod events;
+pub mod filings;
 pub mod social;
 
 pub const SERVICE: &str = "benefits";
@@ -79,4 +80,5 @@ pub fn schema_entries(out: &mut BTreeMap<String, serde_json::Value>) {
     entry::<e::ClaimStatusChanged>(out, "benefits.claim-status-changed.v1");
     entry::<e::ClaimPaymentOrdered>(out, "benefits.claim-payment-ordered.v1");
     social::schema_entries(out);
+    filings::schema_entries(out);
 }
