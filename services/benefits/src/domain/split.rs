@@ -335,6 +335,38 @@ mod tests {
     }
 
     #[test]
+    fn parts_settled_on_different_terms_combine_to_the_whole() {
+        // A visit's ordinary lines (1000.00, bearing the deductible 700.00 at 50 %), then a
+        // filed special drug's line (2000.00 at 70 %) with what the first part left.
+        let mut a = stay("1000.00");
+        a.deductible_left = d("700.00");
+        a.ratio = d("0.50");
+        a.account = d("100.00");
+        let first = split(&a);
+        let b = Input {
+            medfee_sumamt: d("2000.00"),
+            lines: LineSplit {
+                inscp_scp_amt: d("2000.00"),
+                ..Default::default()
+            },
+            deductible_left: a.deductible_left - first.act_pay_dedc,
+            ratio: d("0.70"),
+            pool_cap_left: a.pool_cap_left - first.hifp_pay,
+            account: a.account - first.acct_pay,
+            ..a.clone()
+        };
+        let s = combine(first, split(&b));
+        assert_eq!(
+            (s.act_pay_dedc, s.hifp_pay, s.acct_pay, s.psn_cash_pay),
+            (d("700.00"), d("1550.00"), d("100.00"), d("1350.00"))
+        );
+        assert_eq!(
+            s.fund_pay_sumamt + s.acct_pay + s.acct_mulaid_pay + s.psn_cash_pay,
+            d("3000.00")
+        );
+    }
+
+    #[test]
     fn items_outside_the_catalogue_are_never_paid_by_the_account() {
         let mut i = stay("1000.00");
         i.medfee_sumamt = d("1200.00");
