@@ -17,33 +17,17 @@
 
 mod common;
 
+use common::benefits_at;
+
 use common::{B, H3, code, covered_staff_from, ok, split_of, upload, visit};
 use contracts::freeze::{ControlMessage, Timetable};
 use contracts::{ErrorCode, Line, ReplyStatus};
-use messaging::freeze::ClockSettings;
 use serde_json::{Value, json};
-use testkit::services::{Services, broadcast_control, wait_control_consumed};
+use testkit::services::{broadcast_control, wait_control_consumed};
 use testkit::{TestEnv, WAIT, credit_code, id_number, send, wait_for};
 
 const WUHAN: &str = include_str!("../../../cutovers/wuhan-2021.yaml");
 const HANGZHOU: &str = include_str!("../../../cutovers/hangzhou-2020.yaml");
-
-/// Benefits alone, on a drill clock that starts at `at` (China time) and runs at wall speed.
-async fn benefits_at(env: &TestEnv, at: &str) -> Services {
-    let mut s = env.service_settings(B);
-    s.messaging.freeze.clock = ClockSettings {
-        drill_origin: Some(at.parse().expect("an RFC 3339 time")),
-        drill_wall_start: None,
-        drill_speed: Some(1.0),
-    };
-    s.messaging.freeze.tick_ms = 50;
-    let app = benefits::build(benefits::Settings { service: s })
-        .await
-        .expect("benefits builds");
-    let mut services = Services::new();
-    services.start(env, app);
-    services
-}
 
 async fn plan(env: &TestEnv, timetable: &str) {
     wait_control_consumed(env, &[B]).await;

@@ -318,3 +318,20 @@ pub async fn event_where(
         }
     }
 }
+
+/// Benefits alone, on a drill clock that starts at `at` (China time) and runs at wall speed.
+pub async fn benefits_at(env: &TestEnv, at: &str) -> Services {
+    let mut s = env.service_settings(B);
+    s.messaging.freeze.clock = messaging::freeze::ClockSettings {
+        drill_origin: Some(at.parse().expect("an RFC 3339 time")),
+        drill_wall_start: None,
+        drill_speed: Some(1.0),
+    };
+    s.messaging.freeze.tick_ms = 50;
+    let app = benefits::build(benefits::Settings { service: s })
+        .await
+        .expect("benefits builds");
+    let mut services = Services::new();
+    services.start(env, app);
+    services
+}
