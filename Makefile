@@ -5,6 +5,7 @@
 #   make test-outage    the 3-minute database outage test of the messaging core
 #   make lint           rustfmt check + clippy with warnings denied
 #   make stop-servers   stop the private instances started by `make servers`
+#   make drill CUTOVER=cutovers/wuhan-2021.yaml   replay a real cutover across the five services, print its report
 #   make deploy-check   validate docker-compose.yml, the Dockerfile and k8s/ offline (also in `make test`)
 #   make bench-collection / bench-core / bench-benefits / bench-notification   benchmarks (not part of test); append to BENCHMARKS.md
 # LOCAL_SERVERS=auto|private (default auto) chooses configured vs private servers.
@@ -20,7 +21,7 @@ ifdef CI
 export CARGO_TERM_COLOR := never
 endif
 
-.PHONY: servers run test test-outage lint stop-servers deploy-check bench-collection bench-core bench-benefits bench-notification
+.PHONY: servers run test test-outage drill lint stop-servers deploy-check bench-collection bench-core bench-benefits bench-notification
 
 servers:
 	bash scripts/servers.sh
@@ -34,6 +35,19 @@ test: servers
 # The messaging core's database outage at full length (3 minutes; `make test` runs 20 s).
 test-outage: servers
 	. .local/env && CORE_OUTAGE_SECS=180 TEST_DEADLINE_SECS=900 cargo test -p testkit --test core_faults -- --exact a_long_database_outage_parks_nothing_and_answers_everything_afterwards
+
+# A real cutover replayed in accelerated time across the five services (also in `make test`):
+# its report, per phase: requests by outcome, open lines' latency, the held backlog's drain,
+# deadlines moved. The traffic and the checks are written per timetable (cli/tests/drills.rs).
+CUTOVER ?= cutovers/wuhan-2021.yaml
+drill: servers
+	case "$(CUTOVER)" in \
+	  *wuhan-2021.yaml) t=the_wuhan_2021_cutover ;; \
+	  *hangzhou-2020.yaml) t=the_hangzhou_2020_cutover ;; \
+	  *) echo "make drill: CUTOVER is cutovers/wuhan-2021.yaml or cutovers/hangzhou-2020.yaml (the drills are written per timetable)" >&2; exit 2 ;; \
+	esac; \
+	. .local/env && cargo test -p insurancectl --test drills -- --exact --nocapture "$$t"_replayed_across_the_five_services 2>&1 \
+	  | grep -E 'drill:|^test |test result|panicked|assertion|left|right'
 
 lint:
 	cargo fmt --all -- --check

@@ -1,17 +1,29 @@
-//! The agencies' real cutovers replayed in accelerated time against enrollment and collection
-//! (issue 7 §5): the timetable is planned with `insurancectl freeze plan`, both services run
-//! on one drill clock, and traffic on both lines through several channels runs the whole
-//! timetable. The oracle is the timetable itself: every reply must be what
-//! `contracts::freeze::decide` says for the moment it was sent (open, `deferred` with the
-//! planned resume time, `suspended` with its order, resume time and redirect). A request
-//! sent across a boundary (the decision differs between send and reply) is counted, not
-//! judged. Every request is answered (nothing lost); held requests are processed at the
-//! thaw in arrival order (a change-contact held behind the enrollment it needs succeeds).
+//! The agencies' real cutovers replayed in accelerated time against the whole suite (issue 7
+//! §5, issue 14 §1): enrollment, collection, benefits, card issuance and notification run in
+//! process on one drill clock, notification against a simulated SMS centre; a city is set up
+//! on open lines before the drill's origin (an employee covered by paid contributions, with an
+//! activated card; a pension-only worker), the timetable is planned with `insurancectl freeze
+//! plan`, and traffic on all three lines through every channel (counter, online, mobile,
+//! kiosk, bank, tax, institution) runs the whole timetable.
+//!
+//! The oracle is the timetable itself: every reply must be what `contracts::freeze::decide`
+//! says for the moment it was sent (open, `deferred` with the planned resume time,
+//! `suspended` with its order, resume time and redirect). A request sent across a boundary
+//! (the decision differs between send and reply) is counted, not judged. Every request is
+//! answered (nothing lost); held requests are processed at the thaw in arrival order (a
+//! change-contact held behind the enrollment it needs succeeds).
+//!
+//! Beyond the oracle: Wuhan's inpatient stay spans the settlement stop (interim settlement
+//! before, re-entry after with no second deductible), the pension run and a card loss report
+//! at a bank go through during the stop, deadlines are extended exactly, and every order is
+//! announced before, at the start and at the end to each person of its line, once, and to no
+//! one else; Hangzhou settles outpatients throughout phase 2. The open lines' wall latency per
+//! phase is printed (`--nocapture`), not asserted: timing is for the benchmarks.
 
 mod common;
 
 use chrono::{DateTime, Duration as Span, FixedOffset, Utc};
-use common::{HANGZHOU, WUHAN, both_listening, ctl, exit, spawn_in};
+use common::{HANGZHOU, WUHAN, ctl, exit, spawn_in};
 use contracts::freeze::{Decision, FreezeOrder, Request, Timetable, decide};
 use contracts::{Channel, Line, Reply, ReplyStatus};
 use messaging::client::Command;
@@ -141,52 +153,149 @@ fn judge(expected: &Decision, reply: &Reply, thawing: bool) -> Result<String, St
     }
 }
 
+/// The five services and the SMS centre of a drill, on one drill clock.
+struct City {
+    services: common::Services,
+    smsc: smsc_sim::Smsc,
+    workers: tokio::task::JoinHandle<()>,
+}
+
+const FIVE: [&str; 5] = [
+    "enrollment",
+    "collection",
+    "benefits",
+    "card-issuance",
+    "notification",
+];
+
+/// Every service of the suite in process on `clock` (collection and enrollment of `region`),
+/// notification against a simulated SMS centre: what a phone would show is what it received.
+async fn spawn_city(env: &TestEnv, clock: ClockSettings, region: &str) -> City {
+    let settings = |name: &str| {
+        let mut s = env.service_settings(name);
+        s.messaging.freeze.clock = clock.clone();
+        s.messaging.freeze.tick_ms = 50;
+        s
+    };
+    let mut services = spawn_in(env, clock.clone(), region).await;
+    let benefits = benefits::build(benefits::Settings {
+        service: settings("benefits"),
+    })
+    .await
+    .expect("benefits builds");
+    let card = card_issuance::build(card_issuance::Settings {
+        service: settings("card-issuance"),
+    })
+    .await
+    .expect("card issuance builds");
+    let smsc = smsc_sim::start(smsc_sim::SimConfig {
+        system_id: "insurance".into(),
+        password: "secret".into(),
+        receipt_delay: std::time::Duration::from_millis(20),
+        ..Default::default()
+    })
+    .await
+    .expect("the SMSC simulator listens");
+    let (base_sms, base_notify) = notification::base_settings();
+    let sms = notification::sms::SmsSettings {
+        address: smsc.addr.to_string(),
+        password: "secret".into(),
+        submits_per_second: 0,
+        retry_ms: 200,
+        poll_ms: 50,
+        ..base_sms
+    };
+    let notification = notification::build(notification::Settings {
+        service: settings("notification"),
+        sms: sms.clone(),
+        notify: base_notify.clone(),
+    })
+    .await
+    .expect("notification builds");
+    let workers = tokio::spawn(notification::workers(
+        &notification,
+        sms,
+        base_notify,
+        services.shutdown.clone(),
+    ));
+    services
+        .start(env, benefits)
+        .start(env, card)
+        .start(env, notification);
+    City {
+        services,
+        smsc,
+        workers,
+    }
+}
+
+/// Wall latency of one answered request, with the drill time it was sent at.
+struct Latency {
+    line: Line,
+    at: DateTime<Utc>,
+    ms: f64,
+}
+
 struct Drill {
     env: TestEnv,
-    services: common::Services,
+    city: City,
     client: messaging::client::CommandClient,
     clock: Clock,
     orders: Vec<FreezeOrder>,
     tally: Tally,
+    latencies: Vec<Latency>,
+    /// Every judged outcome with the drill time it was sent at, for the report per phase.
+    seen: Vec<(DateTime<Utc>, String)>,
+    file: String,
+    origin: DateTime<Utc>,
 }
 
 impl Drill {
-    /// Both services on a drill clock that shows `origin` (CST) `lead` seconds from now and
-    /// runs at `speed`; the timetable planned through the command line before that.
+    /// All five services on a drill clock that shows `origin` (CST) a minute from now and
+    /// runs at `speed`. The lead leaves time to set the city up on open lines (before the
+    /// origin) and to [`Drill::plan`] the timetable, on a loaded 2-core machine too.
     async fn start(file: &str, origin: &str, speed: f64, region: &str) -> Drill {
         let env = TestEnv::new();
         let origin: DateTime<FixedOffset> = format!("{origin}+08:00").parse().expect("origin");
-        // Time to spawn both services and plan the timetable before the drill reaches its
-        // origin, on a loaded 2-core machine too.
-        let lead = Span::seconds(15);
-        let wall_start = Utc::now() + lead;
+        let wall_start = Utc::now() + Span::seconds(60);
         let settings = ClockSettings {
             drill_origin: Some(origin),
             drill_wall_start: Some(wall_start.fixed_offset()),
             drill_speed: Some(speed),
         };
         let clock = settings.clock();
-        let services = spawn_in(&env, settings, region).await;
-        both_listening(&env).await;
-        exit(&ctl(&env, &["freeze", "plan", file]).await, 0);
-        assert!(clock.now() < origin, "planning took longer than the lead");
-        // The traffic starts just before the origin (an hour of drill time), not at once.
-        let soon = origin - Span::hours(1);
-        wait_for("the drill clock near its origin", WAIT, || async {
-            (clock.now() >= soon).then_some(())
-        })
-        .await;
+        let city = spawn_city(&env, settings, region).await;
+        testkit::services::wait_control_consumed(&env, &FIVE).await;
         let text = std::fs::read_to_string(file).expect("timetable");
         let orders = Timetable::from_yaml(&text).expect("timetable").orders;
         let client = env.client().await;
         Drill {
             env,
-            services,
+            city,
             client,
             clock,
             orders,
             tally: Tally::default(),
+            latencies: Vec::new(),
+            seen: Vec::new(),
+            file: file.to_owned(),
+            origin: origin.with_timezone(&Utc),
         }
+    }
+
+    /// Plans the timetable through the command line (before the origin), then waits until the
+    /// drill clock is an hour of drill time before its origin, where the traffic starts.
+    async fn plan(&self) {
+        exit(&ctl(&self.env, &["freeze", "plan", &self.file]).await, 0);
+        assert!(
+            self.clock.now() < self.origin,
+            "set-up and planning took longer than the lead"
+        );
+        let soon = self.origin - Span::hours(1);
+        wait_for("the drill clock near its origin", WAIT * 4, || async {
+            (self.clock.now() >= soon).then_some(())
+        })
+        .await;
     }
 
     /// Sends `p` and judges the reply against the timetable at the moment it was sent.
@@ -199,9 +308,11 @@ impl Drill {
             payer_kind: p.payer,
         };
         let before = self.clock.now();
+        let wall = std::time::Instant::now();
         let reply = send_command(&self.client, &p.cmd, WAIT)
             .await
             .unwrap_or_else(|e| panic!("{} lost: {e}", p.cmd.routing_key()));
+        let ms = wall.elapsed().as_secs_f64() * 1000.0;
         let after = self.clock.now();
         let expected = decide(&self.orders, before, &req);
         if expected != decide(&self.orders, after, &req) {
@@ -214,7 +325,17 @@ impl Drill {
             e <= before && before - e < Span::milliseconds((3000.0 * self.speed()) as i64)
         });
         match judge(&expected, &reply, thawing) {
-            Ok(what) => self.tally.saw(what),
+            Ok(what) => {
+                if what == "open" {
+                    self.latencies.push(Latency {
+                        line: p.cmd.line,
+                        at: before,
+                        ms,
+                    });
+                }
+                self.seen.push((before, what.clone()));
+                self.tally.saw(what)
+            }
             Err(why) => panic!(
                 "{} ({:?}) at {}: {why}",
                 p.cmd.routing_key(),
@@ -236,14 +357,65 @@ impl Drill {
     }
 
     fn until(&self, cst_local: &str) -> bool {
-        let t: DateTime<FixedOffset> = format!("{cst_local}+08:00").parse().expect("a time");
-        self.clock.now() < t
+        self.clock.now() < cst(cst_local)
+    }
+
+    /// The drill time now, as an NHSA `yyyy-MM-dd HH:mm:ss` in China time.
+    fn nhsa_now(&self) -> String {
+        self.clock
+            .now()
+            .with_timezone(&contracts::freeze::cst())
+            .format("%Y-%m-%d %H:%M:%S")
+            .to_string()
+    }
+
+    /// Per phase (`name`, from, to in drill time): requests by outcome, and the open requests'
+    /// wall latency per line.
+    fn latency_report(&self, windows: &[(&str, &str, &str)]) -> Vec<String> {
+        let mut out = Vec::new();
+        for (name, from, to) in windows {
+            let (from, to) = (cst(from), cst(to));
+            let mut outcomes: BTreeMap<&str, u32> = BTreeMap::new();
+            for (_, what) in self.seen.iter().filter(|(at, _)| *at >= from && *at < to) {
+                *outcomes.entry(what.as_str()).or_default() += 1;
+            }
+            out.push(format!("{name}: requests by outcome {outcomes:?}"));
+            for line in [Line::Medical, Line::Social, Line::Common] {
+                let mut ms: Vec<f64> = self
+                    .latencies
+                    .iter()
+                    .filter(|l| l.line == line && l.at >= from && l.at < to)
+                    .map(|l| l.ms)
+                    .collect();
+                if ms.is_empty() {
+                    continue;
+                }
+                ms.sort_by(f64::total_cmp);
+                let p = |q: f64| ms[((ms.len() - 1) as f64 * q).round() as usize];
+                out.push(format!(
+                    "{name}: {line} open requests {} median {:.1} ms p95 {:.1} ms",
+                    ms.len(),
+                    p(0.5),
+                    p(0.95)
+                ));
+            }
+        }
+        out
     }
 
     async fn stop(self) {
-        self.services.stop().await;
+        self.city.services.stop().await;
+        let _ = self.city.workers.await;
+        self.city.smsc.stop();
         drop(self.env);
     }
+}
+
+fn cst(local: &str) -> DateTime<Utc> {
+    format!("{local}+08:00")
+        .parse::<DateTime<FixedOffset>>()
+        .expect("a time")
+        .with_timezone(&Utc)
 }
 
 /// An employer with one employee on `line` from `month`, its base declared for `month`'s
@@ -335,12 +507,318 @@ fn with_id(mut p: Probe) -> Probe {
     p
 }
 
+/// A designated level-3 hospital of the seeded policy data (placeholders, V1__benefits.sql):
+/// inpatient deductible 800.00, pooled fund 85 %.
+const H3: &str = "H42010000001";
+
+/// A person of the drill's set-up: enrolled before the origin, with a phone to watch.
+struct Resident {
+    id: String,
+    phone: String,
+    /// The medical insurance number benefits knows the person by (employees only).
+    psn_no: Option<String>,
+}
+
+impl Drill {
+    /// Sends an untimed set-up command and expects `ok`.
+    async fn ok(
+        &self,
+        line: Line,
+        service: &str,
+        name: &str,
+        channel: Channel,
+        body: serde_json::Value,
+    ) -> serde_json::Value {
+        let mut cmd = Command::new(line, service, name, &body);
+        cmd.channel = Some(channel);
+        let r = send_command(&self.client, &cmd, WAIT).await.expect("a reply");
+        assert_eq!(r.status, ReplyStatus::Ok, "{name}: {r:?}");
+        r.result.unwrap_or_default()
+    }
+
+    async fn count(&self, service: &str, sql: &str, arg: &str) -> i64 {
+        let db = self.env.pool(service).await.get().await.expect("db");
+        db.query_one(sql, &[&arg]).await.expect("a count").get(0)
+    }
+
+    /// Waits until the SMS centre has received at least one message for `phone`: the
+    /// notification service then holds the contact.
+    async fn texted(&self, phone: &str) {
+        wait_for(&format!("an SMS to {phone}"), WAIT, || async {
+            (!self.city.smsc.received_by(phone).is_empty()).then_some(())
+        })
+        .await;
+    }
+
+    /// An employee of a new employer on the medical line from `month`, that month assessed and
+    /// paid at `paid_at` through collection (covered from the month after), a card picked up
+    /// and activated at the bank (the bank's answers played as the bank would send them).
+    async fn covered_employee(&self, seed: u32, month: &str, paid_at: &str) -> Resident {
+        let code = testkit::credit_code(seed);
+        let id = id_number(seed);
+        let phone = phone(seed);
+        let m = Line::Medical;
+        self.ok(m, "enrollment", "register-employer", Channel::Counter,
+            serde_json::json!({"credit_code": code, "name": "演练单位", "contact": {"name": "李", "phone": "13900000001"}})).await;
+        let enrolled = self.ok(m, "enrollment", "enroll-person", Channel::Counter,
+            serde_json::json!({"id_number": id, "name": "演练职工", "phone": phone, "category": "employee",
+                               "insurance_types": ["employee_medical"], "employer_credit_code": code, "effective_month": month})).await;
+        let psn_no = enrolled["person_id"].as_str().expect("a person id").to_owned();
+        wait_for("collection knows the employee", WAIT, || async {
+            (self
+                .count(
+                    "collection",
+                    "select count(*) from persons where id_number = $1",
+                    &id,
+                )
+                .await
+                == 1)
+                .then_some(())
+        })
+        .await;
+        self.ok(m, "collection", "declare-wages", Channel::Counter,
+            serde_json::json!({"employer_credit_code": code, "year": month[..4].parse::<i32>().expect("a year"),
+                               "wages": [{"id_number": id, "previous_year_average": "5000.00"}]})).await;
+        self.ok(
+            m,
+            "collection",
+            "assess-month",
+            Channel::Counter,
+            serde_json::json!({"month": month}),
+        )
+        .await;
+        let db = self.env.pool("collection").await.get().await.expect("db");
+        let row = db
+            .query_one(
+                "select assessment_id::text, due::text from assessments where payer_id = $1 and month = $2::text::date",
+                &[&code, &format!("{month}-01")],
+            )
+            .await
+            .expect("the employer's assessment");
+        let (assessment, due): (String, String) = (row.get(0), row.get(1));
+        self.ok(
+            m,
+            "collection",
+            "record-payment",
+            Channel::Tax,
+            serde_json::json!({"assessment_id": assessment, "amount": due, "paid_at": paid_at,
+                               "tax_receipt_no": format!("TX-{seed}")}),
+        )
+        .await;
+        wait_for("benefits sees the month paid", WAIT, || async {
+            let sql = format!(
+                "select count(*) from paid_months where person_id = $1::text::uuid and month = '{month}-01'"
+            );
+            (self.count("benefits", &sql, &psn_no).await >= 1).then_some(())
+        })
+        .await;
+        // The card: applied at the counter, the bank's steps, picked up and activated.
+        let c = Line::Common;
+        wait_for("card issuance knows the person", WAIT, || async {
+            let sql = "select count(*) from person_enrollments where id_number = $1 and status = 'active'";
+            (self.count("card-issuance", sql, &id).await > 0).then_some(())
+        })
+        .await;
+        let app = self
+            .ok(
+                c,
+                "card-issuance",
+                "apply-card",
+                Channel::Counter,
+                serde_json::json!({"id_number": id, "bank": "ICBC"}),
+            )
+            .await;
+        let app = app["application_id"].as_str().expect("an application").to_owned();
+        self.ok(
+            c,
+            "card-issuance",
+            "review-photo",
+            Channel::Counter,
+            serde_json::json!({"id_number": id, "approved": true}),
+        )
+        .await;
+        for (name, body) in [
+            (
+                "record-bank-account",
+                serde_json::json!({"opened": true, "financial_account": format!("6222{}", &id[6..18])}),
+            ),
+            (
+                "record-production",
+                serde_json::json!({"produced": true, "card_number": format!("K{}", &app[app.len() - 12..])}),
+            ),
+            (
+                "record-shipment",
+                serde_json::json!({"tracking_number": "SF1234567890"}),
+            ),
+            (
+                "record-arrival",
+                serde_json::json!({"branch": "工商银行江汉支行"}),
+            ),
+        ] {
+            let mut body = body;
+            body["id_number"] = serde_json::json!(id);
+            body["application_id"] = serde_json::json!(app);
+            self.ok(c, "card-issuance", name, Channel::Bank, body).await;
+        }
+        self.ok(c, "card-issuance", "pick-up-card", Channel::Bank,
+            serde_json::json!({"id_number": id, "representative": {"by": "self"}, "documents": ["id_card"], "activate": true})).await;
+        Resident {
+            id,
+            phone,
+            psn_no: Some(psn_no),
+        }
+    }
+
+    /// A flexible worker enrolled in pension only (the social line), from `month`.
+    async fn pension_only(&self, seed: u32, month: &str) -> Resident {
+        let (id, phone) = (id_number(seed), phone(seed));
+        self.ok(Line::Social, "enrollment", "enroll-person", Channel::Counter,
+            serde_json::json!({"id_number": id, "name": "演练灵活就业", "phone": phone, "category": "flexible",
+                               "insurance_types": ["pension"], "effective_month": month})).await;
+        Resident {
+            id,
+            phone,
+            psn_no: None,
+        }
+    }
+
+    /// The announcements of every order the SMS centre delivered to `phone`: order → count.
+    fn announcements_to(&self, phone: &str) -> BTreeMap<String, usize> {
+        let mut seen = BTreeMap::new();
+        for m in self.city.smsc.received_by(phone) {
+            for o in &self.orders {
+                let text = o.announcement.trim().trim_end_matches(['。', '.', '；', ';']);
+                if !text.is_empty() && m.text.contains(text) {
+                    *seen.entry(o.id.clone()).or_default() += 1;
+                }
+            }
+        }
+        seen
+    }
+
+    /// Waits until `phone` has had each order of its line announced three times (before, at
+    /// the start, at the end) and none of the other line's, then checks that nothing came twice.
+    async fn announced_once_per_phase(&self, phone: &str, line: Line) {
+        let expected: BTreeMap<String, usize> = self
+            .orders
+            .iter()
+            .filter(|o| o.scope.lines.is_empty() || o.scope.lines.contains(&line))
+            .map(|o| (o.id.clone(), 3))
+            .collect();
+        // Polled to a deadline, then compared: a failure shows what did arrive.
+        let deadline = std::time::Instant::now() + WAIT * 2;
+        while std::time::Instant::now() < deadline {
+            let seen = self.announcements_to(phone);
+            if expected
+                .iter()
+                .all(|(o, n)| seen.get(o).copied().unwrap_or(0) >= *n)
+            {
+                break;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+        }
+        assert_eq!(
+            self.announcements_to(phone),
+            expected,
+            "announcements to {phone} ({line})"
+        );
+        // Each announcement text once: no phase of an order sent twice.
+        let texts: Vec<_> = self
+            .city
+            .smsc
+            .received_by(phone)
+            .into_iter()
+            .filter(|m| {
+                self.orders.iter().any(|o| {
+                    let t = o.announcement.trim().trim_end_matches(['。', '.', '；', ';']);
+                    !t.is_empty() && m.text.contains(t)
+                })
+            })
+            .collect();
+        let distinct: std::collections::BTreeSet<&str> = texts.iter().map(|m| m.text.as_str()).collect();
+        assert_eq!(distinct.len(), texts.len(), "a text sent twice to {phone}");
+    }
+}
+
+fn settle_body(msgid: &str, mdtrt: &str, who: &Resident, medfee: &str, interim: bool) -> serde_json::Value {
+    let mut b = serde_json::json!({"msgid": msgid, "fixmedins_code": H3, "mdtrt_id": mdtrt,
+        "psn_no": who.psn_no.as_deref().expect("an insured person"), "mdtrt_cert_type": "02",
+        "mdtrt_cert_no": who.id, "medfee_sumamt": medfee, "acct_used_flag": "0", "insutype": "310"});
+    if interim {
+        b["mid_setl_flag"] = serde_json::json!("1");
+    }
+    b
+}
+
+fn fee_at(sn: &str, amount: &str, at: &str) -> serde_json::Value {
+    serde_json::json!({"feedetl_sn": sn, "med_list_codg": "XA01", "cnt": "1", "pric": amount,
+           "det_item_fee_sumamt": amount, "fee_ocur_time": at})
+}
+
+fn at_institution(name: &str, body: serde_json::Value) -> Probe {
+    probe(Line::Medical, "benefits", name, Channel::Institution, None, body)
+}
+
+/// The Wuhan orders without an end (business "resumes step by step", 另行通知).
+const OPEN_ENDED: [&str; 5] = [
+    "wuhan-2021-resident-medical",
+    "wuhan-2021-social-arrears-back-payment",
+    "wuhan-2021-tax-bank-collection",
+    "wuhan-2021-employee-medical",
+    "wuhan-2021-social-business",
+];
+
+/// One outpatient visit of `who` now: registered (2201), fees uploaded, settled (2207). Each
+/// step is judged; what the timetable refuses stops the visit there (the patient pays cash).
+async fn outpatient(d: &mut Drill, n: u32, who: &Resident) -> Option<Reply> {
+    let now = d.nhsa_now();
+    let psn = who.psn_no.clone().expect("an insured person");
+    let reg = d
+        .send(&with_id(at_institution(
+            "register-visit",
+            serde_json::json!({"msgid": format!("OP{n}"), "fixmedins_code": H3, "psn_no": psn, "insutype": "310",
+                               "mdtrt_cert_type": "02", "mdtrt_cert_no": who.id, "ipt_otp_no": format!("N-OP{n}"),
+                               "begntime": now, "self_pay": false}),
+        )))
+        .await;
+    let mdtrt = reg.result.as_ref()?.get("mdtrt_id")?.as_str()?.to_owned();
+    let up = d
+        .send(&with_id(at_institution(
+            "upload-fees",
+            serde_json::json!({"mdtrt_id": mdtrt, "psn_no": psn, "feedetail": [fee_at("1", "100.00", &now)]}),
+        )))
+        .await;
+    if up.status != ReplyStatus::Ok {
+        return None;
+    }
+    Some(
+        d.send(&with_id(at_institution(
+            "settle",
+            settle_body(&format!("OPS{n}"), &mdtrt, who, "100.00", false),
+        )))
+        .await,
+    )
+}
+
 #[tokio::test]
-async fn the_wuhan_2021_cutover_replayed_in_accelerated_time() {
-    // 12-14 17:00 → 12-16 02:00 at an hour a second.
-    let mut d = Drill::start(WUHAN, "2021-12-14T17:00:00", 3600.0, "420100").await;
+async fn the_wuhan_2021_cutover_replayed_across_the_five_services() {
+    // 12-14 16:00 → 2022-01-01 14:00 at six hours a second, all five services on one clock.
+    let mut d = Drill::start(WUHAN, "2021-12-14T17:00:00", 21_600.0, "420100").await;
+    // Set-up on open lines, before the origin: an employee covered for December (November
+    // paid on 11-20) with an activated card, and a pension-only flexible worker.
+    let ann = d
+        .covered_employee(8_100_000, "2021-11", "2021-11-20T10:00:00+08:00")
+        .await;
+    let bo = d.pension_only(8_200_000, "2021-11").await;
+    d.texted(&ann.phone).await;
+    d.texted(&bo.phone).await;
+    d.plan().await;
+
     let mut n = 0u32;
-    while d.until("2021-12-16T02:00:00") {
+    let mut next_round = d.clock.now();
+    let (mut stay, mut interim, mut during, mut announced, mut outpatient_ok) =
+        (None::<String>, None, false, false, 0u32);
+    while d.until("2022-01-01T14:00:00") {
         n += 1;
         let round = [
             enroll(n * 10 + 1, Line::Medical, Channel::Counter, "resident"),
@@ -356,11 +834,183 @@ async fn the_wuhan_2021_cutover_replayed_in_accelerated_time() {
             ),
             payment(n * 10 + 5, Line::Social, Channel::Tax),
             payment(n * 10 + 6, Line::Medical, Channel::Bank),
+            at_institution(
+                "person-info",
+                serde_json::json!({"mdtrt_cert_type": "02", "mdtrt_cert_no": ann.id}),
+            ),
+            probe(
+                Line::Common,
+                "card-issuance",
+                "get-card-status",
+                Channel::Bank,
+                None,
+                serde_json::json!({"id_number": ann.id}),
+            ),
         ];
         for p in round {
             d.send(&with_id(p)).await;
         }
+        if let Some(r) = outpatient(&mut d, n, &ann).await
+            && r.status == ReplyStatus::Ok
+        {
+            outpatient_ok += 1;
+        }
+        // Ann is admitted on 12-18 and still in hospital on 12-21: an interim settlement
+        // 中途结算 before the stop (the cut-off is 12-22 17:00, the stop 18:00).
+        if stay.is_none() && !d.until("2021-12-18T09:00:00") {
+            let adm = d
+                .send(&with_id(at_institution(
+                    "admit",
+                    serde_json::json!({"msgid": "WH-ADM", "fixmedins_code": H3, "psn_no": ann.psn_no, "insutype": "310",
+                                       "mdtrt_cert_type": "02", "mdtrt_cert_no": ann.id, "ipt_otp_no": "N-WH-ADM",
+                                       "begntime": "2021-12-18 09:00:00", "self_pay": false}),
+                )))
+                .await;
+            assert_eq!(adm.status, ReplyStatus::Ok, "admitted: {adm:?}");
+            stay = adm.result.and_then(|r| r["mdtrt_id"].as_str().map(str::to_owned));
+        }
+        if let (Some(s), None) = (&stay, &interim)
+            && !d.until("2021-12-21T18:00:00")
+        {
+            let fees = [
+                fee_at("1", "3000.00", "2021-12-18 10:00:00"),
+                fee_at("2", "2000.00", "2021-12-21 10:00:00"),
+            ];
+            let up = d
+                .send(&with_id(at_institution(
+                    "upload-fees",
+                    serde_json::json!({"mdtrt_id": s, "psn_no": ann.psn_no, "feedetail": fees}),
+                )))
+                .await;
+            assert_eq!(up.status, ReplyStatus::Ok, "fees: {up:?}");
+            let r = d
+                .send(&with_id(at_institution(
+                    "settle",
+                    settle_body("WH-S1", s, &ann, "5000.00", true),
+                )))
+                .await;
+            assert_eq!(r.status, ReplyStatus::Ok, "interim settlement: {r:?}");
+            let r = r.result.expect("a settlement");
+            // 5000.00: deductible 800.00, fund (5000 − 800) × 85 % = 3570.00.
+            assert_eq!(
+                (r["act_pay_dedc"].as_str(), r["hifp_pay"].as_str()),
+                (Some("800.00"), Some("3570.00")),
+                "{r}"
+            );
+            interim = Some(r);
+        }
+        // During the stop: settlement is refused with its resume time (the patient advances
+        // the money), while pensions are paid and banks take card loss reports.
+        if !during && !d.until("2021-12-24T00:00:00") {
+            during = true;
+            let s = stay.clone().expect("admitted");
+            let r = d
+                .send(&with_id(at_institution(
+                    "settle",
+                    settle_body("WH-S2", &s, &ann, "3000.00", false),
+                )))
+                .await;
+            assert_eq!(r.status, ReplyStatus::Suspended, "{r:?}");
+            let pensions = d
+                .send(&with_id(probe(
+                    Line::Social,
+                    "benefits",
+                    "run-benefit-payments",
+                    Channel::Counter,
+                    None,
+                    serde_json::json!({"month": "2021-12", "kind": "pension"}),
+                )))
+                .await;
+            assert_eq!(
+                pensions.status,
+                ReplyStatus::Ok,
+                "the pension run during the stop: {pensions:?}"
+            );
+            let loss = d
+                .send(&with_id(probe(
+                    Line::Common,
+                    "card-issuance",
+                    "report-loss",
+                    Channel::Bank,
+                    None,
+                    serde_json::json!({"id_number": ann.id, "kind": "temporary"}),
+                )))
+                .await;
+            assert_eq!(
+                loss.status,
+                ReplyStatus::Ok,
+                "a loss report at the bank during the stop: {loss:?}"
+            );
+            let found = d
+                .send(&with_id(probe(
+                    Line::Common,
+                    "card-issuance",
+                    "lift-loss",
+                    Channel::Bank,
+                    None,
+                    serde_json::json!({"id_number": ann.id}),
+                )))
+                .await;
+            assert_eq!(found.status, ReplyStatus::Ok, "{found:?}");
+        }
+        // 12-27: the agency announces that business resumes on 2022-01-01 12:00: the orders
+        // "to be announced" get their end (`freeze extend`), and the oracle learns it too.
+        if !announced && !d.until("2021-12-27T00:00:00") {
+            announced = true;
+            let until: DateTime<FixedOffset> = "2022-01-01T12:00:00+08:00".parse().expect("a time");
+            for id in OPEN_ENDED {
+                exit(
+                    &ctl(&d.env, &["freeze", "extend", id, "--until", &until.to_rfc3339()]).await,
+                    0,
+                );
+                let o = d
+                    .orders
+                    .iter_mut()
+                    .find(|o| o.id == id)
+                    .expect("in the timetable");
+                o.ends_at = Some(until);
+            }
+        }
+        next_round += Span::hours(1);
+        let due = next_round;
+        if d.clock.now() < due {
+            wait_for("the next round", WAIT, || async {
+                (d.clock.now() >= due).then_some(())
+            })
+            .await;
+        }
     }
+    assert!(during, "the drill never reached the settlement stop");
+    // After the restart (12-31 23:00) the hospital re-enters 补录 the discharge of 12-25 and the
+    // fees with their real dates, and settles them: no second deductible for the stay.
+    let s = stay.clone().expect("admitted");
+    d.ok(
+        Line::Medical,
+        "benefits",
+        "discharge",
+        Channel::Institution,
+        serde_json::json!({"mdtrt_id": s, "psn_no": ann.psn_no, "endtime": "2021-12-25 10:00:00"}),
+    )
+    .await;
+    d.ok(Line::Medical, "benefits", "upload-fees", Channel::Institution,
+        serde_json::json!({"mdtrt_id": s, "psn_no": ann.psn_no,
+                           "feedetail": [fee_at("3", "2000.00", "2021-12-23 10:00:00"), fee_at("4", "1000.00", "2021-12-25 09:00:00")]})).await;
+    let fin = d
+        .ok(
+            Line::Medical,
+            "benefits",
+            "settle",
+            Channel::Institution,
+            settle_body("WH-S2", &s, &ann, "3000.00", false),
+        )
+        .await;
+    // 3000.00 × 85 % = 2550.00 (with a second deductible it would be 1870.00).
+    assert_eq!(
+        (fin["act_pay_dedc"].as_str(), fin["hifp_pay"].as_str()),
+        (Some("0.00"), Some("2550.00")),
+        "{fin}"
+    );
+
     let t = &d.tally;
     // Open before the first stop; each order seen refusing what it names.
     assert!(t.count("open") > 0, "{t:?}");
@@ -370,25 +1020,21 @@ async fn the_wuhan_2021_cutover_replayed_in_accelerated_time() {
         "wuhan-2021-tax-bank-collection",
         "wuhan-2021-employee-medical",
         "wuhan-2021-social-business",
+        "wuhan-2021-medical-settlement",
     ] {
         assert!(
             t.count(&format!("suspended:{order}")) > 0,
             "{order} refused nothing: {t:?}"
         );
     }
+    assert!(
+        outpatient_ok > 0,
+        "no outpatient visit settled in real time: {t:?}"
+    );
     // Wuhan suspends: no receipts, nothing held.
     assert!(t.receipts.is_empty(), "{t:?}");
 
-    // The agency announces the resumption: the open-ended orders are lifted; business resumes.
-    for id in [
-        "wuhan-2021-resident-medical",
-        "wuhan-2021-social-arrears-back-payment",
-        "wuhan-2021-tax-bank-collection",
-        "wuhan-2021-employee-medical",
-        "wuhan-2021-social-business",
-    ] {
-        exit(&ctl(&d.env, &["freeze", "lift", id]).await, 0);
-    }
+    // Business resumed at 01-01 12:00, as announced on 12-27.
     for (i, p) in [
         enroll(9_000_001, Line::Medical, Channel::Counter, "resident"),
         enroll(9_000_002, Line::Social, Channel::Mobile, "flexible"),
@@ -409,24 +1055,49 @@ async fn the_wuhan_2021_cutover_replayed_in_accelerated_time() {
         assert!(r.result.is_some());
     }
     // Deadlines extended exactly (DOMAIN.md §8: 停机期间到期的各项期限顺延): December 2021's
-    // plain deadline 12-26 (before the last 5 working days) falls in the settlement stop
-    // 12-22 18:00 → 12-31 23:00 of each line, which took 4 whole days of it: given back from
-    // 01-01, past New Year (01-01 … 01-03), 2022-01-04, for employers and persons alike.
+    // plain deadline 12-26 (before the last 5 working days) falls in the stops of each line,
+    // which overlap into one from 12-14 17:30 (the first order of the line) to the announced
+    // resumption 2022-01-01 12:00: 17 days 18.5 hours, added to the deadline, 2022-01-13, for
+    // employers and persons alike.
     for (seed, line) in [(9_100_000, Line::Medical), (9_200_000, Line::Social)] {
         let deadlines = assessed_deadlines(&d, seed, line, "2021-12").await;
-        let expected: BTreeMap<String, String> = [("employer", "2022-01-04"), ("person", "2022-01-04")]
+        let expected: BTreeMap<String, String> = [("employer", "2022-01-13"), ("person", "2022-01-13")]
             .map(|(k, v)| (k.to_owned(), v.to_owned()))
             .into();
         assert_eq!(deadlines, expected, "{line} December 2021");
+        eprintln!(
+            "wuhan drill: {line} December 2021 deadlines, 2021-12-26 before the freeze, now {deadlines:?}"
+        );
     }
-    eprintln!("wuhan drill: {} rounds, {:?}", n, d.tally.outcomes);
+    // Every order announced before, at the start and at the end (its end time, or the lift)
+    // to each person of its line, once, and to no one of the other line.
+    d.announced_once_per_phase(&ann.phone, Line::Medical).await;
+    d.announced_once_per_phase(&bo.phone, Line::Social).await;
+    for l in d.latency_report(&[
+        ("before the stops", "2021-12-14T16:00:00", "2021-12-14T17:30:00"),
+        ("business stopped", "2021-12-15T17:30:00", "2021-12-22T18:00:00"),
+        ("settlement stopped", "2021-12-22T18:00:00", "2021-12-31T23:00:00"),
+        ("after the restart", "2021-12-31T23:00:00", "2022-01-02T00:00:00"),
+    ]) {
+        eprintln!("wuhan drill: {l}");
+    }
+    eprintln!(
+        "wuhan drill: {n} rounds, {outpatient_ok} outpatient settlements, {:?}",
+        d.tally.outcomes
+    );
     d.stop().await;
 }
 
 #[tokio::test]
-async fn the_hangzhou_2020_cutover_replayed_in_accelerated_time() {
+async fn the_hangzhou_2020_cutover_replayed_across_the_five_services() {
     // 7-17 11:00 → 8-13 06:00 at a day a second.
     let mut d = Drill::start(HANGZHOU, "2020-07-17T11:00:00", 86_400.0, "330100").await;
+    // An employee covered from May 2020 (April paid on 04-20), for the hospital's traffic.
+    let ann = d
+        .covered_employee(8_300_000, "2020-04", "2020-04-20T10:00:00+08:00")
+        .await;
+    d.plan().await;
+    let (mut settled_in_phase_2, phase_2) = (0u32, (cst("2020-07-24T18:00:00"), cst("2020-08-13T00:00:00")));
     let mut n = 0u32;
     // Persons whose enrollment and contact change were both taken in at the counter.
     let mut pairs: Vec<u32> = Vec::new();
@@ -469,9 +1140,23 @@ async fn the_hangzhou_2020_cutover_replayed_in_accelerated_time() {
         for p in round {
             d.send(&with_id(p)).await;
         }
+        // Real-time settlement stays open through both phases (no order names it).
+        let at = d.clock.now();
+        if let Some(r) = outpatient(&mut d, n, &ann).await
+            && r.status == ReplyStatus::Ok
+            && at >= phase_2.0
+            && at < phase_2.1
+        {
+            settled_in_phase_2 += 1;
+        }
     }
+    let loop_ended = std::time::Instant::now();
     let t = &d.tally;
     assert!(t.count("open") > 0, "{t:?}");
+    assert!(
+        settled_in_phase_2 > 0,
+        "no outpatient visit settled during phase 2: {t:?}"
+    );
     for what in [
         "suspended:hangzhou-2020-phase-1",
         "suspended:hangzhou-2020-phase-2",
@@ -488,7 +1173,7 @@ async fn the_hangzhou_2020_cutover_replayed_in_accelerated_time() {
     // The thaw at 8-13 00:00 processed every held request once, in arrival order: each
     // contact change held behind its enrollment succeeded.
     let pool = d.env.pool("enrollment").await;
-    wait_for("the backlog drained", WAIT, || async {
+    wait_for("the backlog drained", WAIT * 4, || async {
         let db = pool.get().await.ok()?;
         let left: i64 = db
             .query_one("select count(*) from backlog where processed_at is null", &[])
@@ -498,6 +1183,7 @@ async fn the_hangzhou_2020_cutover_replayed_in_accelerated_time() {
         (left == 0).then_some(())
     })
     .await;
+    let drained_in = loop_ended.elapsed();
     let db = pool.get().await.expect("db");
     let rows = db
         .query(
@@ -529,8 +1215,22 @@ async fn the_hangzhou_2020_cutover_replayed_in_accelerated_time() {
         .into();
     assert_eq!(deadlines, expected, "Hangzhou July 2020");
     eprintln!(
-        "hangzhou drill: {n} rounds, {} held pairs, {:?}",
+        "hangzhou drill: medical July 2020 deadlines (declaration moved to 08-01 → 08-25) {deadlines:?}"
+    );
+    // Every order (each names channels, not lines: both lines) announced three times, once each.
+    d.announced_once_per_phase(&ann.phone, Line::Medical).await;
+    for l in d.latency_report(&[
+        ("before phase 1", "2020-07-17T10:00:00", "2020-07-17T12:00:00"),
+        ("phase 1", "2020-07-17T12:00:00", "2020-07-24T18:00:00"),
+        ("phase 2", "2020-07-24T18:00:00", "2020-08-13T00:00:00"),
+    ]) {
+        eprintln!("hangzhou drill: {l}");
+    }
+    eprintln!(
+        "hangzhou drill: {n} rounds, {} held pairs, {} held requests drained within {:.1} s of the drill's end, {settled_in_phase_2} outpatient settlements in phase 2, {:?}",
         pairs.len(),
+        held.len(),
+        drained_in.as_secs_f64(),
         d.tally.outcomes
     );
     d.stop().await;

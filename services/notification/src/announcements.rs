@@ -85,7 +85,11 @@ fn text(
         ("ends_at", ends_at.map(stamp).unwrap_or_default()),
         ("line_name", line_zh(&lines).to_owned()),
     ]);
-    Ok(templates.render(&format!("announcement-{phase}"), &vars)?.text)
+    let template = match (phase, order.mode) {
+        ("start", contracts::freeze::FreezeMode::Suspended) => "announcement-start-suspended".to_owned(),
+        _ => format!("announcement-{phase}"),
+    };
+    Ok(templates.render(&template, &vars)?.text)
 }
 
 /// Keeps one row per phase of every order in step with the order: created when it becomes

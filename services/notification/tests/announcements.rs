@@ -92,7 +92,7 @@ async fn a_freeze_order_is_announced_before_at_the_start_and_at_the_end_to_its_l
             "【武汉医保】系统切换已开始：医保信息系统切换上线，暂停办理医保业务。切换期间窗口可收件，恢复后按收件顺序办理。咨询电话027-87812393。"
         );
         assert!(
-            t[3].starts_with("【武汉医保】系统切换已完成，医疗保障业务已于"),
+            t[3].starts_with("【武汉医保】系统切换已完成：医保信息系统切换上线，暂停办理医保业务，现已于"),
             "{t:?}"
         );
     }
