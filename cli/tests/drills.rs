@@ -911,47 +911,37 @@ async fn the_wuhan_2021_cutover_replayed_across_the_five_services() {
                 )))
                 .await;
             assert_eq!(r.status, ReplyStatus::Suspended, "{r:?}");
-            let pensions = d
-                .send(&with_id(probe(
+            for (line, service, name, channel, body, what) in [
+                (
                     Line::Social,
                     "benefits",
                     "run-benefit-payments",
                     Channel::Counter,
-                    None,
                     serde_json::json!({"month": "2021-12", "kind": "pension"}),
-                )))
-                .await;
-            assert_eq!(
-                pensions.status,
-                ReplyStatus::Ok,
-                "the pension run during the stop: {pensions:?}"
-            );
-            let loss = d
-                .send(&with_id(probe(
+                    "the pension run",
+                ),
+                (
                     Line::Common,
                     "card-issuance",
                     "report-loss",
                     Channel::Bank,
-                    None,
                     serde_json::json!({"id_number": ann.id, "kind": "temporary"}),
-                )))
-                .await;
-            assert_eq!(
-                loss.status,
-                ReplyStatus::Ok,
-                "a loss report at the bank during the stop: {loss:?}"
-            );
-            let found = d
-                .send(&with_id(probe(
+                    "a loss report at a bank",
+                ),
+                (
                     Line::Common,
                     "card-issuance",
                     "lift-loss",
                     Channel::Bank,
-                    None,
                     serde_json::json!({"id_number": ann.id}),
-                )))
-                .await;
-            assert_eq!(found.status, ReplyStatus::Ok, "{found:?}");
+                    "the card found again",
+                ),
+            ] {
+                let r = d
+                    .send(&with_id(probe(line, service, name, channel, None, body)))
+                    .await;
+                assert_eq!(r.status, ReplyStatus::Ok, "{what} during the stop: {r:?}");
+            }
         }
         // 12-27: the agency announces that business resumes on 2022-01-01 12:00: the orders
         // "to be announced" get their end (`freeze extend`), and the oracle learns it too.
