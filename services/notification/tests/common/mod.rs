@@ -28,6 +28,10 @@ pub fn sms(addr: std::net::SocketAddr) -> notification::sms::SmsSettings {
         throttle_backoff_ms: 100,
         batch: 100,
         poll_ms: 50,
+        // A submit whose outcome is unknown is sent again after 7 s (the floor: the
+        // response timeout plus 5 s) when no receipt names it.
+        validity_ms: 1_000,
+        receipt_grace_ms: 1_000,
         ..base
     }
 }
