@@ -5,6 +5,8 @@
 -- connection went before the response) names the message by reference and phone.
 alter table notifications add column armed_at timestamptz;
 alter table notifications add column submit_ref int;
+-- parts already taken by the SMSC: a message cut short after them gets only the rest
+alter table notifications add column resume_from int not null default 0;
 create sequence submit_refs;
 create index notifications_submit_ref on notifications (submit_ref, phone)
     where submit_ref is not null and state in ('sending', 'queued');

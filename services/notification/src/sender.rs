@@ -15,11 +15,13 @@
 //!   ids); one refused (throttled, temporary, permanent) goes back or fails as ever;
 //! - an armed message whose outcome is unknown stays `sending`: a receipt whose id is not
 //!   known but which gives back its reference and phone shows that the SMSC took it, records
-//!   the part and settles the message like any receipt, and it is never sent again. One that
-//!   no receipt has named [`unknown_wait`] after it was armed (the SMSC's validity, by when a
-//!   message it took reports its final state, plus `receipt_grace_ms`) never reached the
-//!   SMSC, and is sent again — or, if some of its parts were taken, failed (sending it whole
-//!   would repeat them).
+//!   the part and settles the message like any receipt, and it is never sent again whole. One
+//!   that no receipt has named [`unknown_wait`] after it was armed (the SMSC's validity, by
+//!   when a message it took reports its final state, plus `receipt_grace_ms`) never reached
+//!   the SMSC, and is sent again. One of which some parts are known taken and not all (the
+//!   sender died between parts, or the first part's answer was lost) gets only its other
+//!   parts, under the same reference and so the same concatenation reference, after
+//!   [`resume_wait`].
 //!
 //! What is left: an SMSC that took a message and never sends its receipt (it does not echo
 //! the reference, or receipts are lost) lets that message be sent twice after the wait. That
@@ -43,6 +45,9 @@ struct Claimed {
     phone: String,
     text: String,
     attempts: i32,
+    /// Parts already taken by the SMSC (a message resumed after a submit cut short): only
+    /// the parts after them are sent, under the same reference.
+    resume_from: i32,
 }
 
 /// How long a message whose submit's outcome is unknown waits for a receipt that names it
@@ -56,6 +61,13 @@ pub fn unknown_wait(sms: &SmsSettings) -> Duration {
         sms.receipt_timeout_ms
     };
     Duration::from_millis((validity + sms.receipt_grace_ms).max(sms.response_timeout_ms + 5000))
+}
+
+/// How long an armed message some of whose parts are known taken (and not all) waits before
+/// the rest are sent: `receipt_grace_ms`, and never less than a live sender waits for a
+/// response.
+pub fn resume_wait(sms: &SmsSettings) -> Duration {
+    Duration::from_millis(sms.receipt_grace_ms.max(sms.response_timeout_ms + 5000))
 }
 
 /// A claimed message to arm: its id, the claim's attempt (the claim it belongs to), its parts,
@@ -101,8 +113,9 @@ async fn arm(
     let db = pool.get().await?;
     let rows = db
         .query(
-            "update notifications n set armed_at = now(), parts = u.parts,
-                 submit_ref = (nextval('submit_refs') % 65535)::int + 1
+            "update notifications n set armed_at = now(), parts = greatest(n.parts, u.parts),
+                 submit_ref = case when n.resume_from > 0 and n.submit_ref is not null then n.submit_ref
+                                   else (nextval('submit_refs') % 65535)::int + 1 end
              from unnest($1::uuid[], $2::int[], $3::int[]) as u(id, attempts, parts)
              where n.notification_id = u.id and n.state = 'sending' and n.attempts = u.attempts
                and n.armed_at is null
@@ -132,6 +145,7 @@ pub async fn run(
     let armer = tokio::spawn(arm_batches(pool.clone(), arm_rx));
     let paused_until = Arc::new(AtomicI64::new(0));
     let mut inflight: JoinSet<()> = JoinSet::new();
+    let mut pending: std::collections::VecDeque<Claimed> = std::collections::VecDeque::new();
     let window = sms.window.max(1);
     let period = (sms.submits_per_second > 0)
         .then(|| Duration::from_secs_f64(1.0 / f64::from(sms.submits_per_second)));
@@ -155,15 +169,16 @@ pub async fn run(
                 _ = tokio::time::sleep(Duration::from_millis(pause as u64)) => {}
             }
         }
-        let room = window.saturating_sub(inflight.len()).max(1) as i64;
-        let claimed = match claim(&pool, &freeze, room.min(sms.batch.max(1))).await {
-            Ok(c) => c,
-            Err(e) => {
-                tracing::warn!(error = %e, "could not claim messages");
-                Vec::new()
+        // Claimed a window ahead, so that a full window does not mean one claim per message
+        // (claims never armed are harmless: nothing of them is written).
+        if pending.len() < window.div_ceil(2) {
+            let room = window.saturating_sub(pending.len()).max(1) as i64;
+            match claim(&pool, &freeze, room.min(sms.batch.max(1))).await {
+                Ok(c) => pending.extend(c),
+                Err(e) => tracing::warn!(error = %e, "could not claim messages"),
             }
-        };
-        if claimed.is_empty() {
+        }
+        if pending.is_empty() {
             tokio::select! {
                 _ = shutdown.cancelled() => break,
                 _ = tokio::time::sleep(Duration::from_millis(sms.poll_ms.max(10))) => {}
@@ -171,7 +186,7 @@ pub async fn run(
             }
             continue;
         }
-        for c in claimed {
+        while let Some(c) = pending.pop_front() {
             if let Some(p) = pace.as_mut() {
                 p.tick().await;
             }
@@ -199,6 +214,7 @@ pub async fn run(
                     to: &c.phone,
                     text: &c.text,
                     reference: Some(reference),
+                    skip: usize::try_from(c.resume_from).unwrap_or(0),
                 };
                 let result = provider.send(&message).await;
                 if let Err(SubmitError::Throttled(_)) = &result {
@@ -207,6 +223,16 @@ pub async fn run(
                 }
                 let _ = done.send((c, result));
             });
+            if pending.len() < window.div_ceil(2) || shutdown.is_cancelled() {
+                break;
+            }
+        }
+    }
+    // Claimed and not sent: back to the queue at once (never armed, nothing written).
+    if !pending.is_empty() {
+        let ids: Vec<Uuid> = pending.iter().map(|c| c.id).collect();
+        if let Err(e) = release(&pool, &ids).await {
+            tracing::warn!(error = %e, count = ids.len(), "could not give claims back; they return to the queue after the claim timeout");
         }
     }
     // Let the submits in flight finish (their responses are recorded), briefly.
@@ -249,6 +275,19 @@ async fn settle_batches(
     }
 }
 
+/// Claims given back unsent: queued again, the claim not counted as an attempt.
+async fn release(pool: &Pool, ids: &[Uuid]) -> anyhow::Result<()> {
+    pool.get()
+        .await?
+        .execute(
+            "update notifications set state = 'queued', claimed_at = null, attempts = greatest(attempts - 1, 0)
+             where notification_id = any($1) and state = 'sending' and armed_at is null",
+            &[&ids],
+        )
+        .await?;
+    Ok(())
+}
+
 /// A batch of due messages, claimed.
 async fn claim(pool: &Pool, freeze: &Freeze, limit: i64) -> anyhow::Result<Vec<Claimed>> {
     let db = pool.get().await?;
@@ -269,8 +308,8 @@ async fn claim(pool: &Pool, freeze: &Freeze, limit: i64) -> anyhow::Result<Vec<C
                              then 'opted-out' else 'sending' end,
                      claimed_at = now(), armed_at = null, attempts = n.attempts + 1
                  from picked where n.notification_id = picked.notification_id
-                 returning n.notification_id, n.phone, n.text, n.attempts, n.state)
-             select notification_id, phone, text, attempts from claimed where state = 'sending'",
+                 returning n.notification_id, n.phone, n.text, n.attempts, n.state, n.resume_from)
+             select notification_id, phone, text, attempts, resume_from from claimed where state = 'sending'",
             &[&now, &limit],
         )
         .await?;
@@ -281,6 +320,7 @@ async fn claim(pool: &Pool, freeze: &Freeze, limit: i64) -> anyhow::Result<Vec<C
             phone: r.get(1),
             text: r.get(2),
             attempts: r.get(3),
+            resume_from: r.get(4),
         })
         .collect())
 }
@@ -307,7 +347,8 @@ async fn settle(
             Err(SubmitError::Throttled(why)) => {
                 let later = Utc::now() + chrono::Duration::milliseconds(sms.throttle_backoff_ms as i64);
                 tx.execute(
-                    "update notifications set state = 'queued', armed_at = null, submit_ref = null, attempts = attempts - 1,
+                    "update notifications set state = 'queued', armed_at = null,
+                         submit_ref = case when resume_from > 0 then submit_ref end, attempts = attempts - 1,
                          not_before = greatest(not_before, $2), reason = $3
                      where notification_id = $1 and state = 'sending'",
                     &[&c.id, &later, &format!("throttled: {why}")],
@@ -319,7 +360,8 @@ async fn settle(
                 let later =
                     Utc::now() + chrono::Duration::milliseconds(sms.retry_ms as i64 * i64::from(c.attempts));
                 tx.execute(
-                    "update notifications set state = 'queued', armed_at = null, submit_ref = null,
+                    "update notifications set state = 'queued', armed_at = null,
+                         submit_ref = case when resume_from > 0 then submit_ref end,
                          not_before = greatest(not_before, $2), reason = $3
                      where notification_id = $1 and state = 'sending'",
                     &[&c.id, &later, why],
@@ -349,25 +391,46 @@ async fn settle(
                     &[&accepted, &c.id],
                 )
                 .await?;
-                let reason = format!("{} of {total} parts taken, then {why}", accepted.len());
-                if matches!(**why, SubmitError::Unknown(_)) {
-                    tx.execute(
-                        "update notifications set reason = $2 where notification_id = $1 and state = 'sending'",
-                        &[&c.id, &reason],
-                    )
-                    .await?;
-                    metrics::counter!("notification_sms_unknown_total").increment(1);
-                } else {
-                    tx.execute(
-                        "update notifications set state = 'failed', reason = $2
+                let taken = c.resume_from + accepted.len() as i32;
+                let reason = format!("{taken} of {total} parts taken, then {why}");
+                match **why {
+                    SubmitError::Unknown(_) => {
+                        // Whether the next part was taken, its receipt will tell; the rest
+                        // go after `resume_wait` (housekeeping).
+                        tx.execute(
+                            "update notifications set reason = $2 where notification_id = $1 and state = 'sending'",
+                            &[&c.id, &reason],
+                        )
+                        .await?;
+                        metrics::counter!("notification_sms_unknown_total").increment(1);
+                    }
+                    SubmitError::Throttled(_) | SubmitError::Temporary(_)
+                        if c.attempts < sms.max_attempts =>
+                    {
+                        // The next part was not taken: the rest go later, under the same
+                        // reference.
+                        let later = Utc::now() + chrono::Duration::milliseconds(sms.retry_ms as i64);
+                        tx.execute(
+                            "update notifications set state = 'queued', armed_at = null, resume_from = $2,
+                                 not_before = greatest(not_before, $3), reason = $4
+                             where notification_id = $1 and state = 'sending'",
+                            &[&c.id, &taken, &later, &reason],
+                        )
+                        .await?;
+                        metrics::counter!("notification_sms_retries_total").increment(1);
+                    }
+                    _ => {
+                        tx.execute(
+                            "update notifications set state = 'failed', reason = $2
                          where notification_id = $1 and state = 'sending'",
-                        &[
-                            &c.id,
-                            &format!("{reason}: not sent again (the phone has the first parts)"),
-                        ],
-                    )
-                    .await?;
-                    metrics::counter!("notification_sms_failed_total", "why" => "partial").increment(1);
+                            &[
+                                &c.id,
+                                &format!("{reason}: not sent again (the phone has the first parts)"),
+                            ],
+                        )
+                        .await?;
+                        metrics::counter!("notification_sms_failed_total", "why" => "partial").increment(1);
+                    }
                 }
                 tracing::warn!(notification = %c.id, %reason, "a concatenated message only partly taken");
             }
@@ -394,7 +457,8 @@ async fn settle(
         )
         .await?;
         tx.execute(
-            "update notifications n set state = 'submitted', parts = s.parts, submitted_at = now(), reason = null
+            "update notifications n set state = 'submitted', parts = greatest(n.parts, n.resume_from + s.parts),
+                 resume_from = 0, submitted_at = now(), reason = null
              from unnest($1::uuid[], $2::int[]) as s(id, parts)
              where n.notification_id = s.id and n.state = 'sending'",
             &[&sent, &sent_parts],
@@ -424,31 +488,47 @@ async fn housekeeping(pool: &Pool, sms: &SmsSettings) -> anyhow::Result<()> {
     if back > 0 {
         tracing::info!(count = back, "claims never armed back in the queue");
     }
+    // Some parts taken, not all (the submit was cut short after them): the rest are sent,
+    // under the same reference, once the taken parts' receipts have had time to come.
+    let resume = resume_wait(sms).as_secs_f64();
+    let resumed = db
+        .execute(
+            "update notifications n set
+                 state = case when n.attempts >= $2 then 'failed' else 'queued' end,
+                 resume_from = k.known, armed_at = null, claimed_at = null,
+                 reason = k.known || ' of ' || n.parts || ' parts taken (' || coalesce(n.reason, 'the sender stopped')
+                          || '); the rest to be sent'
+             from (select notification_id, count(*)::int as known from sms_parts group by notification_id) k
+             where k.notification_id = n.notification_id and n.state = 'sending'
+               and n.armed_at < now() - make_interval(secs => $1) and k.known < n.parts",
+            &[&resume, &sms.max_attempts],
+        )
+        .await?;
+    if resumed > 0 {
+        tracing::warn!(
+            count = resumed,
+            "messages only partly taken: their other parts to be sent"
+        );
+    }
+    // Nothing taken that any receipt has named by the wait: never reached the SMSC.
     let wait = unknown_wait(sms).as_secs_f64();
     let unknown = db
-        .query(
+        .execute(
             "update notifications n set
-                 state = case when exists (select 1 from sms_parts p where p.notification_id = n.notification_id)
-                              then 'failed'
-                              when n.attempts >= $2 then 'failed'
-                              else 'queued' end,
-                 reason = case when exists (select 1 from sms_parts p where p.notification_id = n.notification_id)
-                              then 'only some parts reached the SMSC (' || coalesce(n.reason, 'outcome unknown') || '); not sent again'
-                              else 'no answer and no receipt within ' || $1::text || ' s: never reached the SMSC ('
-                                   || coalesce(n.reason, 'the sender stopped') || ')' end,
+                 state = case when n.attempts >= $2 then 'failed' else 'queued' end,
+                 reason = 'no answer and no receipt within ' || $1::text || ' s: never reached the SMSC ('
+                          || coalesce(n.reason, 'the sender stopped') || ')',
                  armed_at = null, claimed_at = null
              where n.state = 'sending' and n.armed_at < now() - make_interval(secs => $1)
-             returning n.state",
+               and not exists (select 1 from sms_parts p where p.notification_id = n.notification_id)",
             &[&wait, &sms.max_attempts],
         )
         .await?;
-    if !unknown.is_empty() {
-        let again = unknown.iter().filter(|r| r.get::<_, &str>(0) == "queued").count();
-        metrics::counter!("notification_sms_resent_unknown_total").increment(again as u64);
+    if unknown > 0 {
+        metrics::counter!("notification_sms_resent_unknown_total").increment(unknown);
         tracing::warn!(
-            count = unknown.len(),
-            again,
-            "submits whose outcome no receipt told: sent again if no part was taken"
+            count = unknown,
+            "submits whose outcome no receipt told: sent again"
         );
     }
     let expire = sms.receipt_timeout_ms as f64 / 1000.0;
@@ -631,10 +711,20 @@ async fn apply_batch<'a>(
                      select id, notification_id, state from m
                      on conflict (smsc_id) do nothing
                      returning smsc_id, notification_id),
+                 known as (
+                     select i.notification_id,
+                            count(*) + (select count(*) from sms_parts p where p.notification_id = i.notification_id) as parts
+                     from ins i group by i.notification_id),
                  moved as (
-                     update notifications n set state = 'submitted', submitted_at = coalesce(n.submitted_at, now()),
+                     update notifications n set
+                         state = case when k.parts >= n.parts then 'submitted' else n.state end,
+                         resume_from = case when k.parts >= n.parts then 0
+                                            when n.state = 'queued' then k.parts::int else n.resume_from end,
+                         submitted_at = case when k.parts >= n.parts then coalesce(n.submitted_at, now())
+                                             else n.submitted_at end,
                          reason = 'taken by the SMSC, known from its receipt (the submit''s answer was never recorded)'
-                     where n.notification_id in (select notification_id from ins) and n.state in ('sending', 'queued')
+                     from known k
+                     where n.notification_id = k.notification_id and n.state in ('sending', 'queued')
                      returning n.notification_id)
                  select ins.smsc_id, ins.notification_id, m.detail, (select count(*) from moved)
                  from ins join m on m.id = ins.smsc_id",

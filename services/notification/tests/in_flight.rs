@@ -243,3 +243,68 @@ async fn a_submit_lost_with_the_connection_is_sent_again_once_no_receipt_can_nam
     let _ = workers.await;
     smsc.stop();
 }
+
+#[tokio::test]
+async fn a_long_message_whose_first_part_was_taken_unanswered_gets_only_its_second_part() {
+    let env = TestEnv::new();
+    // Submit 1 is the enrollment's text (one part); 2 is the first part of the transfer's.
+    let smsc = smsc(SimConfig {
+        drop_before_response: Some(2),
+        ..Default::default()
+    })
+    .await;
+    let mut services = Services::new();
+    start_enrollment(&env, &mut services).await;
+    let settings = sms(smsc.addr);
+    let workers = start_notification(&env, &mut services, settings.clone(), notify(100)).await;
+    let client = env.client().await;
+    let phone = testkit::phone(64);
+    let id = testkit::id_number(64);
+    let person = enroll(&client, Line::Medical, 64, &["employee_medical"]).await;
+    texts(&smsc, &phone, 1).await;
+    let moved = contracts::enrollment::events::TransferredIn {
+        person_id: person,
+        certificate_id: "CERT-64".into(),
+        id_number: id.clone(),
+        insurance_types: vec![contracts::InsuranceType::EmployeeMedical],
+        from_region: "370100".into(),
+        effective_month: "2024-04".into(),
+        line: Line::Medical,
+        category: None,
+        employer_credit_code: None,
+        contribution_months: None,
+        pension_account_balance: None,
+    };
+    publish_twice(
+        &env,
+        Line::Medical,
+        "enrollment",
+        "transferred-in",
+        &serde_json::to_value(moved).expect("json"),
+    )
+    .await;
+    let got = texts(&smsc, &phone, 2).await;
+    assert_eq!(
+        got[1],
+        "【武汉医保】您好，您的职工基本医疗保险关系已从370100转入本市，转移接续已办结，自2024-04起在本市参保。如有疑问请致电027-87812393。"
+    );
+    let transfer = wait_for("the transfer's text delivered", WAIT, || async {
+        listed(&client, &id)
+            .await
+            .into_iter()
+            .find(|n| n["template"] == "transferred-in@1" && n["state"] == "delivered")
+    })
+    .await;
+    assert_eq!(transfer["parts"], 2, "{transfer}");
+    tokio::time::sleep(notification::sender::unknown_wait(&settings) + Duration::from_secs(2)).await;
+    let c = smsc.counters();
+    assert_eq!(
+        (c.submits, c.drops),
+        (3, 1),
+        "one part for the enrollment, the transfer's two parts once each: {c:?}"
+    );
+    assert_eq!(smsc.received_by(&phone).len(), 2);
+    services.stop().await;
+    let _ = workers.await;
+    smsc.stop();
+}

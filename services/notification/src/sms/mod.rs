@@ -78,6 +78,9 @@ pub struct Outgoing<'a> {
     pub to: &'a str,
     pub text: &'a str,
     pub reference: Option<u16>,
+    /// Parts the SMSC already has (a message resumed): only the ones after them are sent,
+    /// as they were the first time (the same reference).
+    pub skip: usize,
 }
 
 /// The final state a delivery receipt reports for one part.
@@ -156,6 +159,7 @@ pub trait Provider: Send + Sync + 'static {
             to,
             text,
             reference: None,
+            skip: 0,
         })
         .await
     }

@@ -74,6 +74,9 @@ impl Session {
 pub struct SmppProvider {
     settings: SmsSettings,
     session: watch::Receiver<Option<Arc<Session>>>,
+    /// Messages between their first part and their last: a stop waits for them (a message
+    /// cut between parts would be left for the next start to complete).
+    sending: Arc<AtomicUsize>,
     window: Semaphore,
     reference: AtomicU8,
 }
@@ -87,13 +90,15 @@ impl SmppProvider {
         stop: CancellationToken,
     ) -> Arc<Self> {
         let (tx, rx) = watch::channel(None);
+        let sending = Arc::new(AtomicUsize::new(0));
         let provider = Arc::new(SmppProvider {
             window: Semaphore::new(settings.window.max(1)),
             settings: settings.clone(),
             session: rx,
+            sending: sending.clone(),
             reference: AtomicU8::new(0),
         });
-        tokio::spawn(keep_bound(settings, tx, receipts, stop));
+        tokio::spawn(keep_bound(settings, tx, receipts, sending, stop));
         provider
     }
 
@@ -195,9 +200,11 @@ impl SmppProvider {
         }
     }
 
-    /// Submits a later part again by itself while the SMSC throttles it or refuses it for the
-    /// moment (the parts before it are taken: the message cannot start over), on whichever
-    /// session is bound, at most `max_attempts` times.
+    /// Submits a later part again by itself while the SMSC throttles it, refuses it for the
+    /// moment, or its answer is lost (the parts before it are taken: the message cannot start
+    /// over; a part the SMSC had after all reaches the phone twice under one concatenation
+    /// reference and part number, which a phone shows once), on whichever session is bound,
+    /// at most `max_attempts` times.
     async fn submit_later_part(&self, part: SubmitSm) -> Result<String, SubmitError> {
         let mut tries = 0;
         loop {
@@ -208,7 +215,7 @@ impl SmppProvider {
             };
             let pause = match &result {
                 Err(SubmitError::Throttled(_)) => self.settings.throttle_backoff_ms,
-                Err(SubmitError::Temporary(_)) => self.settings.retry_ms,
+                Err(SubmitError::Temporary(_) | SubmitError::Unknown(_)) => self.settings.retry_ms,
                 _ => return result,
             };
             if tries >= self.settings.max_attempts.max(1) {
@@ -216,6 +223,22 @@ impl SmppProvider {
             }
             tokio::time::sleep(Duration::from_millis(pause.max(10))).await;
         }
+    }
+}
+
+/// Counts a message in [`SmppProvider::sending`] while it lives.
+struct Sending<'a>(&'a AtomicUsize);
+
+impl<'a> Sending<'a> {
+    fn new(count: &'a AtomicUsize) -> Self {
+        count.fetch_add(1, Ordering::SeqCst);
+        Sending(count)
+    }
+}
+
+impl Drop for Sending<'_> {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::SeqCst);
     }
 }
 
@@ -237,10 +260,18 @@ pub fn relative_validity(ms: u64) -> Option<String> {
 #[async_trait]
 impl Provider for SmppProvider {
     async fn send(&self, message: &Outgoing<'_>) -> Result<Vec<String>, SubmitError> {
-        let concatenation = self.reference.fetch_add(1, Ordering::Relaxed);
+        // The concatenation reference follows ours, so that a message resumed gets the parts
+        // it lacks under the reference its first parts had.
+        let concatenation = match message.reference {
+            Some(r) => r as u8,
+            None => self.reference.fetch_add(1, Ordering::Relaxed),
+        };
         let pdus = self.pdus(message.to, message.text, message.reference, concatenation)?;
         let total = pdus.len();
+        let pdus: Vec<SubmitSm> = pdus.into_iter().skip(message.skip).collect();
         let session = self.bound().await?;
+        // Counted until the last part is answered: a stop lets the message finish.
+        let _sending = Sending::new(&self.sending);
         // One part after the other, the ids in part order. Until a part is taken the whole
         // message can be sent again; after it, only the part that did not go.
         let mut accepted: Vec<String> = Vec::with_capacity(total);
@@ -289,6 +320,7 @@ async fn keep_bound(
     settings: SmsSettings,
     publish: watch::Sender<Option<Arc<Session>>>,
     receipts: mpsc::UnboundedSender<IncomingReceipt>,
+    sending: Arc<AtomicUsize>,
     stop: CancellationToken,
 ) {
     let mut backoff = Duration::from_millis(200);
@@ -298,7 +330,7 @@ async fn keep_bound(
                 backoff = Duration::from_millis(200);
                 metrics::counter!("notification_smpp_binds_total").increment(1);
                 tracing::info!(smsc = %settings.address, "bound to the SMSC as a transceiver");
-                serve(&settings, framed, &publish, &receipts, &stop).await;
+                serve(&settings, framed, &publish, &receipts, &sending, &stop).await;
                 let _ = publish.send(None);
                 metrics::gauge!("notification_smpp_bound").set(0.0);
                 if !stop.is_cancelled() {
@@ -362,6 +394,7 @@ async fn serve(
     framed: Framed<TcpStream, CommandCodec>,
     publish: &watch::Sender<Option<Arc<Session>>>,
     receipts: &mpsc::UnboundedSender<IncomingReceipt>,
+    sending: &AtomicUsize,
     stop: &CancellationToken,
 ) {
     let (mut sink, mut stream) = framed.split();
@@ -393,14 +426,16 @@ async fn serve(
     let mut link = tokio::time::interval(link_every);
     link.tick().await;
     let mut link_sent: Option<tokio::time::Instant> = None;
-    // At shutdown the session first waits for the responses of the submits in flight (the
-    // SMSC may have accepted them: giving up would send them again after a restart) and for
+    // At shutdown the session first waits for the responses of the submits in flight and for
+    // the messages between their parts to finish (the SMSC may have accepted them: giving up
+    // leaves them for the next start to settle or complete), and for
     // the receipts handed on to be recorded and answered (else the SMSC sends them again
     // after the restart, which is harmless but slower), then unbinds.
     let mut draining: Option<tokio::time::Instant> = None;
     loop {
         if let Some(until) = draining
             && ((session.pending.lock().expect("pending").is_empty()
+                && sending.load(Ordering::SeqCst) == 0
                 && session.unanswered.load(Ordering::SeqCst) == 0)
                 || tokio::time::Instant::now() >= until)
         {
