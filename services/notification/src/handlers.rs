@@ -7,6 +7,7 @@ use crate::templates::Templates;
 use crate::{NotifySettings, quiet};
 use async_trait::async_trait;
 use chrono::{DateTime, Duration as Days, FixedOffset, NaiveTime, TimeZone, Utc};
+use contracts::benefits::events as be;
 use contracts::collection::events as ce;
 use contracts::enrollment::events as ee;
 use contracts::notification::{self as n, SERVICE};
@@ -29,42 +30,96 @@ fn reject(field: &str, code: ErrorCode, message: impl Into<String>) -> HandlerEr
 }
 
 /// The events it reads, per line: the business lines' enrollment, collection and benefits
-/// events, the card's on the common line, and every line's outcomes of held requests.
+/// events, the card's on the common line, and every line's outcomes of held requests. The
+/// benefits service publishes settlements, claims and filings on the medical line and the
+/// social-line benefits (retirement, awards, payments) on the social line.
+///
+/// Events that concern a person and are deliberately not read (README "What it sends"):
+/// collection's `contribution-settled` (the `payment-recorded` that settled the month said
+/// it), `batch-debit-requested` (to the bank; the person hears the outcome), benefits'
+/// `account-debited` of a person's own settlement (the `settlement-completed` text names the
+/// account's share) and `claim-payment-ordered` (to the bank), the card's intermediate steps
+/// and requests to the bank, and `card-cancelled` (it follows a termination for death or
+/// emigration).
 pub fn bindings(line: Line) -> Vec<String> {
-    let keys: &[&str] = if line == Line::Common {
-        &[
+    let keys: &[&str] = match line {
+        Line::Common => &[
             "card-issuance.card-arrived",
             "card-issuance.photo-rejected",
             "card-issuance.bank-account-failed",
             "card-issuance.card-production-failed",
+            "card-issuance.card-data-error-reported",
             "card-issuance.card-activated",
+            "card-issuance.card-loss-reported",
+            "card-issuance.card-loss-lifted",
+            "card-issuance.card-replaced",
+            "card-issuance.card-renewed",
             "*.deferred-request-processed",
-        ]
-    } else {
-        &[
+        ],
+        Line::Medical => &[
             "enrollment.person-enrolled",
             "enrollment.staff-added",
+            "enrollment.staff-removed",
             "enrollment.employer-registered",
             "enrollment.contact-changed",
             "enrollment.transferred-in",
+            "enrollment.enrollment-suspended",
             "enrollment.enrollment-terminated",
             "enrollment.transferred-out",
+            "collection.base-determined",
             "collection.contribution-assessed",
             "collection.payment-recorded",
+            "collection.overpayment-detected",
             "collection.arrears-detected",
+            "collection.arrears-cleared",
+            "collection.debit-failed",
+            "benefits.settlement-completed",
+            "benefits.settlement-cancelled",
+            "benefits.account-debited",
+            "benefits.claim-status-changed",
+            "benefits.filing-recorded",
+            "benefits.filing-approved",
+            "benefits.filing-rejected",
+            "benefits.filing-revoked",
+            "*.deferred-request-processed",
+        ],
+        Line::Social => &[
+            "enrollment.person-enrolled",
+            "enrollment.staff-added",
+            "enrollment.staff-removed",
+            "enrollment.employer-registered",
+            "enrollment.contact-changed",
+            "enrollment.transferred-in",
+            "enrollment.enrollment-suspended",
+            "enrollment.enrollment-terminated",
+            "enrollment.transferred-out",
+            "collection.base-determined",
+            "collection.contribution-assessed",
+            "collection.payment-recorded",
+            "collection.overpayment-detected",
+            "collection.arrears-detected",
+            "collection.arrears-cleared",
+            "collection.debit-failed",
             "benefits.settlement-completed",
             "benefits.claim-status-changed",
+            "benefits.retirement-applied",
+            "benefits.retirement-approved",
+            "benefits.retirement-rejected",
+            "benefits.benefit-awarded",
+            "benefits.benefit-payment-batch-ordered",
+            "benefits.benefit-payment-failed",
+            "benefits.benefit-payments-recorded",
             "*.deferred-request-processed",
-        ]
+        ],
     };
     keys.iter().map(|k| format!("{line}.{k}")).collect()
 }
 
-fn cst() -> FixedOffset {
+pub(crate) fn cst() -> FixedOffset {
     contracts::freeze::cst()
 }
 
-fn types_zh(types: &[InsuranceType]) -> String {
+pub(crate) fn types_zh(types: &[InsuranceType]) -> String {
     let zh: Vec<&str> = types
         .iter()
         .map(|t| match t {
@@ -100,7 +155,7 @@ fn command_zh(name: &str) -> &str {
     }
 }
 
-fn text(v: &Value, field: &str) -> String {
+pub(crate) fn text(v: &Value, field: &str) -> String {
     match v.get(field) {
         Some(Value::String(s)) => s.clone(),
         Some(Value::Null) | None => String::new(),
@@ -108,12 +163,43 @@ fn text(v: &Value, field: &str) -> String {
     }
 }
 
-fn day(t: DateTime<FixedOffset>) -> String {
+pub(crate) fn day(t: DateTime<FixedOffset>) -> String {
     t.format("%Y-%m-%d %H:%M").to_string()
 }
 
+/// A reference as an SMS gives it: its last 8 characters, upper case (a claim, a filing, an
+/// application).
+pub(crate) fn short_ref(id: &str) -> String {
+    let chars: Vec<char> = id.chars().collect();
+    let short: String = chars[chars.len().saturating_sub(8)..].iter().collect();
+    short.to_ascii_uppercase()
+}
+
+/// The Chinese of a reason that gives it in both languages (`未达到法定退休年龄：… (the
+/// legal retirement age …)`): the part before the English in brackets.
+pub(crate) fn zh_reason(reason: &str) -> String {
+    let reason = reason.trim();
+    match reason.find(" (") {
+        Some(i)
+            if reason[..i]
+                .chars()
+                .any(|c| ('\u{4e00}'..='\u{9fff}').contains(&c)) =>
+        {
+            reason[..i].trim_end_matches(['。', '.']).to_owned()
+        }
+        _ => reason.trim_end_matches(['。', '.']).to_owned(),
+    }
+}
+
+/// A termination whose reason is a death: nobody is told (the card service cancels the card
+/// on it too).
+fn is_death(reason: &str) -> bool {
+    let r = reason.to_lowercase();
+    r.contains("死亡") || r.contains("death") || r.contains("deceased")
+}
+
 impl NotificationHandler {
-    fn signature(&self, line: Line) -> (&str, &str) {
+    pub(crate) fn signature(&self, line: Line) -> (&str, &str) {
         match line {
             Line::Medical => (&self.notify.signature_medical, &self.notify.hotline_medical),
             _ => (&self.notify.signature_social, &self.notify.hotline_social),
@@ -122,7 +208,7 @@ impl NotificationHandler {
 
     /// Renders `template` for `recipient` and queues it.
     #[allow(clippy::too_many_arguments)]
-    async fn tell(
+    pub(crate) async fn tell(
         &self,
         tx: &Transaction<'_>,
         recipient: &str,
@@ -161,7 +247,7 @@ impl NotificationHandler {
         Ok(store::queue(tx, &q).await?)
     }
 
-    async fn person_by_id(
+    pub(crate) async fn person_by_id(
         &self,
         tx: &Transaction<'_>,
         person_id: &str,
@@ -170,7 +256,7 @@ impl NotificationHandler {
     }
 
     /// The recipient of a payer: an employer by credit code, a person by enrollment id.
-    async fn payer(
+    pub(crate) async fn payer(
         &self,
         tx: &Transaction<'_>,
         kind: &str,
@@ -230,6 +316,36 @@ impl NotificationHandler {
                     self.tell(tx, &r, line, "staff-added", vars, &source, at).await?;
                 }
             }
+            ("enrollment", "staff-removed") => {
+                // Removed by the employer: the person stays insured (suspended) and is told.
+                let ev: ee::StaffRemoved = msg.decode()?;
+                let employer = store::name(tx, &format!("employer:{}", ev.employer_credit_code))
+                    .await?
+                    .unwrap_or_else(|| ev.employer_credit_code.clone());
+                for p in &ev.persons {
+                    let r = format!("person:{}", p.id_number);
+                    store::upsert_contact(tx, &r, Some(&p.person_id), None, p.phone.as_deref(), version)
+                        .await?;
+                    let vars = BTreeMap::from([
+                        ("employer", employer.clone()),
+                        ("types", types_zh(&ev.insurance_types)),
+                        ("month", ev.month.clone()),
+                    ]);
+                    self.tell(tx, &r, line, "staff-removed", vars, &source, at)
+                        .await?;
+                }
+            }
+            ("enrollment", "enrollment-suspended") => {
+                let ev: ee::EnrollmentSuspended = msg.decode()?;
+                let r = format!("person:{}", ev.0.id_number);
+                let vars = BTreeMap::from([
+                    ("types", types_zh(&ev.0.insurance_types)),
+                    ("month", ev.0.month.clone()),
+                    ("reason", zh_reason(&ev.0.reason)),
+                ]);
+                self.tell(tx, &r, line, "enrollment-suspended", vars, &source, at)
+                    .await?;
+            }
             ("enrollment", "employer-registered") => {
                 let ev: ee::EmployerRegistered = msg.decode()?;
                 let r = format!("employer:{}", ev.credit_code);
@@ -252,6 +368,27 @@ impl NotificationHandler {
                 // A contact change names the line it was made on, but enrolls on nothing: after a
                 // termination it does not bring the line back.
                 store::upsert_contact(tx, &r, Some(&ev.person_id), Some(&ev.name), phone, version).await?;
+                // Enrollment publishes one change on every line the person is on: it is told once,
+                // from the first of the person's lines (medical before social), to the number in
+                // force after it; the key is the command's correlation, shared by those events.
+                let lines = store::lines(tx, &r).await?;
+                let first = lines.iter().min().cloned();
+                if first.is_none_or(|f| f.as_str() == l) {
+                    let fields: Vec<&str> = ev
+                        .changed
+                        .iter()
+                        .map(|c| match c.as_str() {
+                            "name" => "姓名",
+                            "phone" => "手机号码",
+                            "bank_account" => "银行账户",
+                            other => other,
+                        })
+                        .collect();
+                    let vars = BTreeMap::from([("name", ev.name.clone()), ("fields", fields.join("、"))]);
+                    let once = format!("change:{}", msg.envelope.correlation());
+                    self.tell(tx, &r, line, "contact-changed", vars, &once, at)
+                        .await?;
+                }
             }
             ("enrollment", "enrollment-terminated") => {
                 // The types named end on this line; the line stays while another is held.
@@ -260,12 +397,28 @@ impl NotificationHandler {
                 let ev: ee::EnrollmentTerminated = msg.decode()?;
                 let r = format!("person:{}", ev.0.id_number);
                 store::hold_types(tx, &r, l, &names(&ev.0.insurance_types), false, version).await?;
+                if !is_death(&ev.0.reason) {
+                    let vars = BTreeMap::from([
+                        ("types", types_zh(&ev.0.insurance_types)),
+                        ("month", ev.0.month.clone()),
+                        ("reason", zh_reason(&ev.0.reason)),
+                    ]);
+                    self.tell(tx, &r, line, "enrollment-terminated", vars, &source, at)
+                        .await?;
+                }
             }
             ("enrollment", "transferred-out") => {
                 // Enrollment terminates the types transferred out of the city.
                 let ev: ee::TransferredOut = msg.decode()?;
                 let r = format!("person:{}", ev.certificate.id_number);
                 store::hold_types(tx, &r, l, &names(&ev.certificate.insurance_types), false, version).await?;
+                let vars = BTreeMap::from([
+                    ("types", types_zh(&ev.certificate.insurance_types)),
+                    ("to_region", ev.certificate.to_region.clone()),
+                    ("certificate", ev.certificate.certificate_id.clone()),
+                ]);
+                self.tell(tx, &r, line, "transferred-out", vars, &source, at)
+                    .await?;
             }
             ("enrollment", "transferred-in") => {
                 let ev: ee::TransferredIn = msg.decode()?;
@@ -279,6 +432,67 @@ impl NotificationHandler {
                 ]);
                 self.tell(tx, &r, line, "transferred-in", vars, &source, at)
                     .await?;
+            }
+            ("collection", "base-determined") => {
+                let ev: ce::BaseDetermined = msg.decode()?;
+                let r = format!("person:{}", ev.id_number);
+                let bases: Vec<String> = ev
+                    .bases
+                    .iter()
+                    .map(|b| format!("{}{}元", types_zh(&[b.insurance_type]), b.base))
+                    .collect();
+                let vars = BTreeMap::from([("year", ev.year.to_string()), ("bases", bases.join("、"))]);
+                self.tell(tx, &r, line, "base-determined", vars, &source, at)
+                    .await?;
+            }
+            ("collection", "overpayment-detected") => {
+                let ev: ce::OverpaymentDetected = msg.decode()?;
+                let Some(r) = self.payer(tx, &ev.payer_kind, &ev.payer_id).await? else {
+                    return Ok(Handled::default());
+                };
+                let vars = BTreeMap::from([
+                    ("month", ev.month.clone()),
+                    ("excess", ev.excess.clone()),
+                    ("receipt", ev.tax_receipt_no.clone()),
+                ]);
+                self.tell(tx, &r, line, "overpayment-detected", vars, &source, at)
+                    .await?;
+            }
+            ("collection", "arrears-cleared") => {
+                let ev: ce::ArrearsCleared = msg.decode()?;
+                let effect = if ev.paid_on_time {
+                    "该月视同按时缴费，待遇不受影响。"
+                } else {
+                    "相关待遇按规定恢复。"
+                };
+                let mut recipients = Vec::new();
+                if let Some(r) = self.payer(tx, &ev.payer_kind, &ev.payer_id).await? {
+                    recipients.push(r);
+                }
+                for p in &ev.persons {
+                    if let Some(r) = self.person_by_id(tx, p).await?
+                        && !recipients.contains(&r)
+                    {
+                        recipients.push(r);
+                    }
+                }
+                for r in recipients {
+                    let vars = BTreeMap::from([
+                        ("month", ev.month.clone()),
+                        ("cleared_at", day(ev.cleared_at.with_timezone(&cst()))),
+                        ("effect", effect.to_owned()),
+                    ]);
+                    self.tell(tx, &r, line, "arrears-cleared", vars, &source, at)
+                        .await?;
+                }
+            }
+            ("collection", "debit-failed") => {
+                let ev: ce::DebitFailed = msg.decode()?;
+                let Some(r) = self.person_by_id(tx, &ev.person_id).await? else {
+                    return Ok(Handled::default());
+                };
+                let vars = BTreeMap::from([("amount", ev.amount.clone()), ("reason", zh_reason(&ev.reason))]);
+                self.tell(tx, &r, line, "debit-failed", vars, &source, at).await?;
             }
             ("collection", "contribution-assessed") => {
                 let ev: ce::ContributionAssessed = msg.decode()?;
@@ -382,6 +596,51 @@ impl NotificationHandler {
                 self.tell(tx, &r, line, "settlement-completed", vars, &source, at)
                     .await?;
             }
+            ("benefits", "settlement-cancelled") => {
+                let ev: be::SettlementCancelled = msg.decode()?;
+                let Some(r) = self.person_by_id(tx, &ev.psn_no).await? else {
+                    return Ok(Handled::default());
+                };
+                let how = if ev.how == "reversal" { "冲正" } else { "撤销" };
+                let vars = BTreeMap::from([
+                    ("institution", ev.fixmedins_code.clone()),
+                    ("total", ev.medfee_sumamt.clone()),
+                    ("how", how.to_owned()),
+                    ("fund", ev.fund_pay_sumamt.clone()),
+                    ("account", ev.acct_pay.clone()),
+                ]);
+                self.tell(tx, &r, line, "settlement-cancelled", vars, &source, at)
+                    .await?;
+            }
+            ("benefits", "account-debited") => {
+                // A person's own settlement is told by its `settlement-completed`; a relative's
+                // care paid from the account (family mutual aid 家庭共济) is told to the holder.
+                let ev: be::AccountDebited = msg.decode()?;
+                if ev.kind != "mutual-aid" || ev.psn_no == ev.beneficiary_psn_no {
+                    return Ok(Handled::default());
+                }
+                let Some(r) = self.person_by_id(tx, &ev.psn_no).await? else {
+                    return Ok(Handled::default());
+                };
+                let beneficiary = match self.person_by_id(tx, &ev.beneficiary_psn_no).await? {
+                    Some(b) => store::name(tx, &b).await?,
+                    None => None,
+                }
+                .unwrap_or_else(|| "家庭成员".to_owned());
+                let vars = BTreeMap::from([
+                    ("beneficiary", beneficiary),
+                    ("amount", ev.amount.clone()),
+                    ("balance", ev.balc.clone()),
+                ]);
+                self.tell(tx, &r, line, "account-mutual-aid", vars, &source, at)
+                    .await?;
+            }
+            ("benefits", name) if crate::benefits::SOCIAL.contains(&name) => {
+                return self.on_social(tx, msg).await;
+            }
+            ("benefits", name) if crate::benefits::FILINGS.contains(&name) => {
+                return self.on_filing(tx, msg).await;
+            }
             ("benefits", "claim-status-changed") => {
                 // A reimbursement claim: told when it is paid, rejected, or needs documents
                 // (the other steps are the agency's).
@@ -390,15 +649,14 @@ impl NotificationHandler {
                     "paid" => "reimbursement-paid",
                     "rejected" => "claim-rejected",
                     "documents-needed" => "claim-documents-needed",
+                    "payment-failed" => "claim-payment-failed",
                     _ => return Ok(Handled::default()),
                 };
                 let Some(r) = self.person_by_id(tx, &text(b, "psn_no")).await? else {
                     return Ok(Handled::default());
                 };
                 // The claim's number as the SMS gives it: its last 8 characters.
-                let claim: Vec<char> = text(b, "claim_id").chars().collect();
-                let short: String = claim[claim.len().saturating_sub(8)..].iter().collect();
-                let short = short.to_ascii_uppercase();
+                let short = short_ref(&text(b, "claim_id"));
                 let kind = match text(b, "kind").as_str() {
                     "maternity" => "生育医疗费用",
                     "inpatient" => "住院医疗费用",
@@ -409,7 +667,7 @@ impl NotificationHandler {
                     ("kind", kind.to_owned()),
                     ("total", text(b, "medfee_sumamt")),
                     ("amount", text(b, "amount")),
-                    ("reason", text(b, "reason")),
+                    ("reason", zh_reason(&text(b, "reason"))),
                 ]);
                 self.tell(tx, &r, line, template, vars, &source, at).await?;
             }
@@ -428,7 +686,10 @@ impl NotificationHandler {
                             ("card_number", ev.card_number.unwrap_or_default()),
                         ]),
                     ),
-                    _ => (
+                    "photo-rejected"
+                    | "bank-account-failed"
+                    | "card-production-failed"
+                    | "card-data-error-reported" => (
                         "card-failed",
                         BTreeMap::from([
                             ("name", ev.name),
@@ -436,6 +697,30 @@ impl NotificationHandler {
                             ("action", ev.action),
                         ]),
                     ),
+                    "card-loss-reported" => {
+                        let how = if ev.state == "lost-temporarily" {
+                            "临时挂失"
+                        } else {
+                            "正式挂失"
+                        };
+                        (
+                            "card-lost",
+                            BTreeMap::from([("name", ev.name), ("how", how.to_owned())]),
+                        )
+                    }
+                    "card-loss-lifted" => ("card-loss-lifted", BTreeMap::from([("name", ev.name)])),
+                    "card-replaced" | "card-renewed" => {
+                        let how = if name == "card-replaced" {
+                            "补办"
+                        } else {
+                            "换领"
+                        };
+                        (
+                            "card-replacement",
+                            BTreeMap::from([("name", ev.name), ("how", how.to_owned())]),
+                        )
+                    }
+                    _ => return Ok(Handled::default()),
                 };
                 // The card serves both lines; it is the human-resources agency's (12333).
                 self.tell(tx, &r, Line::Social, template, vars, &source, at)

@@ -5,12 +5,15 @@
 //! - `templates`: the texts, data with versions.
 //! - `handlers`: events → contacts and decided messages (in the consumer's transaction);
 //!   the opt-out and listing commands.
+//! - `benefits`: the benefits service's filings and social-line benefits (retirement,
+//!   awards, the monthly payments).
 //! - `announcements`: freeze orders → the three announcements, a throttled bulk send that
 //!   resumes where it stopped.
 //! - `sender`: queued messages → the provider, receipts → states; retries and backoff.
 //! - `sms`: the provider interface and the SMPP 3.4 ESME.
 
 pub mod announcements;
+pub mod benefits;
 pub mod handlers;
 pub mod sender;
 pub mod sms;

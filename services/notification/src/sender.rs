@@ -1,10 +1,34 @@
 //! Queued messages to the provider, receipts back to states: queued → sending → submitted →
 //! delivered / failed / expired. Claims are `for update skip locked`, so replicas share the
-//! work; a claim that was never answered (a crash, a lost connection) goes back to the queue
-//! after `response_timeout_ms` plus 5 s. Throttling pauses the sends and does not count as an
-//! attempt; a temporary failure is retried `max_attempts` times, later each time.
+//! work. Throttling pauses the sends and does not count as an attempt; a temporary failure is
+//! retried `max_attempts` times, later each time.
+//!
+//! At most once per message, as far as SMPP allows. SMPP has no idempotent submit: between
+//! writing a `submit_sm` and recording its `submit_sm_resp` (a crash, a lost connection, a
+//! response that never comes) the SMSC may hold the message and we not know it. So a claimed
+//! message is *armed* before anything of it is written: committed with our reference for this
+//! attempt (`submit_ref`, sent as `user_message_reference` with every part) and the number of
+//! parts. Then:
+//! - a claim never armed was never written: after `response_timeout_ms` plus 5 s it goes back
+//!   to the queue (a sender died between claiming and arming);
+//! - an armed message whose submit was answered is recorded as ever (`submitted`, its parts'
+//!   ids); one refused (throttled, temporary, permanent) goes back or fails as ever;
+//! - an armed message whose outcome is unknown stays `sending`: a receipt whose id is not
+//!   known but which gives back its reference and phone shows that the SMSC took it, records
+//!   the part and settles the message like any receipt, and it is never sent again whole. One
+//!   that no receipt has named [`unknown_wait`] after it was armed (the SMSC's validity, by
+//!   when a message it took reports its final state, plus `receipt_grace_ms`) never reached
+//!   the SMSC, and is sent again. One of which some parts are known taken and not all (the
+//!   sender died between parts, or the first part's answer was lost) gets only its other
+//!   parts, under the same reference and so the same concatenation reference, after
+//!   [`resume_wait`].
+//!
+//! What is left: an SMSC that took a message and never sends its receipt (it does not echo
+//! the reference, or receipts are lost) lets that message be sent twice after the wait. That
+//! is the side chosen when nothing can be known: a required notice sent twice, rather than
+//! never.
 
-use crate::sms::{IncomingReceipt, Outcome, Provider, Receipt, SmsSettings, SubmitError};
+use crate::sms::{IncomingReceipt, Outcome, Outgoing, Provider, Receipt, SmsSettings, SubmitError};
 use chrono::Utc;
 use deadpool_postgres::Pool;
 use messaging::freeze::Freeze;
@@ -21,6 +45,88 @@ struct Claimed {
     phone: String,
     text: String,
     attempts: i32,
+    /// Parts already taken by the SMSC (a message resumed after a submit cut short): only
+    /// the parts after them are sent, under the same reference.
+    resume_from: i32,
+}
+
+/// How long a message whose submit's outcome is unknown waits for a receipt that names it
+/// before it is sent again: the SMSC's validity (`validity_ms`, or `receipt_timeout_ms` when
+/// the SMSC's default applies) plus `receipt_grace_ms`, and never less than a live sender
+/// waits for a response.
+pub fn unknown_wait(sms: &SmsSettings) -> Duration {
+    let validity = if sms.validity_ms > 0 {
+        sms.validity_ms
+    } else {
+        sms.receipt_timeout_ms
+    };
+    Duration::from_millis((validity + sms.receipt_grace_ms).max(sms.response_timeout_ms + 5000))
+}
+
+/// How long an armed message some of whose parts are known taken (and not all) waits before
+/// the rest are sent: `receipt_grace_ms`, and never less than a live sender waits for a
+/// response.
+pub fn resume_wait(sms: &SmsSettings) -> Duration {
+    Duration::from_millis(sms.receipt_grace_ms.max(sms.response_timeout_ms + 5000))
+}
+
+/// A claimed message to arm: its id, the claim's attempt (the claim it belongs to), its parts,
+/// and where to say whether it was armed (with its reference).
+type ArmRequest = (Uuid, i32, i32, tokio::sync::oneshot::Sender<Option<u16>>);
+
+/// Arms claimed messages in batches, one transaction for every message waiting: each gets a
+/// reference and its part count, committed before its submit is written. A message whose
+/// claim is no longer this sender's (housekeeping took it back) is not armed, and not sent.
+async fn arm_batches(pool: Pool, mut requests: mpsc::UnboundedReceiver<ArmRequest>) {
+    let mut batch: Vec<ArmRequest> = Vec::new();
+    while requests.recv_many(&mut batch, 500).await > 0 {
+        let ids: Vec<Uuid> = batch.iter().map(|r| r.0).collect();
+        let attempts: Vec<i32> = batch.iter().map(|r| r.1).collect();
+        let parts: Vec<i32> = batch.iter().map(|r| r.2).collect();
+        let mut armed: std::collections::HashMap<Uuid, u16> = std::collections::HashMap::new();
+        for attempt in 0..5u64 {
+            match arm(&pool, &ids, &attempts, &parts).await {
+                Ok(a) => {
+                    armed = a;
+                    break;
+                }
+                Err(e) => {
+                    tracing::warn!(error = %e, count = ids.len(), "could not arm messages; trying again");
+                    tokio::time::sleep(Duration::from_millis(200 * (attempt + 1))).await;
+                }
+            }
+        }
+        // Not armed (taken back, or the database would not answer): not sent; a claim never
+        // armed goes back to the queue.
+        for (id, _, _, reply) in batch.drain(..) {
+            let _ = reply.send(armed.get(&id).copied());
+        }
+    }
+}
+
+async fn arm(
+    pool: &Pool,
+    ids: &[Uuid],
+    attempts: &[i32],
+    parts: &[i32],
+) -> anyhow::Result<std::collections::HashMap<Uuid, u16>> {
+    let db = pool.get().await?;
+    let rows = db
+        .query(
+            "update notifications n set armed_at = now(), parts = greatest(n.parts, u.parts),
+                 submit_ref = case when n.resume_from > 0 and n.submit_ref is not null then n.submit_ref
+                                   else (nextval('submit_refs') % 65535)::int + 1 end
+             from unnest($1::uuid[], $2::int[], $3::int[]) as u(id, attempts, parts)
+             where n.notification_id = u.id and n.state = 'sending' and n.attempts = u.attempts
+               and n.armed_at is null
+             returning n.notification_id, n.submit_ref",
+            &[&ids, &attempts, &parts],
+        )
+        .await?;
+    Ok(rows
+        .iter()
+        .map(|r| (r.get::<_, Uuid>(0), r.get::<_, i32>(1) as u16))
+        .collect())
 }
 
 pub async fn run(
@@ -35,8 +141,11 @@ pub async fn run(
     // Submit outcomes are recorded in batches, one transaction for many messages.
     let (done_tx, done_rx) = mpsc::unbounded_channel::<(Claimed, Result<Vec<String>, SubmitError>)>();
     let settler = tokio::spawn(settle_batches(pool.clone(), sms.clone(), done_rx));
+    let (arm_tx, arm_rx) = mpsc::unbounded_channel::<ArmRequest>();
+    let armer = tokio::spawn(arm_batches(pool.clone(), arm_rx));
     let paused_until = Arc::new(AtomicI64::new(0));
     let mut inflight: JoinSet<()> = JoinSet::new();
+    let mut pending: std::collections::VecDeque<Claimed> = std::collections::VecDeque::new();
     let window = sms.window.max(1);
     let period = (sms.submits_per_second > 0)
         .then(|| Duration::from_secs_f64(1.0 / f64::from(sms.submits_per_second)));
@@ -60,15 +169,16 @@ pub async fn run(
                 _ = tokio::time::sleep(Duration::from_millis(pause as u64)) => {}
             }
         }
-        let room = window.saturating_sub(inflight.len()).max(1) as i64;
-        let claimed = match claim(&pool, &freeze, room.min(sms.batch.max(1))).await {
-            Ok(c) => c,
-            Err(e) => {
-                tracing::warn!(error = %e, "could not claim messages");
-                Vec::new()
+        // Claimed a window ahead, so that a full window does not mean one claim per message
+        // (claims never armed are harmless: nothing of them is written).
+        if pending.len() < window.div_ceil(2) {
+            let room = window.saturating_sub(pending.len()).max(1) as i64;
+            match claim(&pool, &freeze, room.min(sms.batch.max(1))).await {
+                Ok(c) => pending.extend(c),
+                Err(e) => tracing::warn!(error = %e, "could not claim messages"),
             }
-        };
-        if claimed.is_empty() {
+        }
+        if pending.is_empty() {
             tokio::select! {
                 _ = shutdown.cancelled() => break,
                 _ = tokio::time::sleep(Duration::from_millis(sms.poll_ms.max(10))) => {}
@@ -76,27 +186,53 @@ pub async fn run(
             }
             continue;
         }
-        for c in claimed {
+        while let Some(c) = pending.pop_front() {
             if let Some(p) = pace.as_mut() {
                 p.tick().await;
             }
             while inflight.len() >= window {
                 inflight.join_next().await;
             }
-            let (provider, sms, paused, done) = (
+            let (provider, sms, paused, done, armer) = (
                 provider.clone(),
                 sms.clone(),
                 paused_until.clone(),
                 done_tx.clone(),
+                arm_tx.clone(),
             );
             inflight.spawn(async move {
-                let result = provider.submit(&c.phone, &c.text).await;
+                // Armed (committed) before anything is written.
+                let parts = i32::try_from(provider.parts(&c.phone, &c.text)).unwrap_or(i32::MAX);
+                let (tx, rx) = tokio::sync::oneshot::channel();
+                if armer.send((c.id, c.attempts, parts, tx)).is_err() {
+                    return;
+                }
+                let Ok(Some(reference)) = rx.await else {
+                    return;
+                };
+                let message = Outgoing {
+                    to: &c.phone,
+                    text: &c.text,
+                    reference: Some(reference),
+                    skip: usize::try_from(c.resume_from).unwrap_or(0),
+                };
+                let result = provider.send(&message).await;
                 if let Err(SubmitError::Throttled(_)) = &result {
                     let until = Utc::now().timestamp_millis() + sms.throttle_backoff_ms as i64;
                     paused.fetch_max(until, Ordering::Relaxed);
                 }
                 let _ = done.send((c, result));
             });
+            if pending.len() < window.div_ceil(2) || shutdown.is_cancelled() {
+                break;
+            }
+        }
+    }
+    // Claimed and not sent: back to the queue at once (never armed, nothing written).
+    if !pending.is_empty() {
+        let ids: Vec<Uuid> = pending.iter().map(|c| c.id).collect();
+        if let Err(e) = release(&pool, &ids).await {
+            tracing::warn!(error = %e, count = ids.len(), "could not give claims back; they return to the queue after the claim timeout");
         }
     }
     // Let the submits in flight finish (their responses are recorded), briefly.
@@ -105,7 +241,9 @@ pub async fn run(
     })
     .await;
     drop(done_tx);
+    drop(arm_tx);
     let _ = tokio::time::timeout(Duration::from_secs(5), settler).await;
+    let _ = tokio::time::timeout(Duration::from_secs(1), armer).await;
     if tokio::time::timeout(Duration::from_secs(10), receipts_task)
         .await
         .is_err()
@@ -137,6 +275,19 @@ async fn settle_batches(
     }
 }
 
+/// Claims given back unsent: queued again, the claim not counted as an attempt.
+async fn release(pool: &Pool, ids: &[Uuid]) -> anyhow::Result<()> {
+    pool.get()
+        .await?
+        .execute(
+            "update notifications set state = 'queued', claimed_at = null, attempts = greatest(attempts - 1, 0)
+             where notification_id = any($1) and state = 'sending' and armed_at is null",
+            &[&ids],
+        )
+        .await?;
+    Ok(())
+}
+
 /// A batch of due messages, claimed.
 async fn claim(pool: &Pool, freeze: &Freeze, limit: i64) -> anyhow::Result<Vec<Claimed>> {
     let db = pool.get().await?;
@@ -155,10 +306,10 @@ async fn claim(pool: &Pool, freeze: &Freeze, limit: i64) -> anyhow::Result<Vec<C
                                  select 1 from opt_outs o
                                  where 'person:' || o.id_number = n.recipient and o.category = 'reminder')
                              then 'opted-out' else 'sending' end,
-                     claimed_at = now(), attempts = n.attempts + 1
+                     claimed_at = now(), armed_at = null, attempts = n.attempts + 1
                  from picked where n.notification_id = picked.notification_id
-                 returning n.notification_id, n.phone, n.text, n.attempts, n.state)
-             select notification_id, phone, text, attempts from claimed where state = 'sending'",
+                 returning n.notification_id, n.phone, n.text, n.attempts, n.state, n.resume_from)
+             select notification_id, phone, text, attempts, resume_from from claimed where state = 'sending'",
             &[&now, &limit],
         )
         .await?;
@@ -169,6 +320,7 @@ async fn claim(pool: &Pool, freeze: &Freeze, limit: i64) -> anyhow::Result<Vec<C
             phone: r.get(1),
             text: r.get(2),
             attempts: r.get(3),
+            resume_from: r.get(4),
         })
         .collect())
 }
@@ -195,7 +347,9 @@ async fn settle(
             Err(SubmitError::Throttled(why)) => {
                 let later = Utc::now() + chrono::Duration::milliseconds(sms.throttle_backoff_ms as i64);
                 tx.execute(
-                    "update notifications set state = 'queued', attempts = attempts - 1, not_before = greatest(not_before, $2), reason = $3
+                    "update notifications set state = 'queued', armed_at = null,
+                         submit_ref = case when resume_from > 0 then submit_ref end, attempts = attempts - 1,
+                         not_before = greatest(not_before, $2), reason = $3
                      where notification_id = $1 and state = 'sending'",
                     &[&c.id, &later, &format!("throttled: {why}")],
                 )
@@ -206,12 +360,79 @@ async fn settle(
                 let later =
                     Utc::now() + chrono::Duration::milliseconds(sms.retry_ms as i64 * i64::from(c.attempts));
                 tx.execute(
-                    "update notifications set state = 'queued', not_before = greatest(not_before, $2), reason = $3
+                    "update notifications set state = 'queued', armed_at = null,
+                         submit_ref = case when resume_from > 0 then submit_ref end,
+                         not_before = greatest(not_before, $2), reason = $3
                      where notification_id = $1 and state = 'sending'",
                     &[&c.id, &later, why],
                 )
                 .await?;
                 metrics::counter!("notification_sms_retries_total").increment(1);
+            }
+            Err(e @ SubmitError::Unknown(_)) => {
+                // In flight, outcome unknown: its receipts will tell (module doc).
+                tx.execute(
+                    "update notifications set reason = $2 where notification_id = $1 and state = 'sending'",
+                    &[&c.id, &e.to_string()],
+                )
+                .await?;
+                metrics::counter!("notification_sms_unknown_total").increment(1);
+                tracing::warn!(notification = %c.id, error = %e, "submit outcome unknown; waiting for its receipt");
+            }
+            Err(SubmitError::Partial { accepted, total, why }) => {
+                // The parts taken are recorded (their receipts settle them). The rest unknown:
+                // in flight, as above; refused: failed, not sent again whole.
+                tx.execute(
+                    "insert into sms_parts (smsc_id, notification_id)
+                     select unnest($1::text[]), $2
+                     on conflict (smsc_id) do update set notification_id = excluded.notification_id,
+                         state = case when sms_parts.notification_id = excluded.notification_id
+                                      then sms_parts.state else 'submitted' end",
+                    &[&accepted, &c.id],
+                )
+                .await?;
+                let taken = c.resume_from + accepted.len() as i32;
+                let reason = format!("{taken} of {total} parts taken, then {why}");
+                match **why {
+                    SubmitError::Unknown(_) => {
+                        // Whether the next part was taken, its receipt will tell; the rest
+                        // go after `resume_wait` (housekeeping).
+                        tx.execute(
+                            "update notifications set reason = $2 where notification_id = $1 and state = 'sending'",
+                            &[&c.id, &reason],
+                        )
+                        .await?;
+                        metrics::counter!("notification_sms_unknown_total").increment(1);
+                    }
+                    SubmitError::Throttled(_) | SubmitError::Temporary(_)
+                        if c.attempts < sms.max_attempts =>
+                    {
+                        // The next part was not taken: the rest go later, under the same
+                        // reference.
+                        let later = Utc::now() + chrono::Duration::milliseconds(sms.retry_ms as i64);
+                        tx.execute(
+                            "update notifications set state = 'queued', armed_at = null, resume_from = $2,
+                                 not_before = greatest(not_before, $3), reason = $4
+                             where notification_id = $1 and state = 'sending'",
+                            &[&c.id, &taken, &later, &reason],
+                        )
+                        .await?;
+                        metrics::counter!("notification_sms_retries_total").increment(1);
+                    }
+                    _ => {
+                        tx.execute(
+                            "update notifications set state = 'failed', reason = $2
+                         where notification_id = $1 and state = 'sending'",
+                            &[
+                                &c.id,
+                                &format!("{reason}: not sent again (the phone has the first parts)"),
+                            ],
+                        )
+                        .await?;
+                        metrics::counter!("notification_sms_failed_total", "why" => "partial").increment(1);
+                    }
+                }
+                tracing::warn!(notification = %c.id, %reason, "a concatenated message only partly taken");
             }
             Err(e) => {
                 tx.execute(
@@ -225,15 +446,19 @@ async fn settle(
         }
     }
     if !sent.is_empty() {
+        // A part its receipt recorded first (it overtook this batch) keeps the receipt's state.
         tx.execute(
             "insert into sms_parts (smsc_id, notification_id)
              select * from unnest($1::text[], $2::uuid[])
-             on conflict (smsc_id) do update set notification_id = excluded.notification_id, state = 'submitted'",
+             on conflict (smsc_id) do update set notification_id = excluded.notification_id,
+                 state = case when sms_parts.notification_id = excluded.notification_id
+                              then sms_parts.state else 'submitted' end",
             &[&part_ids, &part_of],
         )
         .await?;
         tx.execute(
-            "update notifications n set state = 'submitted', parts = s.parts, submitted_at = now(), reason = null
+            "update notifications n set state = 'submitted', parts = greatest(n.parts, n.resume_from + s.parts),
+                 resume_from = 0, submitted_at = now(), reason = null
              from unnest($1::uuid[], $2::int[]) as s(id, parts)
              where n.notification_id = s.id and n.state = 'sending'",
             &[&sent, &sent_parts],
@@ -246,20 +471,65 @@ async fn settle(
     Ok(())
 }
 
-/// Claims nobody answered go back to the queue; submitted messages without a receipt for
-/// too long are expired; the queue depth is measured.
+/// Claims never armed go back to the queue (nothing of them was written); armed messages
+/// whose outcome no receipt has told within [`unknown_wait`] are sent again (none of their
+/// parts was taken) or failed (some were); submitted messages without a receipt for too long
+/// are expired; the queue depth is measured.
 async fn housekeeping(pool: &Pool, sms: &SmsSettings) -> anyhow::Result<()> {
     let db = pool.get().await?;
     let stale = (sms.response_timeout_ms + 5000) as f64 / 1000.0;
     let back = db
         .execute(
             "update notifications set state = 'queued', claimed_at = null
-             where state = 'sending' and claimed_at < now() - make_interval(secs => $1)",
+             where state = 'sending' and armed_at is null and claimed_at < now() - make_interval(secs => $1)",
             &[&stale],
         )
         .await?;
     if back > 0 {
-        tracing::info!(count = back, "unanswered claims back in the queue");
+        tracing::info!(count = back, "claims never armed back in the queue");
+    }
+    // Some parts taken, not all (the submit was cut short after them): the rest are sent,
+    // under the same reference, once the taken parts' receipts have had time to come.
+    let resume = resume_wait(sms).as_secs_f64();
+    let resumed = db
+        .execute(
+            "update notifications n set
+                 state = case when n.attempts >= $2 then 'failed' else 'queued' end,
+                 resume_from = k.known, armed_at = null, claimed_at = null,
+                 reason = k.known || ' of ' || n.parts || ' parts taken (' || coalesce(n.reason, 'the sender stopped')
+                          || '); the rest to be sent'
+             from (select notification_id, count(*)::int as known from sms_parts group by notification_id) k
+             where k.notification_id = n.notification_id and n.state = 'sending'
+               and n.armed_at < now() - make_interval(secs => $1) and k.known < n.parts",
+            &[&resume, &sms.max_attempts],
+        )
+        .await?;
+    if resumed > 0 {
+        tracing::warn!(
+            count = resumed,
+            "messages only partly taken: their other parts to be sent"
+        );
+    }
+    // Nothing taken that any receipt has named by the wait: never reached the SMSC.
+    let wait = unknown_wait(sms).as_secs_f64();
+    let unknown = db
+        .execute(
+            "update notifications n set
+                 state = case when n.attempts >= $2 then 'failed' else 'queued' end,
+                 reason = 'no answer and no receipt within ' || $1::text || ' s: never reached the SMSC ('
+                          || coalesce(n.reason, 'the sender stopped') || ')',
+                 armed_at = null, claimed_at = null
+             where n.state = 'sending' and n.armed_at < now() - make_interval(secs => $1)
+               and not exists (select 1 from sms_parts p where p.notification_id = n.notification_id)",
+            &[&wait, &sms.max_attempts],
+        )
+        .await?;
+    if unknown > 0 {
+        metrics::counter!("notification_sms_resent_unknown_total").increment(unknown);
+        tracing::warn!(
+            count = unknown,
+            "submits whose outcome no receipt told: sent again"
+        );
     }
     let expire = sms.receipt_timeout_ms as f64 / 1000.0;
     let expired = db
@@ -389,6 +659,7 @@ async fn apply_batch<'a>(
     let mut db = pool.get().await?;
     let tx = db.transaction().await?;
     let (mut ids, mut states, mut details) = (Vec::new(), Vec::new(), Vec::new());
+    let (mut refs, mut phones) = (Vec::new(), Vec::new());
     for r in batch {
         ids.push(r.id.clone());
         states.push(match r.outcome {
@@ -397,8 +668,10 @@ async fn apply_batch<'a>(
             Outcome::Expired => "expired",
         });
         details.push(r.detail.clone());
+        refs.push(r.reference.map(i32::from));
+        phones.push(r.phone.clone());
     }
-    let rows = tx
+    let mut rows = tx
         .query(
             "update sms_parts p set state = r.state
              from unnest($1::text[], $2::text[], $3::text[]) as r(id, state, detail)
@@ -407,7 +680,67 @@ async fn apply_batch<'a>(
             &[&ids, &states, &details],
         )
         .await?;
-    let found: std::collections::HashSet<String> = rows.iter().map(|r| r.get::<_, String>(0)).collect();
+    let mut found: std::collections::HashSet<String> = rows.iter().map(|r| r.get::<_, String>(0)).collect();
+    // A part not recorded whose receipt gives back a message's reference and phone: the SMSC
+    // took that message though its answer was never recorded (a crash, a lost connection).
+    // The part is recorded now, the message is submitted, and it is not sent again.
+    let unknown: Vec<usize> = (0..ids.len())
+        .filter(|&i| !found.contains(&ids[i]) && refs[i].is_some() && phones[i].is_some())
+        .collect();
+    if !unknown.is_empty() {
+        let pick = |v: &[String]| unknown.iter().map(|&i| v[i].clone()).collect::<Vec<String>>();
+        let (u_ids, u_details) = (pick(&ids), pick(&details));
+        let u_states: Vec<&str> = unknown.iter().map(|&i| states[i]).collect();
+        let u_refs: Vec<i32> = unknown.iter().map(|&i| refs[i].unwrap_or_default()).collect();
+        let u_phones: Vec<String> = unknown
+            .iter()
+            .map(|&i| phones[i].clone().unwrap_or_default())
+            .collect();
+        let reconciled = tx
+            .query(
+                "with r(id, state, detail, ref, phone) as (
+                     select * from unnest($1::text[], $2::text[], $3::text[], $4::int[], $5::text[])),
+                 m as (
+                     select distinct on (r.id) r.id, n.notification_id, r.state, r.detail
+                     from r join notifications n
+                       on n.submit_ref = r.ref and n.state in ('sending', 'queued')
+                      and (n.phone = r.phone or r.phone = '86' || n.phone or r.phone = '+86' || n.phone)
+                     order by r.id, n.armed_at desc nulls last),
+                 ins as (
+                     insert into sms_parts (smsc_id, notification_id, state)
+                     select id, notification_id, state from m
+                     on conflict (smsc_id) do nothing
+                     returning smsc_id, notification_id),
+                 known as (
+                     select i.notification_id,
+                            count(*) + (select count(*) from sms_parts p where p.notification_id = i.notification_id) as parts
+                     from ins i group by i.notification_id),
+                 moved as (
+                     update notifications n set
+                         state = case when k.parts >= n.parts then 'submitted' else n.state end,
+                         resume_from = case when k.parts >= n.parts then 0
+                                            when n.state = 'queued' then k.parts::int else n.resume_from end,
+                         submitted_at = case when k.parts >= n.parts then coalesce(n.submitted_at, now())
+                                             else n.submitted_at end,
+                         reason = 'taken by the SMSC, known from its receipt (the submit''s answer was never recorded)'
+                     from known k
+                     where n.notification_id = k.notification_id and n.state in ('sending', 'queued')
+                     returning n.notification_id)
+                 select ins.smsc_id, ins.notification_id, m.detail, (select count(*) from moved)
+                 from ins join m on m.id = ins.smsc_id",
+                &[&u_ids, &u_states, &u_details, &u_refs, &u_phones],
+            )
+            .await?;
+        if !reconciled.is_empty() {
+            tracing::info!(
+                parts = reconciled.len(),
+                "receipts named messages by reference whose submit answers were never recorded"
+            );
+            metrics::counter!("notification_sms_reconciled_total").increment(reconciled.len() as u64);
+        }
+        found.extend(reconciled.iter().map(|r| r.get::<_, String>(0)));
+        rows.extend(reconciled);
+    }
     let mut touched: Vec<Uuid> = Vec::new();
     let mut why: Vec<String> = Vec::new();
     for r in &rows {
@@ -470,6 +803,8 @@ mod tests {
                     id: id.to_owned(),
                     outcome: Outcome::Delivered,
                     detail: "stat:DELIVRD".into(),
+                    reference: None,
+                    phone: None,
                 },
                 ack: Ack::new(move || acked.lock().unwrap().push((who, copy))),
             },

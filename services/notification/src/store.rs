@@ -100,6 +100,15 @@ pub async fn name(db: &impl GenericClient, recipient: &str) -> Result<Option<Str
         .and_then(|r| r.get(0)))
 }
 
+/// The lines a contact is enrolled on now (none when unknown).
+pub async fn lines(db: &impl GenericClient, recipient: &str) -> Result<Vec<String>, tokio_postgres::Error> {
+    Ok(db
+        .query_opt("select lines from contacts where recipient = $1", &[&recipient])
+        .await?
+        .map(|r| r.get(0))
+        .unwrap_or_default())
+}
+
 /// The recipient whose enrollment id is `person_id` (payers and settlements name persons so).
 pub async fn person_by_id(
     db: &impl GenericClient,
@@ -158,6 +167,52 @@ pub async fn queue(db: &impl GenericClient, q: &Queued) -> Result<bool, tokio_po
             .increment(1);
     }
     Ok(state.is_some())
+}
+
+/// Queues `rendered` (with `{months}` and `{amount}` still in it) for every item of a
+/// benefit batch that was not failed, each with its months and amount, in one statement; the
+/// source is the item (`payment:<batch>:<item>`), so a redelivered result queues nothing
+/// twice. The number queued.
+pub async fn queue_paid_items(
+    db: &impl GenericClient,
+    batch_id: &str,
+    rendered: &crate::templates::Rendered,
+    not_before: DateTime<Utc>,
+) -> Result<u64, tokio_postgres::Error> {
+    let row = db
+        .query_one(
+            "with items as (
+                 select i.batch_id, i.item_id, i.recipient, i.months, i.amount, c.phone
+                 from benefit_items i left join contacts c on c.recipient = i.recipient
+                 where i.batch_id = $1 and not i.failed),
+             ins as (
+                 insert into notifications (notification_id, recipient, phone, line, category, template,
+                     template_version, text, source, not_before)
+                 select uuid_v7(), i.recipient, i.phone, 'social', $2, $3, $4,
+                        replace(replace($5, '{months}', i.months), '{amount}', i.amount),
+                        'payment:' || i.batch_id || ':' || i.item_id, $6
+                 from items i where i.phone is not null
+                 on conflict (source, recipient, template) do nothing
+                 returning 1)
+             select (select count(*) from items where phone is null), (select count(*) from ins)",
+            &[
+                &batch_id,
+                &rendered.category,
+                &rendered.template,
+                &rendered.version,
+                &rendered.text,
+                &not_before,
+            ],
+        )
+        .await?;
+    let (unreachable, queued): (i64, i64) = (row.get(0), row.get(1));
+    if unreachable > 0 {
+        metrics::counter!("notification_no_contact_total", "template" => rendered.template.clone())
+            .increment(unreachable as u64);
+    }
+    metrics::counter!("notification_queued_total", "template" => rendered.template.clone(), "state" => "queued")
+        .increment(queued as u64);
+    Ok(queued as u64)
 }
 
 /// Reminders for a source that no longer apply (the contribution was paid).

@@ -9,6 +9,7 @@ use contracts::Line;
 use contracts::collection::events as ce;
 use serde_json::json;
 use smsc_sim::SimConfig;
+use std::time::Duration;
 use testkit::services::Services;
 use testkit::{TestEnv, WAIT, wait_for};
 
@@ -60,12 +61,16 @@ async fn an_enrollment_is_told_once_even_when_its_event_comes_twice_and_a_new_ph
     })
     .await;
 
-    // The next message, on the social line, goes to the new number, with that line's hotline.
+    // The change is confirmed to the new number; the next message, on the social line, goes
+    // there too, with that line's hotline.
     enroll(&client, Line::Social, 1, &["pension"]).await;
-    let second = texts(&smsc, &new_phone, 1).await;
+    let second = texts(&smsc, &new_phone, 2).await;
     assert_eq!(
         second,
-        vec!["【武汉人社】参保人1您好，您已参加基本养老保险，自2024-03起生效。如有疑问请致电027-12333。"]
+        vec![
+            "【武汉医保】参保人1您好，您的参保登记信息（手机号码）已变更。如非本人办理，请及时致电027-87812393。",
+            "【武汉人社】参保人1您好，您已参加基本养老保险，自2024-03起生效。如有疑问请致电027-12333。"
+        ]
     );
     assert_eq!(
         smsc.received_by(&testkit::phone(1)).len(),
@@ -73,15 +78,16 @@ async fn an_enrollment_is_told_once_even_when_its_event_comes_twice_and_a_new_ph
         "the duplicate sent nothing"
     );
 
-    // The listing shows both, delivered (the receipts came back).
-    wait_for("both delivered", WAIT, || async {
+    // The listing shows all three, delivered (the receipts came back).
+    wait_for("all delivered", WAIT, || async {
         let l = listed(&client, &id).await;
-        (l.len() == 2 && l.iter().all(|n| n["state"] == "delivered")).then_some(())
+        (l.len() == 3 && l.iter().all(|n| n["state"] == "delivered")).then_some(())
     })
     .await;
     let l = listed(&client, &id).await;
     assert_eq!(l[0]["template"], "person-enrolled@1");
-    assert_eq!(l[1]["phone"], new_phone.as_str());
+    assert_eq!(l[1]["template"], "contact-changed@1");
+    assert_eq!(l[2]["phone"], new_phone.as_str());
 
     // The operator's view: insurancectl notifications list --person ID.
     let (amqp, prefix) = (testkit::amqp_url(), env.prefix());
@@ -519,4 +525,411 @@ async fn a_number_the_smsc_cannot_deliver_to_ends_failed_with_the_receipt_s_reas
     services.stop().await;
     let _ = workers.await;
     smsc.stop();
+}
+
+/// The other events that concern a person (issue 12 §1, every business event has a text):
+/// each the expected text to the expected phone, once although delivered twice; the ones
+/// that say nothing (a death, a person's own account paying their own settlement) send nothing.
+#[tokio::test]
+async fn every_other_change_of_a_person_s_insurance_money_or_card_is_told_once() {
+    use contracts::InsuranceType::EmployeeMedical;
+    use contracts::benefits::events as be;
+    use contracts::enrollment::{commands as ec, events as ee};
+    let env = TestEnv::new();
+    let smsc = smsc(SimConfig::default()).await;
+    let mut services = Services::new();
+    start_enrollment(&env, &mut services).await;
+    let workers = start_notification(&env, &mut services, sms(smsc.addr), notify(100)).await;
+    let client = env.client().await;
+    let time = |t: &str| chrono::DateTime::parse_from_rfc3339(t).expect("a time");
+    let medical = |service: &'static str, name: &'static str| (Line::Medical, service, name);
+    let mut p = std::collections::BTreeMap::new();
+    for n in 51..=57 {
+        p.insert(n, enroll(&client, Line::Medical, n, &["employee_medical"]).await);
+        texts(&smsc, &testkit::phone(n), 1).await;
+    }
+
+    // A contact change on a person of both lines: enrollment publishes it on each line; one
+    // text, to the new number.
+    enroll(&client, Line::Social, 51, &["pension"]).await;
+    texts(&smsc, &testkit::phone(51), 2).await;
+    let new_phone = testkit::phone(90_051);
+    let r = testkit::send(
+        &client,
+        Line::Medical,
+        "enrollment",
+        "change-contact",
+        json!({"id_number": testkit::id_number(51), "phone": new_phone}),
+    )
+    .await;
+    assert!(r.is_ok(), "{r:?}");
+    assert_eq!(
+        texts(&smsc, &new_phone, 1).await,
+        [
+            "【武汉医保】参保人51您好，您的参保登记信息（手机号码）已变更。如非本人办理，请及时致电027-87812393。"
+        ]
+    );
+
+    // Enrollment: suspended; terminated for a death (nothing); transferred out.
+    let status = |n: u32, reason: &str, month: &str| ee::EnrollmentStatusChanged {
+        person_id: p[&n].clone(),
+        id_number: testkit::id_number(n),
+        insurance_types: vec![EmployeeMedical],
+        reason: reason.into(),
+        month: month.into(),
+        line: Line::Medical,
+    };
+    let ph52 = testkit::phone(52);
+    assert_eq!(
+        told_once(
+            &env,
+            &smsc,
+            &ph52,
+            1,
+            medical("enrollment", "enrollment-suspended"),
+            &v(&ee::EnrollmentSuspended(status(52, "停保申请", "2024-05")))
+        )
+        .await,
+        "【武汉医保】您好，您的职工基本医疗保险自2024-05起暂停参保（停保申请）。如有疑问请致电027-87812393。"
+    );
+    publish_twice(
+        &env,
+        Line::Medical,
+        "enrollment",
+        "enrollment-terminated",
+        &v(&ee::EnrollmentTerminated(status(52, "死亡", "2024-06"))),
+    )
+    .await;
+    let out = ee::TransferredOut {
+        person_id: p[&52].clone(),
+        certificate: ec::ParticipationCertificate {
+            certificate_id: "CERT-52".into(),
+            id_number: testkit::id_number(52),
+            name: "参保人52".into(),
+            insurance_types: vec![EmployeeMedical],
+            from_region: "420100".into(),
+            to_region: "370100".into(),
+            contribution_history_ref: "collection:52".into(),
+            issued_at: time("2024-06-01T09:00:00+08:00"),
+            contribution_months: None,
+            pension_account_balance: None,
+        },
+        line: Line::Medical,
+    };
+    assert_eq!(
+        told_once(
+            &env,
+            &smsc,
+            &ph52,
+            2,
+            medical("enrollment", "transferred-out"),
+            &v(&out)
+        )
+        .await,
+        "【武汉医保】您好，您的职工基本医疗保险关系转出至370100已办结（参保凭证号CERT-52），请持凭证到转入地办理转入手续。如有疑问请致电027-87812393。"
+    );
+
+    // Removed by the employer (named from its registration), then terminated.
+    let code = testkit::credit_code(53);
+    let registered = ee::EmployerRegistered {
+        employer_id: "e-53".into(),
+        credit_code: code.clone(),
+        name: "武汉测试有限公司".into(),
+        line: Line::Medical,
+        contact_phone: None,
+    };
+    publish_twice(
+        &env,
+        Line::Medical,
+        "enrollment",
+        "employer-registered",
+        &v(&registered),
+    )
+    .await;
+    let ph53 = testkit::phone(53);
+    let removed = ee::StaffRemoved {
+        employer_credit_code: code.clone(),
+        persons: vec![ee::StaffPerson {
+            person_id: p[&53].clone(),
+            id_number: testkit::id_number(53),
+            phone: None,
+        }],
+        insurance_types: vec![EmployeeMedical],
+        month: "2024-06".into(),
+        line: Line::Medical,
+    };
+    wait_for("the employer known", WAIT, || async {
+        let db = env.pool(SERVICE).await.get().await.ok()?;
+        db.query_opt(
+            "select 1 from contacts where recipient = $1",
+            &[&format!("employer:{code}")],
+        )
+        .await
+        .ok()?
+    })
+    .await;
+    assert_eq!(
+        told_once(
+            &env,
+            &smsc,
+            &ph53,
+            1,
+            medical("enrollment", "staff-removed"),
+            &v(&removed)
+        )
+        .await,
+        "【武汉医保】您好，武汉测试有限公司已为您办理职工基本医疗保险减员，自2024-06起暂停参保缴费。如有疑问请致电027-87812393。"
+    );
+    assert_eq!(
+        told_once(
+            &env,
+            &smsc,
+            &ph53,
+            2,
+            medical("enrollment", "enrollment-terminated"),
+            &v(&ee::EnrollmentTerminated(status(53, "迁出本市", "2024-07")))
+        )
+        .await,
+        "【武汉医保】您好，您的职工基本医疗保险自2024-07起终止参保（迁出本市）。如有疑问请致电027-87812393。"
+    );
+
+    // Collection: the year's base, an overpayment, arrears cleared, a failed batch debit.
+    let ph54 = testkit::phone(54);
+    let base = ce::BaseDetermined {
+        person_id: p[&54].clone(),
+        id_number: testkit::id_number(54),
+        year: 2024,
+        bases: vec![ce::DeterminedBase {
+            insurance_type: EmployeeMedical,
+            base: "5000.00".into(),
+            source: contracts::collection::commands::BaseSource::PreviousYearAverage,
+            clamp: contracts::collection::commands::BaseClamp::None,
+        }],
+        line: Line::Medical,
+    };
+    assert_eq!(
+        told_once(
+            &env,
+            &smsc,
+            &ph54,
+            1,
+            medical("collection", "base-determined"),
+            &v(&base)
+        )
+        .await,
+        "【武汉医保】您2024年度的社会保险缴费基数已核定：职工基本医疗保险5000.00元。如有疑问请致电027-87812393。"
+    );
+    let over = ce::OverpaymentDetected {
+        assessment_id: "a-54".into(),
+        payer_kind: "flexible".into(),
+        payer_id: p[&54].clone(),
+        month: "2024-03".into(),
+        excess: "20.00".into(),
+        tax_receipt_no: "TAX-0054".into(),
+        line: Line::Medical,
+    };
+    assert_eq!(
+        told_once(
+            &env,
+            &smsc,
+            &ph54,
+            2,
+            medical("collection", "overpayment-detected"),
+            &v(&over)
+        )
+        .await,
+        "【武汉医保】您2024-03的社会保险费多缴20.00元（税票号TAX-0054），可申请退还。如有疑问请致电027-87812393。"
+    );
+    let cleared = ce::ArrearsCleared {
+        assessment_id: "a-54b".into(),
+        payer_kind: "flexible".into(),
+        payer_id: p[&54].clone(),
+        month: "2024-02".into(),
+        persons: vec![p[&54].clone()],
+        cleared_at: time("2024-03-10T15:00:00+08:00"),
+        line: Line::Medical,
+        paid_on_time: false,
+    };
+    assert_eq!(
+        told_once(
+            &env,
+            &smsc,
+            &ph54,
+            3,
+            medical("collection", "arrears-cleared"),
+            &v(&cleared)
+        )
+        .await,
+        "【武汉医保】您2024-02的社会保险费欠费已于2024-03-10 15:00补缴，相关待遇按规定恢复。如有疑问请致电027-87812393。"
+    );
+    let debit = ce::DebitFailed {
+        batch_id: "debit-2024-04".into(),
+        assessment_id: "a-54c".into(),
+        person_id: p[&54].clone(),
+        amount: "133.33".into(),
+        reason: "余额不足".into(),
+        line: Line::Medical,
+    };
+    assert_eq!(
+        told_once(
+            &env,
+            &smsc,
+            &ph54,
+            4,
+            medical("collection", "debit-failed"),
+            &v(&debit)
+        )
+        .await,
+        "【武汉医保】您的社会保险费133.33元银行批量代扣未成功：余额不足。请尽快通过其他方式缴纳，以免影响待遇。如有疑问请致电027-87812393。"
+    );
+
+    // Benefits: a settlement reversed; the account paying its own settlement (nothing) and a
+    // relative's care (told to the holder); a reimbursement the bank could not pay.
+    let ph55 = testkit::phone(55);
+    let cancelled = be::SettlementCancelled {
+        setl_id: "S55".into(),
+        msgid: "M55".into(),
+        mdtrt_id: "D55".into(),
+        psn_no: p[&55].clone(),
+        insutype: "310".into(),
+        fixmedins_code: "H42010000001".into(),
+        how: "reversal".into(),
+        medfee_sumamt: "1000.00".into(),
+        fund_pay_sumamt: "720.00".into(),
+        acct_pay: "200.00".into(),
+        acct_mulaid_pay: "0.00".into(),
+    };
+    assert_eq!(
+        told_once(
+            &env,
+            &smsc,
+            &ph55,
+            1,
+            medical("benefits", "settlement-cancelled"),
+            &v(&cancelled)
+        )
+        .await,
+        "【武汉医保】您在定点机构H42010000001的医疗费用结算（1000.00元）已冲正，原统筹基金支付720.00元、个人账户支付200.00元已按原渠道退回。如有疑问请致电027-87812393。"
+    );
+    let debited = |kind: &str, beneficiary: u32| be::AccountDebited {
+        psn_no: p[&55].clone(),
+        beneficiary_psn_no: p[&beneficiary].clone(),
+        setl_id: "S56".into(),
+        kind: kind.into(),
+        amount: "50.00".into(),
+        balc: "150.00".into(),
+    };
+    publish_twice(
+        &env,
+        Line::Medical,
+        "benefits",
+        "account-debited",
+        &v(&debited("settlement", 55)),
+    )
+    .await;
+    assert_eq!(
+        told_once(
+            &env,
+            &smsc,
+            &ph55,
+            2,
+            medical("benefits", "account-debited"),
+            &v(&debited("mutual-aid", 56))
+        )
+        .await,
+        "【武汉医保】您的个人账户通过家庭共济为参保人56支付医疗费用50.00元，账户余额150.00元。如非本人授权，请致电027-87812393。"
+    );
+    let claim = be::ClaimStatusChanged {
+        claim_id: "01a24e15-d027-7610-85ba-775b00dfea8f".into(),
+        psn_no: p[&55].clone(),
+        insutype: "310".into(),
+        kind: "inpatient".into(),
+        status: "payment-failed".into(),
+        reason: Some("银行账户已注销".into()),
+        medfee_sumamt: "8000.00".into(),
+        amount: "3000.00".into(),
+        at: time("2024-05-20T10:00:00+08:00"),
+    };
+    assert_eq!(
+        told_once(
+            &env,
+            &smsc,
+            &ph55,
+            3,
+            medical("benefits", "claim-status-changed"),
+            &v(&claim)
+        )
+        .await,
+        "【武汉医保】您申请的住院医疗费用报销（受理号00DFEA8F）报销金额3000.00元未能支付至您的社会保障卡金融账户：银行账户已注销。请核实账户状态，如有疑问请致电027-87812393。"
+    );
+
+    // The card: a data error (with what to do), a loss report and its lifting, a replacement
+    // and a renewal.
+    let ph57 = testkit::phone(57);
+    let card = |step: &str, state: &str, reason: Option<&str>, action: &str| {
+        json!({"application_id": "app-57", "id_number": testkit::id_number(57), "kind": "first", "step": step,
+               "state": state, "in_production": false, "insurance_types": ["employee_medical"],
+               "lines": ["medical"], "name": "参保人57", "bank": "工商银行", "reason": reason, "action": action,
+               "attempt": 1, "occurred_at": "2024-03-06T09:00:00+08:00"})
+    };
+    let common = |name: &'static str| (Line::Common, "card-issuance", name);
+    for (n, (name, body, expected)) in [
+        (
+            "card-data-error-reported",
+            card(
+                "card-data-error",
+                "failed",
+                Some("姓名有误"),
+                "请携带身份证到经办窗口更正。",
+            ),
+            "【武汉人社】参保人57您好，您的社会保障卡申领未能办结：姓名有误。请携带身份证到经办窗口更正。如有疑问请致电027-12333。",
+        ),
+        (
+            "card-loss-reported",
+            card("loss-reported", "lost-temporarily", None, ""),
+            "【武汉人社】参保人57您好，您的社会保障卡已临时挂失，挂失期间暂停使用。如非本人办理，请立即致电027-12333。",
+        ),
+        (
+            "card-loss-lifted",
+            card("loss-lifted", "activated", None, ""),
+            "【武汉人社】参保人57您好，您的社会保障卡已解除挂失，恢复正常使用。如非本人办理，请立即致电027-12333。",
+        ),
+        (
+            "card-replaced",
+            card("replaced", "in-progress", None, ""),
+            "【武汉人社】参保人57您好，您的社会保障卡补办申请已受理，新卡制作完成后将另行通知领取。如有疑问请致电027-12333。",
+        ),
+        (
+            "card-renewed",
+            card("renewed", "in-progress", None, ""),
+            "【武汉人社】参保人57您好，您的社会保障卡换领申请已受理，新卡制作完成后将另行通知领取。如有疑问请致电027-12333。",
+        ),
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        assert_eq!(
+            told_once(&env, &smsc, &ph57, n + 1, common(name), &body).await,
+            expected
+        );
+    }
+
+    // Once each: nothing more arrived for anyone.
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let counts: Vec<(u32, usize)> = (51..=57)
+        .map(|n| (n, smsc.received_by(&testkit::phone(n)).len()))
+        .collect();
+    assert_eq!(
+        counts,
+        [(51, 2), (52, 3), (53, 3), (54, 5), (55, 4), (56, 1), (57, 6)]
+    );
+    assert_eq!(smsc.received_by(&new_phone).len(), 1);
+    services.stop().await;
+    let _ = workers.await;
+    smsc.stop();
+}
+
+/// An event as JSON.
+fn v<T: serde::Serialize>(event: &T) -> serde_json::Value {
+    serde_json::to_value(event).expect("json")
 }

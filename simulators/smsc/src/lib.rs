@@ -7,6 +7,14 @@
 //! configured, appended to a JSON-lines file and printed), so tests and people can read the
 //! messages.
 //!
+//! A receipt names the part by `receipted_message_id` and, when the submit carried one, gives
+//! back its `user_message_reference` (SMPP 3.4 §5.3.2.17: the ESME's own reference for the
+//! message), with the phone as `source_addr`: an ESME that lost the message id (it crashed
+//! between the `submit_sm_resp` and recording it) can still tell which message it was.
+//! Two faults around a submit can be played, once each: the connection cut after a submit
+//! was accepted and before its response (`drop_before_response`), and a submit lost unread
+//! with the connection (`lose_submit`).
+//!
 //! A receipt is the SMSC's until the ESME answers it: a `deliver_sm` not answered with
 //! `deliver_sm_resp` `ESME_ROK` is sent again on the next session (and, when
 //! `receipt_resend_after` is set, on the same one after that long), and the simulator tells
@@ -19,7 +27,7 @@ use rusmpp::pdus::{BindTransceiverResp, DeliverSm, SubmitSm, SubmitSmResp};
 use rusmpp::tlvs::MessageDeliveryRequestTlvValue;
 use rusmpp::tokio_codec::CommandCodec;
 use rusmpp::types::{COctetString, OctetString};
-use rusmpp::values::{DataCoding, EsmClass, MessageState};
+use rusmpp::values::{DataCoding, EsmClass, MessageState, UserMessageReference};
 use rusmpp::{Command, CommandStatus, Pdu};
 use serde::Serialize;
 use std::collections::HashMap;
@@ -46,6 +54,13 @@ pub struct SimConfig {
     pub fail_numbers: Vec<String>,
     /// After this many accepted submits, the connection is dropped once (no unbind).
     pub drop_after: Option<u64>,
+    /// The n-th submit (counted over all sessions) is accepted (recorded, its receipt due)
+    /// and the connection is cut before its `submit_sm_resp` goes out: the ESME cannot know
+    /// that it was taken. Once.
+    pub drop_before_response: Option<u64>,
+    /// The n-th submit (counted over all sessions) is lost with the connection, unread: not
+    /// accepted, never answered, no receipt. Once.
+    pub lose_submit: Option<u64>,
     /// The JSON-lines file every reassembled message is appended to.
     pub log_file: Option<std::path::PathBuf>,
     /// Print every reassembled message (`make run` shows them).
@@ -65,6 +80,8 @@ impl Default for SimConfig {
             throttle_every: None,
             fail_numbers: vec![],
             drop_after: None,
+            drop_before_response: None,
+            lose_submit: None,
             log_file: None,
             print: false,
             receipt_resend_after: None,
@@ -374,6 +391,10 @@ async fn session(stream: TcpStream, smsc: Smsc, shared: Arc<Shared>) -> anyhow::
                     continue;
                 }
                 let count = shared.submits.fetch_add(1, Ordering::SeqCst) + 1;
+                if shared.cfg.lose_submit == Some(count) {
+                    smsc.state.lock().expect("state").counters.drops += 1;
+                    break Ok(());
+                }
                 if shared
                     .cfg
                     .throttle_every
@@ -388,21 +409,27 @@ async fn session(stream: TcpStream, smsc: Smsc, shared: Arc<Shared>) -> anyhow::
                     continue;
                 }
                 let id = format!("{:010}", shared.next_id.fetch_add(1, Ordering::SeqCst));
-                let resp = SubmitSmResp::builder()
-                    .message_id(COctetString::from_str(&id).expect("an id"))
-                    .build();
-                let _ = out.send(Command::new(CommandStatus::EsmeRok, n, Pdu::SubmitSmResp(resp)));
                 let destination = sm.destination_addr.as_str().to_owned();
                 let failed = shared.cfg.fail_numbers.iter().any(|f| f == &destination);
+                let reference = user_message_reference(sm);
                 accept(&smsc, &shared.cfg, sm, &id, !failed);
                 // The receipt is due after the delay, on whichever session is bound then (a
                 // receipt outlives a dropped connection, as at a real SMSC).
                 let due = tokio::time::Instant::now() + shared.cfg.receipt_delay;
                 smsc.state.lock().expect("state").receipts.push_back((
                     due,
-                    receipt(&destination, &id, !failed),
+                    receipt(&destination, &id, !failed, reference),
                     false,
                 ));
+                if shared.cfg.drop_before_response == Some(count) {
+                    // Taken, and the ESME never hears so.
+                    smsc.state.lock().expect("state").counters.drops += 1;
+                    break Ok(());
+                }
+                let resp = SubmitSmResp::builder()
+                    .message_id(COctetString::from_str(&id).expect("an id"))
+                    .build();
+                let _ = out.send(Command::new(CommandStatus::EsmeRok, n, Pdu::SubmitSmResp(resp)));
                 if let Some(after) = shared.cfg.drop_after
                     && count >= after
                     && !shared.dropped_once.swap(true, Ordering::SeqCst)
@@ -554,9 +581,17 @@ fn split_udh(bytes: &[u8]) -> (Option<(u16, u8, u8)>, &[u8]) {
     (concat, &bytes[end..])
 }
 
+/// The `user_message_reference` a submit carried.
+fn user_message_reference(sm: &SubmitSm) -> Option<u16> {
+    sm.tlvs().iter().find_map(|t| match t.value() {
+        Some(rusmpp::tlvs::TlvValue::UserMessageReference(r)) => Some(u16::from(*r)),
+        _ => None,
+    })
+}
+
 /// A delivery receipt in the SMPP 3.4 Appendix B text form, with the receipted message id and
-/// message state TLVs.
-fn receipt(destination: &str, id: &str, delivered: bool) -> DeliverSm {
+/// message state TLVs, and the submit's `user_message_reference` when it had one.
+fn receipt(destination: &str, id: &str, delivered: bool, reference: Option<u16>) -> DeliverSm {
     let now = Utc::now().with_timezone(&FixedOffset::east_opt(8 * 3600).expect("UTC+8"));
     let stamp = now.format("%y%m%d%H%M").to_string();
     let (stat, err, dlvrd) = if delivered {
@@ -567,19 +602,25 @@ fn receipt(destination: &str, id: &str, delivered: bool) -> DeliverSm {
     let text = format!(
         "id:{id} sub:001 dlvrd:{dlvrd} submit date:{stamp} done date:{stamp} stat:{stat} err:{err} text:"
     );
+    let mut tlvs = vec![
+        MessageDeliveryRequestTlvValue::ReceiptedMessageId(COctetString::from_str(id).expect("an id")),
+        MessageDeliveryRequestTlvValue::MessageState(if delivered {
+            MessageState::Delivered
+        } else {
+            MessageState::Undeliverable
+        }),
+    ];
+    if let Some(r) = reference {
+        tlvs.push(MessageDeliveryRequestTlvValue::UserMessageReference(
+            UserMessageReference::new(r),
+        ));
+    }
     DeliverSm::builder()
         .source_addr(COctetString::from_str(destination).expect("an address"))
         .destination_addr(COctetString::from_str("12333").expect("an address"))
         .esm_class(EsmClass::from(0x04))
         .short_message(OctetString::from_str(&text).expect("a receipt text"))
-        .tlvs(vec![
-            MessageDeliveryRequestTlvValue::ReceiptedMessageId(COctetString::from_str(id).expect("an id")),
-            MessageDeliveryRequestTlvValue::MessageState(if delivered {
-                MessageState::Delivered
-            } else {
-                MessageState::Undeliverable
-            }),
-        ])
+        .tlvs(tlvs)
         .build()
 }
 

@@ -22,6 +22,12 @@ struct Args {
     /// Drop the connection once after this many submits.
     #[arg(long)]
     drop_after: Option<u64>,
+    /// Accept the n-th submit and cut the connection before its submit_sm_resp (once).
+    #[arg(long)]
+    drop_before_response: Option<u64>,
+    /// Lose the n-th submit with the connection, unread and unanswered (once).
+    #[arg(long)]
+    lose_submit: Option<u64>,
     /// Send a receipt again when the ESME has not answered it for this long (a receipt not
     /// answered is always sent again on the next session).
     #[arg(long)]
@@ -51,6 +57,8 @@ async fn main() -> anyhow::Result<()> {
         throttle_every: args.throttle_every,
         fail_numbers: args.fail_numbers,
         drop_after: args.drop_after,
+        drop_before_response: args.drop_before_response,
+        lose_submit: args.lose_submit,
         log_file: args.log_file,
         print: true,
         receipt_resend_after: args.receipt_resend_ms.map(Duration::from_millis),

@@ -4,9 +4,10 @@
 
 use futures_util::{SinkExt, StreamExt};
 use rusmpp::pdus::{BindTransceiver, DeliverSm, DeliverSmResp, SubmitSm};
+use rusmpp::tlvs::{MessageSubmissionRequestTlvValue, TlvValue};
 use rusmpp::tokio_codec::CommandCodec;
 use rusmpp::types::{COctetString, OctetString};
-use rusmpp::values::{InterfaceVersion, Npi, RegisteredDelivery, Ton};
+use rusmpp::values::{InterfaceVersion, Npi, RegisteredDelivery, Ton, UserMessageReference};
 use rusmpp::{Command, CommandStatus, Pdu};
 use smsc_sim::{SimConfig, Smsc};
 use std::str::FromStr;
@@ -203,5 +204,95 @@ async fn a_receipt_unanswered_for_too_long_is_sent_again_on_the_same_session_and
     .await;
     assert!(smsc.unanswered_receipts().is_empty());
     assert!(smsc.counters().receipts_resent >= 1);
+    smsc.stop();
+}
+
+/// Submits one short message carrying `user_message_reference` `reference` (sequence `seq`).
+async fn send_with_reference(conn: &mut Conn, to: &str, seq: u32, reference: u16) {
+    let sm = SubmitSm::builder()
+        .source_addr(COctetString::from_str("12333").expect("an address"))
+        .destination_addr(COctetString::from_str(to).expect("an address"))
+        .registered_delivery(RegisteredDelivery::from(0x01))
+        .short_message(OctetString::from_str("hello").expect("a text"))
+        .push_tlv(MessageSubmissionRequestTlvValue::UserMessageReference(
+            UserMessageReference::new(reference),
+        ))
+        .build();
+    conn.send(Command::new(CommandStatus::EsmeRok, seq, Pdu::SubmitSm(sm)))
+        .await
+        .expect("submit sent");
+}
+
+/// The next receipt's reported id, `user_message_reference` and phone (`source_addr`).
+async fn referenced_receipt(conn: &mut Conn) -> (u32, String, Option<u16>, String) {
+    let cmd = next(conn).await;
+    let seq = cmd.sequence_number();
+    let Some(Pdu::DeliverSm(d)) = cmd.pdu() else {
+        panic!("not a deliver_sm: {cmd:?}");
+    };
+    let reference = d.tlvs().iter().find_map(|t| match t.value() {
+        Some(TlvValue::UserMessageReference(r)) => Some(u16::from(*r)),
+        _ => None,
+    });
+    (seq, reported(d), reference, d.source_addr.as_str().to_owned())
+}
+
+#[tokio::test]
+async fn a_receipt_gives_back_the_submit_s_reference_even_for_a_submit_whose_response_was_cut_off() {
+    let smsc = smsc_sim::start(SimConfig {
+        receipt_delay: Duration::from_millis(10),
+        drop_before_response: Some(2),
+        lose_submit: Some(3),
+        ..Default::default()
+    })
+    .await
+    .expect("the simulator listens");
+    let mut conn = bind(&smsc).await;
+    // The first: answered, and its receipt names the reference and the phone.
+    send_with_reference(&mut conn, "13900000004", 2, 4711).await;
+    let resp = next(&mut conn).await;
+    let Some(Pdu::SubmitSmResp(r)) = resp.pdu() else {
+        panic!("{resp:?}");
+    };
+    let id = r.message_id().as_str().to_owned();
+    let (seq, got, reference, phone) = referenced_receipt(&mut conn).await;
+    assert_eq!(
+        (got.as_str(), reference, phone.as_str()),
+        (id.as_str(), Some(4711), "13900000004")
+    );
+    answer(&mut conn, seq).await;
+
+    // The second is taken, then the connection goes before its response.
+    send_with_reference(&mut conn, "13900000005", 3, 4712).await;
+    let end = tokio::time::timeout(WAIT, conn.next()).await.expect("in time");
+    assert!(
+        end.as_ref().is_none_or(|r| r.is_err()),
+        "no submit_sm_resp: {end:?}"
+    );
+    assert_eq!(smsc.received_by("13900000005").len(), 1, "taken");
+    // Its receipt comes on the next session, with the reference: the only way to know.
+    let mut conn = bind(&smsc).await;
+    let (seq, cut_id, reference, phone) = referenced_receipt(&mut conn).await;
+    assert_eq!((reference, phone.as_str()), (Some(4712), "13900000005"));
+    assert_eq!(smsc.received_by("13900000005")[0].message_ids, [cut_id]);
+    answer(&mut conn, seq).await;
+
+    // The third is lost unread with the connection: not taken, no receipt.
+    send_with_reference(&mut conn, "13900000006", 4, 4713).await;
+    let end = tokio::time::timeout(WAIT, conn.next()).await.expect("in time");
+    assert!(
+        end.as_ref().is_none_or(|r| r.is_err()),
+        "no submit_sm_resp: {end:?}"
+    );
+    assert!(smsc.received_by("13900000006").is_empty());
+    let _conn = bind(&smsc).await;
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    assert_eq!(smsc.receipts_not_sent(), 0);
+    assert!(
+        smsc.unanswered_receipts().is_empty(),
+        "{:?}",
+        smsc.unanswered_receipts()
+    );
+    assert_eq!(smsc.counters().drops, 2);
     smsc.stop();
 }

@@ -5,16 +5,25 @@
 //! sends its `deliver_sm_resp` once the receipt is recorded: a receipt is the SMSC's until we
 //! answer it, and one we did not answer (the process died, the session ended first) the SMSC
 //! delivers again. A `deliver_sm` that is not a receipt we can read is answered at once.
+//!
+//! Every part carries the message's reference (`user_message_reference`) and a relative
+//! `validity_period`; receipts give the reference back (with the phone as `source_addr`), so
+//! a part whose id was never recorded still names its message. The parts of a message go
+//! out one after the other: a later part throttled or failing for the moment is sent again
+//! by itself (the same PDU, the same concatenation reference), never the parts already
+//! taken. A submit written and never answered (no `submit_sm_resp` in time, the connection
+//! lost meanwhile) is [`SubmitError::Unknown`]: the SMSC may hold it. SMPP has no idempotent
+//! submit, and `query_sm` needs the message id, which is exactly what such a submit lacks.
 
-use super::{Ack, IncomingReceipt, Outcome, Provider, Receipt, SmsSettings, SubmitError};
+use super::{Ack, IncomingReceipt, Outcome, Outgoing, Provider, Receipt, SmsSettings, SubmitError};
 use async_trait::async_trait;
 use futures_util::{SinkExt, StreamExt};
 use rusmpp::extra::concatenation::SubmitSmMultipartExt;
 use rusmpp::pdus::{BindTransceiver, DeliverSmResp, SubmitSm};
-use rusmpp::tlvs::TlvValue;
+use rusmpp::tlvs::{MessageSubmissionRequestTlvValue, TlvValue};
 use rusmpp::tokio_codec::CommandCodec;
-use rusmpp::types::COctetString;
-use rusmpp::values::{InterfaceVersion, Npi, RegisteredDelivery, Ton};
+use rusmpp::types::{COctetString, EmptyOrFullCOctetString};
+use rusmpp::values::{InterfaceVersion, Npi, RegisteredDelivery, Ton, UserMessageReference};
 use rusmpp::{Command, CommandStatus, Pdu};
 use std::collections::HashMap;
 use std::str::FromStr;
@@ -65,6 +74,9 @@ impl Session {
 pub struct SmppProvider {
     settings: SmsSettings,
     session: watch::Receiver<Option<Arc<Session>>>,
+    /// Messages between their first part and their last: a stop waits for them (a message
+    /// cut between parts would be left for the next start to complete).
+    sending: Arc<AtomicUsize>,
     window: Semaphore,
     reference: AtomicU8,
 }
@@ -78,13 +90,15 @@ impl SmppProvider {
         stop: CancellationToken,
     ) -> Arc<Self> {
         let (tx, rx) = watch::channel(None);
+        let sending = Arc::new(AtomicUsize::new(0));
         let provider = Arc::new(SmppProvider {
             window: Semaphore::new(settings.window.max(1)),
             settings: settings.clone(),
             session: rx,
+            sending: sending.clone(),
             reference: AtomicU8::new(0),
         });
-        tokio::spawn(keep_bound(settings, tx, receipts, stop));
+        tokio::spawn(keep_bound(settings, tx, receipts, sending, stop));
         provider
     }
 
@@ -113,10 +127,17 @@ impl SmppProvider {
         }
     }
 
-    /// The parts of one message: UCS-2, concatenated when longer than one SMS (70 characters).
-    fn parts(&self, to: &str, text: &str) -> Result<Vec<SubmitSm>, SubmitError> {
+    /// The parts of one message: UCS-2, concatenated when longer than one SMS (70 characters),
+    /// each with the message's reference and the validity.
+    fn pdus(
+        &self,
+        to: &str,
+        text: &str,
+        reference: Option<u16>,
+        concatenation: u8,
+    ) -> Result<Vec<SubmitSm>, SubmitError> {
         let bad = |what: &str, e: String| SubmitError::Permanent(format!("{what}: {e}"));
-        let base = SubmitSm::builder()
+        let mut base = SubmitSm::builder()
             .source_addr_ton(Ton::Unknown)
             .source_addr_npi(Npi::Unknown)
             .source_addr(
@@ -127,18 +148,30 @@ impl SmppProvider {
             .dest_addr_npi(Npi::Isdn)
             .destination_addr(COctetString::from_str(to).map_err(|e| bad("destination", e.to_string()))?)
             // A receipt for the final outcome, success or failure.
-            .registered_delivery(RegisteredDelivery::from(0x01))
-            .build();
-        let reference = self.reference.fetch_add(1, Ordering::Relaxed);
-        base.multipart(text)
+            .registered_delivery(RegisteredDelivery::from(0x01));
+        if let Some(v) = relative_validity(self.settings.validity_ms) {
+            base = base.validity_period(
+                EmptyOrFullCOctetString::from_str(&v).map_err(|e| bad("validity_period", e.to_string()))?,
+            );
+        }
+        if let Some(r) = reference {
+            base = base.push_tlv(MessageSubmissionRequestTlvValue::UserMessageReference(
+                UserMessageReference::new(r),
+            ));
+        }
+        base.build()
+            .multipart(text)
             .ucs2()
-            .reference_u8(reference)
+            .reference_u8(concatenation)
             .build()
             .map_err(|e| bad("text", e.to_string()))
     }
 
     async fn submit_part(&self, session: &Session, part: SubmitSm) -> Result<String, SubmitError> {
         let _permit = self.window.acquire().await.expect("the window is never closed");
+        if session.closed.is_cancelled() {
+            return Err(SubmitError::Temporary("the SMSC connection closed".into()));
+        }
         let seq = session.next_seq();
         let (tx, rx) = oneshot::channel();
         session.pending.lock().expect("pending").insert(seq, tx);
@@ -147,35 +180,124 @@ impl SmppProvider {
             .send(Command::new(CommandStatus::EsmeRok, seq, Pdu::SubmitSm(part)))
             .is_err()
         {
+            // Never handed to the connection: not sent.
             session.pending.lock().expect("pending").remove(&seq);
             return Err(SubmitError::Temporary("the SMSC connection closed".into()));
         }
         let wait = Duration::from_millis(self.settings.response_timeout_ms);
         match tokio::time::timeout(wait, rx).await {
             Ok(Ok(Ok(Some(id)))) => Ok(id),
-            Ok(Ok(Ok(None))) => Err(SubmitError::Temporary(
-                "submit_sm_resp without a message id".into(),
-            )),
+            // Taken (ESME_ROK) without an id: no receipt can be matched to it by id.
+            Ok(Ok(Ok(None))) => Err(SubmitError::Unknown("submit_sm_resp without a message id".into())),
             Ok(Ok(Err(e))) => Err(e),
-            Ok(Err(_)) => Err(SubmitError::Temporary("the SMSC connection closed".into())),
+            Ok(Err(_)) => Err(SubmitError::Unknown(
+                "the SMSC connection closed before the submit_sm_resp".into(),
+            )),
             Err(_) => {
                 session.pending.lock().expect("pending").remove(&seq);
-                Err(SubmitError::Temporary(format!(
-                    "no submit_sm_resp within {wait:?}"
-                )))
+                Err(SubmitError::Unknown(format!("no submit_sm_resp within {wait:?}")))
             }
+        }
+    }
+
+    /// Submits a later part again by itself while the SMSC throttles it, refuses it for the
+    /// moment, or its answer is lost (the parts before it are taken: the message cannot start
+    /// over; a part the SMSC had after all reaches the phone twice under one concatenation
+    /// reference and part number, which a phone shows once), on whichever session is bound,
+    /// at most `max_attempts` times.
+    async fn submit_later_part(&self, part: SubmitSm) -> Result<String, SubmitError> {
+        let mut tries = 0;
+        loop {
+            tries += 1;
+            let result = match self.bound().await {
+                Ok(session) => self.submit_part(&session, part.clone()).await,
+                Err(e) => Err(e),
+            };
+            let pause = match &result {
+                Err(SubmitError::Throttled(_)) => self.settings.throttle_backoff_ms,
+                Err(SubmitError::Temporary(_) | SubmitError::Unknown(_)) => self.settings.retry_ms,
+                _ => return result,
+            };
+            if tries >= self.settings.max_attempts.max(1) {
+                return result;
+            }
+            tokio::time::sleep(Duration::from_millis(pause.max(10))).await;
         }
     }
 }
 
+/// Counts a message in [`SmppProvider::sending`] while it lives.
+struct Sending<'a>(&'a AtomicUsize);
+
+impl<'a> Sending<'a> {
+    fn new(count: &'a AtomicUsize) -> Self {
+        count.fetch_add(1, Ordering::SeqCst);
+        Sending(count)
+    }
+}
+
+impl Drop for Sending<'_> {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::SeqCst);
+    }
+}
+
+/// SMPP's relative time (`YYMMDDhhmmss000R`) for `ms`, at most 99 days; `None` for 0.
+pub fn relative_validity(ms: u64) -> Option<String> {
+    if ms == 0 {
+        return None;
+    }
+    let secs = (ms / 1000).clamp(1, 99 * 86_400 + 86_399);
+    let (days, rest) = (secs / 86_400, secs % 86_400);
+    Some(format!(
+        "0000{days:02}{:02}{:02}{:02}000R",
+        rest / 3600,
+        rest % 3600 / 60,
+        rest % 60
+    ))
+}
+
 #[async_trait]
 impl Provider for SmppProvider {
-    async fn submit(&self, to: &str, text: &str) -> Result<Vec<String>, SubmitError> {
-        let parts = self.parts(to, text)?;
+    async fn send(&self, message: &Outgoing<'_>) -> Result<Vec<String>, SubmitError> {
+        // The concatenation reference follows ours, so that a message resumed gets the parts
+        // it lacks under the reference its first parts had.
+        let concatenation = match message.reference {
+            Some(r) => r as u8,
+            None => self.reference.fetch_add(1, Ordering::Relaxed),
+        };
+        let pdus = self.pdus(message.to, message.text, message.reference, concatenation)?;
+        let total = pdus.len();
+        let pdus: Vec<SubmitSm> = pdus.into_iter().skip(message.skip).collect();
         let session = self.bound().await?;
-        // The parts go out together (each holds a place in the window); the ids in part order.
-        futures_util::future::try_join_all(parts.into_iter().map(|part| self.submit_part(&session, part)))
-            .await
+        // Counted until the last part is answered: a stop lets the message finish.
+        let _sending = Sending::new(&self.sending);
+        // One part after the other, the ids in part order. Until a part is taken the whole
+        // message can be sent again; after it, only the part that did not go.
+        let mut accepted: Vec<String> = Vec::with_capacity(total);
+        for part in pdus {
+            let result = if accepted.is_empty() {
+                self.submit_part(&session, part).await
+            } else {
+                self.submit_later_part(part).await
+            };
+            match result {
+                Ok(id) => accepted.push(id),
+                Err(e) if accepted.is_empty() => return Err(e),
+                Err(why) => {
+                    return Err(SubmitError::Partial {
+                        accepted,
+                        total,
+                        why: Box::new(why),
+                    });
+                }
+            }
+        }
+        Ok(accepted)
+    }
+
+    fn parts(&self, to: &str, text: &str) -> usize {
+        self.pdus(to, text, None, 0).map_or(1, |p| p.len())
     }
 }
 
@@ -198,6 +320,7 @@ async fn keep_bound(
     settings: SmsSettings,
     publish: watch::Sender<Option<Arc<Session>>>,
     receipts: mpsc::UnboundedSender<IncomingReceipt>,
+    sending: Arc<AtomicUsize>,
     stop: CancellationToken,
 ) {
     let mut backoff = Duration::from_millis(200);
@@ -207,7 +330,7 @@ async fn keep_bound(
                 backoff = Duration::from_millis(200);
                 metrics::counter!("notification_smpp_binds_total").increment(1);
                 tracing::info!(smsc = %settings.address, "bound to the SMSC as a transceiver");
-                serve(&settings, framed, &publish, &receipts, &stop).await;
+                serve(&settings, framed, &publish, &receipts, &sending, &stop).await;
                 let _ = publish.send(None);
                 metrics::gauge!("notification_smpp_bound").set(0.0);
                 if !stop.is_cancelled() {
@@ -271,6 +394,7 @@ async fn serve(
     framed: Framed<TcpStream, CommandCodec>,
     publish: &watch::Sender<Option<Arc<Session>>>,
     receipts: &mpsc::UnboundedSender<IncomingReceipt>,
+    sending: &AtomicUsize,
     stop: &CancellationToken,
 ) {
     let (mut sink, mut stream) = framed.split();
@@ -302,14 +426,16 @@ async fn serve(
     let mut link = tokio::time::interval(link_every);
     link.tick().await;
     let mut link_sent: Option<tokio::time::Instant> = None;
-    // At shutdown the session first waits for the responses of the submits in flight (the
-    // SMSC may have accepted them: giving up would send them again after a restart) and for
+    // At shutdown the session first waits for the responses of the submits in flight and for
+    // the messages between their parts to finish (the SMSC may have accepted them: giving up
+    // leaves them for the next start to settle or complete), and for
     // the receipts handed on to be recorded and answered (else the SMSC sends them again
     // after the restart, which is harmless but slower), then unbinds.
     let mut draining: Option<tokio::time::Instant> = None;
     loop {
         if let Some(until) = draining
             && ((session.pending.lock().expect("pending").is_empty()
+                && sending.load(Ordering::SeqCst) == 0
                 && session.unanswered.load(Ordering::SeqCst) == 0)
                 || tokio::time::Instant::now() >= until)
         {
@@ -372,7 +498,16 @@ async fn serve(
                     Some(TlvValue::ReceiptedMessageId(v)) => Some(v.as_str().to_owned()),
                     _ => None,
                 });
-                match parse_receipt(&text, tlv_id) {
+                let reference = dsm.tlvs().iter().find_map(|t| match t.value() {
+                    Some(TlvValue::UserMessageReference(r)) => Some(u16::from(*r)),
+                    _ => None,
+                });
+                let phone = Some(dsm.source_addr.as_str().to_owned()).filter(|p| !p.is_empty());
+                match parse_receipt(&text, tlv_id).map(|r| Receipt {
+                    reference,
+                    phone,
+                    ..r
+                }) {
                     // Answered when its batch has committed, on this session only (the
                     // sequence number is this session's); if the send fails the ack is
                     // dropped unsent and the SMSC delivers the receipt again.
@@ -405,10 +540,13 @@ async fn serve(
         }
     }
     closed.cancel();
-    // Every submit still waiting learns that the connection is gone (it is retried).
+    // Every submit still waiting learns that the connection is gone: written and never
+    // answered, the SMSC may have taken it (its receipt will tell).
     let waiting: Vec<_> = session.pending.lock().expect("pending").drain().collect();
     for (_, w) in waiting {
-        let _ = w.send(Err(SubmitError::Temporary("the SMSC connection was lost".into())));
+        let _ = w.send(Err(SubmitError::Unknown(
+            "the SMSC connection was lost before the submit_sm_resp".into(),
+        )));
     }
     drop(out);
     let _ = tokio::time::timeout(Duration::from_secs(1), writer).await;
@@ -459,6 +597,8 @@ pub fn parse_receipt(text: &str, tlv_id: Option<String>) -> Option<Receipt> {
         id,
         outcome,
         detail: format!("stat:{stat} err:{err}"),
+        reference: None,
+        phone: None,
     })
 }
 
@@ -482,6 +622,17 @@ mod tests {
             Some(Outcome::Expired)
         );
         assert_eq!(parse_receipt("hello", None), None);
+    }
+
+    #[test]
+    fn validity_is_written_in_smpp_relative_time() {
+        assert_eq!(relative_validity(0), None);
+        assert_eq!(relative_validity(86_400_000).as_deref(), Some("000001000000000R"));
+        assert_eq!(relative_validity(5_400_500).as_deref(), Some("000000013000000R"));
+        assert_eq!(
+            relative_validity(200 * 86_400_000).as_deref(),
+            Some("000099235959000R")
+        );
     }
 
     #[test]
@@ -518,6 +669,8 @@ mod tests {
             batch: 1,
             poll_ms: 1,
             receipt_timeout_ms: 1,
+            validity_ms: 86_400_000,
+            receipt_grace_ms: 1,
         }
     }
 
@@ -525,11 +678,11 @@ mod tests {
     async fn a_long_chinese_text_is_split_into_ucs2_parts_and_a_short_one_is_not() {
         let (tx, _rx) = mpsc::unbounded_channel();
         let p = SmppProvider::start(settings(), tx, CancellationToken::new());
-        let short = p.parts("13900000001", "您好").expect("parts");
+        let short = p.pdus("13900000001", "您好", Some(7), 1).expect("parts");
         assert_eq!(short.len(), 1);
         assert_eq!(u8::from(short[0].data_coding), 0x08);
         let long: String = "医疗保障信息系统切换公告".repeat(10);
-        let parts = p.parts("13900000001", &long).expect("parts");
+        let parts = p.pdus("13900000001", &long, Some(7), 2).expect("parts");
         assert_eq!(
             parts.len(),
             2,
@@ -537,6 +690,13 @@ mod tests {
         );
         for part in &parts {
             assert_ne!(u8::from(part.esm_class) & 0x40, 0, "UDHI set");
+            let reference = part.tlvs().iter().find_map(|t| match t.value() {
+                Some(TlvValue::UserMessageReference(r)) => Some(u16::from(*r)),
+                _ => None,
+            });
+            assert_eq!(reference, Some(7), "every part names the message");
+            assert_eq!(part.validity_period.to_string(), "000001000000000R");
         }
+        assert_eq!(p.parts("13900000001", &long), 2);
     }
 }

@@ -28,6 +28,10 @@ pub fn sms(addr: std::net::SocketAddr) -> notification::sms::SmsSettings {
         throttle_backoff_ms: 100,
         batch: 100,
         poll_ms: 50,
+        // A submit whose outcome is unknown is sent again after 7 s (the floor: the
+        // response timeout plus 5 s) when no receipt names it.
+        validity_ms: 1_000,
+        receipt_grace_ms: 1_000,
         ..base
     }
 }
@@ -137,6 +141,32 @@ pub async fn publish_event_as(env: &TestEnv, id: Uuid, routing_key: &str, messag
     .await
     .expect("the event is published");
     broker.close().await;
+}
+
+/// Publishes an event as its service would, twice under one message id (a redelivery);
+/// the type is `<service>.<name>.v1`.
+pub async fn publish_twice(env: &TestEnv, line: Line, service: &str, name: &str, body: &Value) -> Uuid {
+    let id = Uuid::now_v7();
+    let key = format!("{line}.{service}.{name}");
+    let message_type = format!("{service}.{name}.v1");
+    publish_event_as(env, id, &key, &message_type, body).await;
+    publish_event_as(env, id, &key, &message_type, body).await;
+    id
+}
+
+/// Publishes `body` twice (as [`publish_twice`]) and waits for the one new SMS it makes to
+/// `phone`, which already had `before`; the new text.
+pub async fn told_once(
+    env: &TestEnv,
+    smsc: &Smsc,
+    phone: &str,
+    before: usize,
+    (line, service, name): (Line, &str, &str),
+    body: &Value,
+) -> String {
+    publish_twice(env, line, service, name, body).await;
+    let got = texts(smsc, phone, before + 1).await;
+    got[before].clone()
 }
 
 /// What the service recorded for a person (`list-notifications`), oldest first.
