@@ -11,6 +11,16 @@ fn from_json<T: serde::de::DeserializeOwned>(text: &str) -> Option<T> {
     serde_json::from_value(Value::String(text.to_owned())).ok()
 }
 
+/// `s` (ASCII) with all but the first `start` and the last `end` characters as `*`.
+fn masked(s: &str, start: usize, end: usize) -> String {
+    format!(
+        "{}{}{}",
+        &s[..start],
+        "*".repeat(s.len() - start - end),
+        &s[s.len() - end..]
+    )
+}
+
 /// Every identifier parser on `text`.
 pub fn check(text: &str) {
     id_number(text);
@@ -40,8 +50,7 @@ pub fn id_number(text: &str) {
     assert_eq!(id.birth_date().format("%Y%m%d").to_string(), &s[6..14]);
     let json = serde_json::to_string(&id).expect("serialises");
     assert_eq!(serde_json::from_str::<IdNumber>(&json).ok(), Some(id.clone()));
-    let masked = id.to_string();
-    assert!(!masked.contains(&s[4..14]), "Display masks the ID number");
+    assert_eq!(id.to_string(), masked(s, 4, 4), "Display masks the ID number");
 }
 
 pub fn credit_code(text: &str) {
@@ -86,7 +95,7 @@ pub fn phone(text: &str) {
     assert_eq!(Phone::parse(&format!("+86 {s}")).as_ref(), Ok(&phone));
     let json = serde_json::to_string(&phone).expect("serialises");
     assert_eq!(serde_json::from_str::<Phone>(&json).ok(), Some(phone.clone()));
-    assert!(!phone.to_string().contains(&s[3..7]), "Display masks the phone");
+    assert_eq!(phone.to_string(), masked(s, 3, 4), "Display masks the phone");
 }
 
 pub fn year_month(text: &str) {
