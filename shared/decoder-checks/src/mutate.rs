@@ -117,9 +117,17 @@ fn pointers(v: &Value, at: String, out: &mut Vec<String>) {
     }
 }
 
-/// Applies `mutations` in order.
+/// Past this size (as JSON text) no further mutation is applied: `Stringify` doubles what it
+/// escapes and `Wrap` with `Grow` doubles a value, so without a bound a few dozen mutations
+/// made inputs of gigabytes (the first `make fuzz` of `envelope` timed out on one).
+pub const MAX_LEN: usize = 64 * 1024;
+
+/// Applies `mutations` in order, while the value is under [`MAX_LEN`].
 pub fn apply(value: &mut Value, mutations: &[Mutation]) {
     for m in mutations {
+        if serde_json::to_vec(value).map_or(true, |v| v.len() > MAX_LEN) {
+            return;
+        }
         apply_one(value, m);
     }
 }
