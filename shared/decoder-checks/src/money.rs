@@ -4,7 +4,10 @@
 //! Properties: no panic; a parsed amount is on the fen grid, not negative unless signed
 //! parsing allowed it, and what it shows parses back to it (and through JSON); a benefits
 //! amount keeps at most `dp` decimals, is not negative, parses back from what it shows, and
-//! rounding it to the fen gives an amount that parses.
+//! rounding it to the fen gives an amount that parses. And what the services then do with
+//! accepted amounts does not overflow (rust_decimal panics when it does): collection adds and
+//! subtracts amounts (a payment to what was paid), benefits multiplies a fee line's count
+//! (4 decimals) by its unit price (6 decimals) and rounds to the fen.
 
 use benefits::domain::money as amounts;
 use collection::domain::Money;
@@ -47,6 +50,8 @@ pub fn collection_money(text: &str) {
         Some(m),
         "{text:?} through JSON"
     );
+    let _ = m + m;
+    let _ = m - m - m - m;
 }
 
 pub fn benefits_amount(text: &str) {
@@ -66,5 +71,8 @@ pub fn benefits_amount(text: &str) {
             Ok(amounts::fen(d)),
             "{text:?} rounded to {fen}"
         );
+    }
+    if let (Ok(cnt), Ok(pric)) = (amounts::parse(text, 4), amounts::parse(text, 6)) {
+        let _ = amounts::text(cnt * pric);
     }
 }
