@@ -50,8 +50,8 @@ pub fn collection_money(text: &str) {
         Some(m),
         "{text:?} through JSON"
     );
-    let _ = m + m;
-    let _ = m - m - m - m;
+    let doubled = m + m;
+    let _ = Money::ZERO - doubled - doubled;
 }
 
 pub fn benefits_amount(text: &str) {
