@@ -118,43 +118,34 @@ fn every_delivery_shape_survives_seeded_bytes() {
     }
 }
 
-/// Found by `make fuzz` (a timeout of `envelope`, the mutator's fault): 0xff mutations made
-/// the body's `Stringify` repeat until the body had gigabytes. It now stops at 64 KiB.
+/// Every input `make fuzz` found (`tests/regressions/<target>-<what>`), through its target
+/// again: a delivery whose `app_id` is longer than AMQP allows (the harness's fault), a
+/// body mutated until it had gigabytes (a timeout, the harness's fault), a fee line whose
+/// count × unit price overflowed (benefits), a phone whose middle repeats its end (the
+/// check's fault).
 #[test]
-fn a_delivery_of_many_mutations_stays_small() {
-    let input = hex(concat!(
-        "421b9f38950aa065000000345539ed0e1c7c18d8d0e15b837c3e9b5e5de9964cb49522e409785e0b212f00",
-        "ffffffa7",
-    ));
-    let mut input = input;
-    input.extend(std::iter::repeat_n(0xff, 189));
-    input.extend(hex("78f33a"));
-    let started = std::time::Instant::now();
-    envelope::fuzz(&input);
-    assert!(started.elapsed() < std::time::Duration::from_secs(5));
-}
-
-fn hex(s: &str) -> Vec<u8> {
-    (0..s.len())
-        .step_by(2)
-        .map(|i| u8::from_str_radix(&s[i..i + 2], 16).unwrap())
-        .collect()
-}
-
-/// Found by `make fuzz` and by `money_of_digits`: amounts both services accepted, whose sum
-/// (collection) or count × unit price (benefits settlement) overflowed rust_decimal, a panic.
-/// Both parsers now refuse 10¹² and more.
-#[test]
-fn amounts_too_large_to_compute_with_are_refused() {
-    for text in [
-        "796433759354336",
-        "281480000000000",
-        "79228162514264337593543950335",
-    ] {
-        money::check(text);
-        assert!(collection::domain::Money::parse(text).is_err(), "{text}");
-        assert!(benefits::domain::money::parse(text, 4).is_err(), "{text}");
+fn what_make_fuzz_found_stays_fixed() {
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/regressions");
+    let mut seen = 0;
+    for entry in std::fs::read_dir(&dir).unwrap() {
+        let path = entry.unwrap().path();
+        let name = path.file_name().unwrap().to_string_lossy().into_owned();
+        let data = std::fs::read(&path).unwrap();
+        let started = std::time::Instant::now();
+        match name.split('-').next().unwrap() {
+            "envelope" => envelope::fuzz(&data),
+            "bodies" => bodies::fuzz(&data),
+            "ids" => decoder_checks::with_text(&data, ids::check),
+            "money" => decoder_checks::with_text(&data, money::check),
+            other => panic!("{name}: no target {other}"),
+        }
+        assert!(
+            started.elapsed() < std::time::Duration::from_secs(5),
+            "{name} is slow"
+        );
+        seen += 1;
     }
+    assert!(seen >= 4, "the regression inputs are there");
 }
 
 #[test]
@@ -162,13 +153,6 @@ fn the_examples_identifiers_are_valid() {
     assert!(contracts::ids::IdNumber::parse(examples::ID_NUMBER).is_ok());
     assert!(contracts::ids::CreditCode::parse(examples::CREDIT_CODE).is_ok());
     assert!(contracts::ids::Phone::parse(examples::PHONE).is_ok());
-}
-
-/// Found by `make fuzz` (the check's fault, not the parser's): a phone whose middle four
-/// digits are also its last four still masks to `138****1238`.
-#[test]
-fn a_phone_whose_middle_repeats_its_end_is_masked() {
-    ids::phone("13812381238");
 }
 
 #[test]
