@@ -7,6 +7,7 @@
 #   make stop-servers   stop the private instances started by `make servers`
 #   make drill CUTOVER=cutovers/wuhan-2021.yaml   replay a real cutover across the five services, print its report
 #   make deploy-check   validate docker-compose.yml, the Dockerfile and k8s/ offline (also in `make test`)
+#   make fuzz           every cargo-fuzz target (fuzz/) for FUZZ_SECS seconds each (default 60; not part of test)
 #   make bench-collection / bench-core / bench-benefits / bench-notification   benchmarks (not part of test); append to BENCHMARKS.md
 # LOCAL_SERVERS=auto|private (default auto) chooses configured vs private servers.
 
@@ -21,7 +22,7 @@ ifdef CI
 export CARGO_TERM_COLOR := never
 endif
 
-.PHONY: servers run test test-outage drill lint stop-servers deploy-check bench-collection bench-core bench-benefits bench-notification
+.PHONY: servers run test test-outage drill lint stop-servers deploy-check fuzz bench-collection bench-core bench-benefits bench-notification
 
 servers:
 	bash scripts/servers.sh
@@ -60,6 +61,26 @@ stop-servers:
 deploy-check:
 	bash scripts/deploy-check.sh
 	bash scripts/deploy-check.sh --self-test
+
+# The long fuzz run (issue 14 §3; `make test` runs the short one, shared/decoder-checks'
+# proptests): each target of fuzz/ for FUZZ_SECS seconds on its corpus, seeded first; a
+# crash or an input slower than 10 s fails the run. Corpus in fuzz/corpus/<target>, crashes
+# in fuzz/artifacts/<target>, logs in fuzz/logs (all git-ignored). Needs a nightly toolchain.
+FUZZ_SECS ?= 60
+fuzz:
+	rustup toolchain list | grep -q '^nightly' || rustup toolchain install nightly --profile minimal
+	command -v cargo-fuzz >/dev/null || cargo install cargo-fuzz
+	cargo run -q -p decoder-checks --bin fuzz-seeds -- fuzz/corpus
+	cargo +nightly fuzz build -a
+	mkdir -p fuzz/logs; failed=""; \
+	for t in $$(cargo +nightly fuzz list); do \
+		echo "== fuzz $$t for $(FUZZ_SECS) s"; \
+		cargo +nightly fuzz run -a $$t -- -max_total_time=$(FUZZ_SECS) -timeout=10 -max_len=8192 \
+			-print_final_stats=1 2>&1 | tee fuzz/logs/$$t.log | grep -E '^(Done|stat::|==[0-9]+==|SUMMARY|artifact_prefix)|panicked|Test unit written' \
+			|| failed="$$failed $$t"; \
+		grep -q '^Done ' fuzz/logs/$$t.log || failed="$$failed $$t"; \
+	done; \
+	if [ -n "$$failed" ]; then echo "fuzz: failed:$$failed (see fuzz/logs, fuzz/artifacts)"; exit 1; fi
 
 # Benchmark (not part of `test`): a month's assessment of a million persons; appends to BENCHMARKS.md.
 bench-collection: servers

@@ -3,9 +3,9 @@
 //! let a person opt out of a category and let agents and operators see what was sent.
 
 use crate::ordering::KeySource;
+use crate::schema::{Body, Registry};
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
-use std::collections::BTreeMap;
 
 pub const SERVICE: &str = "notification";
 
@@ -106,10 +106,9 @@ pub fn ordering_source(name: &str) -> Option<KeySource> {
 }
 
 /// The notification schemas, for `crate::schema::all`.
-pub fn schema_entries(out: &mut BTreeMap<String, serde_json::Value>) {
-    fn entry<T: schemars::JsonSchema>(out: &mut BTreeMap<String, serde_json::Value>, name: &str) {
-        let schema = serde_json::to_value(schemars::schema_for!(T)).expect("a schema serialises");
-        out.insert(format!("{SERVICE}.{name}.json"), schema);
+pub fn schema_entries(out: &mut impl Registry) {
+    fn entry<T: Body>(out: &mut impl Registry, name: &str) {
+        out.add::<T>(format!("{SERVICE}.{name}.json"));
     }
     entry::<SetOptOut>(out, "set-opt-out.command");
     entry::<OptOutView>(out, "set-opt-out.result");

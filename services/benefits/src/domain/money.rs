@@ -26,7 +26,14 @@ pub enum AmountError {
     TooManyDecimals(String, u32),
     #[error("{0:?} is negative")]
     Negative(String),
+    #[error("{0:?} is too large: at most 12 digits before the decimal point")]
+    TooLarge(String),
 }
+
+/// Amounts and quantities are below 10¹² (the database keeps them in `numeric(14, 2)` or
+/// narrower), so that a product of two (a fee line's count × unit price) or a sum of many
+/// stays far from `Decimal::MAX`, where rust_decimal panics.
+const LIMIT: Decimal = Decimal::from_parts(3_567_587_328, 232, 0, false, 0);
 
 /// A non-negative decimal with at most `dp` decimals (2 for money, more for a quantity or
 /// a unit price). Plain digits only: no sign, exponent or separator.
@@ -41,6 +48,9 @@ pub fn parse(s: &str, dp: u32) -> Result<Decimal, AmountError> {
     let d: Decimal = t.parse().map_err(|_| AmountError::NotANumber(s.to_owned()))?;
     if d.scale() > dp {
         return Err(AmountError::TooManyDecimals(s.to_owned(), dp));
+    }
+    if d >= LIMIT {
+        return Err(AmountError::TooLarge(s.to_owned()));
     }
     Ok(d)
 }
@@ -67,5 +77,22 @@ mod tests {
         assert!(matches!(parse("1e3", 2), Err(AmountError::NotANumber(_))));
         assert!(matches!(parse("", 2), Err(AmountError::NotANumber(_))));
         assert_eq!(parse("2.5", 4).unwrap().to_string(), "2.5");
+    }
+
+    /// `make fuzz` (money target): a fee line of count and unit price 796433759354336 made
+    /// the settlement's `cnt × pric` overflow, a handler panic (parked, `INTERNAL`) instead
+    /// of a rejected field.
+    #[test]
+    fn refuses_what_would_overflow_a_product() {
+        assert_eq!(LIMIT, Decimal::from(1_000_000_000_000_i64));
+        assert!(matches!(
+            parse("796433759354336", 4),
+            Err(AmountError::TooLarge(_))
+        ));
+        assert!(matches!(parse("1000000000000", 2), Err(AmountError::TooLarge(_))));
+        // The largest count times the largest unit price is still a number.
+        let product = parse("999999999999.9999", 4).unwrap() * parse("999999999999.999999", 6).unwrap();
+        assert!(product > parse("999999999999.99", 2).unwrap());
+        assert_eq!(parse("000000000000000007.10", 2).unwrap().to_string(), "7.10");
     }
 }

@@ -15,6 +15,11 @@ use serde::{Deserialize, Deserializer, Serialize, Serializer};
 /// Number of decimal places of an amount in yuan: one fen is 0.01 yuan.
 const FEN_DECIMALS: u32 = 2;
 
+/// 10¹² yuan: every amount parsed is below it (the database keeps amounts in
+/// `numeric(14, 2)`), so that sums and differences of amounts stay far from `Decimal::MAX`,
+/// where rust_decimal panics.
+const LIMIT: Decimal = Decimal::from_parts(3_567_587_328, 232, 0, false, 0);
+
 /// Why a text is not an amount in yuan.
 ///
 /// The error carries the offending text but not the field it came from: the caller that
@@ -129,9 +134,13 @@ impl Money {
                 input: trimmed.to_owned(),
             });
         }
-        let value: Decimal = trimmed.parse().map_err(|_| MoneyError::TooLarge {
+        let too_large = || MoneyError::TooLarge {
             input: trimmed.to_owned(),
-        })?;
+        };
+        let value: Decimal = trimmed.parse().map_err(|_| too_large())?;
+        if value.abs() >= LIMIT {
+            return Err(too_large());
+        }
         Ok(Money::round_fen(value))
     }
 
@@ -336,6 +345,32 @@ mod tests {
         for (input, error) in cases {
             assert_eq!(Money::parse(input), Err(error), "{input:?}");
         }
+    }
+
+    /// `make fuzz` (money target): `79228162514264337593543950335` (`Decimal::MAX`) was an
+    /// amount, and adding it to anything panicked ("Addition overflowed").
+    #[test]
+    fn parse_refuses_amounts_the_arithmetic_cannot_hold() {
+        assert_eq!(LIMIT, Decimal::from(1_000_000_000_000_i64));
+        for input in [
+            "79228162514264337593543950335",
+            "1000000000000",
+            "-1000000000000.00",
+        ] {
+            assert_eq!(
+                Money::parse_signed(input),
+                Err(MoneyError::TooLarge { input: input.into() }),
+                "{input}"
+            );
+        }
+        let largest = Money::parse("999999999999.99").unwrap();
+        assert_eq!((largest + largest).to_string(), "1999999999999.98");
+        assert_eq!(
+            Money::parse("0000000000000000000000000000001")
+                .unwrap()
+                .to_string(),
+            "1.00"
+        );
     }
 
     #[test]

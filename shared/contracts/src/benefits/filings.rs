@@ -11,9 +11,9 @@
 //! began changes a settlement; the settlement then names it in `filings`.
 
 use crate::benefits::events::BenefitsEvent;
-use schemars::{JsonSchema, schema_for};
+use crate::schema::{Body, Registry};
+use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
-use std::collections::BTreeMap;
 
 macro_rules! event {
     ($ty:ident, $name:literal) => {
@@ -189,13 +189,12 @@ pub struct FilingRevoked {
 }
 event!(FilingRevoked, "filing-revoked");
 
-fn entry<T: JsonSchema>(out: &mut BTreeMap<String, serde_json::Value>, name: &str) {
-    let schema = serde_json::to_value(schema_for!(T)).expect("a schema serialises");
-    out.insert(format!("{name}.json"), schema);
+fn entry<T: Body>(out: &mut impl Registry, name: &str) {
+    out.add::<T>(format!("{name}.json"));
 }
 
 /// The filings' schemas, registered from `benefits::schema_entries`.
-pub fn schema_entries(out: &mut BTreeMap<String, serde_json::Value>) {
+pub fn schema_entries(out: &mut impl Registry) {
     entry::<FileCrossRegion>(out, "benefits.file-cross-region.command");
     entry::<FilingResult>(out, "benefits.file-cross-region.result");
     entry::<FileChronicDisease>(out, "benefits.file-chronic-disease.command");

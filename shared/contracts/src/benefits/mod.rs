@@ -12,16 +12,14 @@ pub mod social;
 
 pub const SERVICE: &str = "benefits";
 
-use schemars::{JsonSchema, schema_for};
-use std::collections::BTreeMap;
+use crate::schema::{Body, Registry};
 
-fn entry<T: JsonSchema>(out: &mut BTreeMap<String, serde_json::Value>, name: &str) {
-    let schema = serde_json::to_value(schema_for!(T)).expect("a schema serialises");
-    out.insert(format!("{name}.json"), schema);
+fn entry<T: Body>(out: &mut impl Registry, name: &str) {
+    out.add::<T>(format!("{name}.json"));
 }
 
 /// The benefits service's schemas, registered from `schema::all`.
-pub fn schema_entries(out: &mut BTreeMap<String, serde_json::Value>) {
+pub fn schema_entries(out: &mut impl Registry) {
     use commands as c;
     use events as e;
     entry::<c::PersonInfo>(out, "benefits.person-info.command");

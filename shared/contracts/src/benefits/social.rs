@@ -8,9 +8,9 @@
 //! places (yuan, rounded half up to the fen); months are `YYYY-MM`.
 
 use crate::benefits::events::BenefitsEvent;
-use schemars::{JsonSchema, schema_for};
+use crate::schema::{Body, Registry};
+use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
-use std::collections::BTreeMap;
 
 macro_rules! event {
     ($ty:ident, $name:literal) => {
@@ -330,13 +330,12 @@ pub struct BenefitPaymentFailed {
 }
 event!(BenefitPaymentFailed, "benefit-payment-failed");
 
-fn entry<T: JsonSchema>(out: &mut BTreeMap<String, serde_json::Value>, name: &str) {
-    let schema = serde_json::to_value(schema_for!(T)).expect("a schema serialises");
-    out.insert(format!("{name}.json"), schema);
+fn entry<T: Body>(out: &mut impl Registry, name: &str) {
+    out.add::<T>(format!("{name}.json"));
 }
 
 /// The social-line benefits schemas, registered from `benefits::schema_entries`.
-pub fn schema_entries(out: &mut BTreeMap<String, serde_json::Value>) {
+pub fn schema_entries(out: &mut impl Registry) {
     entry::<ApplyRetirement>(out, "benefits.apply-retirement.command");
     entry::<RetirementResult>(out, "benefits.apply-retirement.result");
     entry::<ReviewRetirement>(out, "benefits.review-retirement.command");

@@ -9,7 +9,7 @@ pub mod commands;
 pub mod events;
 
 use crate::ordering::KeySource;
-use std::collections::BTreeMap;
+use crate::schema::{Body, Registry};
 
 pub const SERVICE: &str = "card-issuance";
 
@@ -48,12 +48,11 @@ pub fn ordering_source(name: &str) -> Option<KeySource> {
 }
 
 /// The card schemas, for `crate::schema::all`.
-pub fn schema_entries(out: &mut BTreeMap<String, serde_json::Value>) {
+pub fn schema_entries(out: &mut impl Registry) {
     use commands as c;
     use events as e;
-    fn entry<T: schemars::JsonSchema>(out: &mut BTreeMap<String, serde_json::Value>, name: &str) {
-        let schema = serde_json::to_value(schemars::schema_for!(T)).expect("a schema serialises");
-        out.insert(format!("{SERVICE}.{name}.json"), schema);
+    fn entry<T: Body>(out: &mut impl Registry, name: &str) {
+        out.add::<T>(format!("{SERVICE}.{name}.json"));
     }
     entry::<c::ApplyCard>(out, "apply-card.command");
     entry::<c::ReviewPhoto>(out, "review-photo.command");

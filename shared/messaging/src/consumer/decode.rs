@@ -4,7 +4,9 @@
 use super::Incoming;
 use crate::envelope::{Envelope, death_routing_key};
 use crate::topology::ConsumedQueue;
+use contracts::MessageKind;
 use contracts::envelope::parse_routing_key;
+use lapin::BasicProperties;
 use lapin::message::Delivery;
 
 /// Set on a message republished through the default exchange (retry, parking, replay): the
@@ -25,15 +27,29 @@ pub(crate) fn original_routing_key(
     delivery: &Delivery,
     envelope_headers: &std::collections::BTreeMap<String, String>,
 ) -> String {
+    routing_key_of(
+        delivery.exchange.as_str(),
+        delivery.routing_key.as_str(),
+        &delivery.properties,
+        envelope_headers,
+    )
+}
+
+fn routing_key_of(
+    exchange: &str,
+    routing_key: &str,
+    properties: &BasicProperties,
+    envelope_headers: &std::collections::BTreeMap<String, String>,
+) -> String {
     if let Some(k) = envelope_headers.get(ORIGINAL_ROUTING_KEY) {
         return k.clone();
     }
-    if delivery.exchange.as_str().is_empty()
-        && let Some(k) = death_routing_key(&delivery.properties)
+    if exchange.is_empty()
+        && let Some(k) = death_routing_key(properties)
     {
         return k;
     }
-    delivery.routing_key.to_string()
+    routing_key.to_owned()
 }
 
 pub(crate) fn decode(
@@ -41,27 +57,48 @@ pub(crate) fn decode(
     delivery: &Delivery,
     now: chrono::DateTime<chrono::Utc>,
 ) -> Decoded {
-    let envelope = match Envelope::from_properties(&delivery.properties) {
-        Ok(e) => e,
-        Err(e) => return Decoded::Malformed(format!("bad envelope: {e}")),
-    };
-    let routing_key = original_routing_key(delivery, &envelope.headers);
+    match decode_parts(
+        queue.kind,
+        delivery.exchange.as_str(),
+        delivery.routing_key.as_str(),
+        &delivery.properties,
+        &delivery.data,
+        now,
+    ) {
+        Ok(incoming) => Decoded::Ok(Box::new(incoming)),
+        Err(reason) => Decoded::Malformed(reason),
+    }
+}
+
+/// What the consumer does with a delivery's raw parts (exchange, routing key, AMQP
+/// properties and headers, body bytes) before any handler runs: the [`Incoming`], or the
+/// reason it is parked as malformed. Public for the fuzz targets and property tests
+/// (`fuzz/`, `shared/decoder-checks`), which cannot build a lapin `Delivery`; the consumer
+/// itself goes through it for every delivery.
+pub fn decode_parts(
+    kind: MessageKind,
+    exchange: &str,
+    routing_key: &str,
+    properties: &BasicProperties,
+    data: &[u8],
+    now: chrono::DateTime<chrono::Utc>,
+) -> Result<Incoming, String> {
+    let envelope = Envelope::from_properties(properties).map_err(|e| format!("bad envelope: {e}"))?;
+    let routing_key = routing_key_of(exchange, routing_key, properties, &envelope.headers);
     let Some((line, service, name)) = parse_routing_key(&routing_key) else {
-        return Decoded::Malformed(format!(
+        return Err(format!(
             "routing key '{routing_key}' is not <line>.<service>.<name>"
         ));
     };
-    let body: serde_json::Value = match serde_json::from_slice(&delivery.data) {
-        Ok(v) => v,
-        Err(e) => return Decoded::Malformed(format!("body is not JSON: {e}")),
-    };
-    Decoded::Ok(Box::new(Incoming {
+    let body: serde_json::Value =
+        serde_json::from_slice(data).map_err(|e| format!("body is not JSON: {e}"))?;
+    Ok(Incoming {
         envelope,
         line,
-        kind: queue.kind,
+        kind,
         name: name.to_owned(),
         service: service.to_owned(),
         body,
         received_at: now,
-    }))
+    })
 }

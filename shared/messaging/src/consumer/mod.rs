@@ -17,7 +17,7 @@ pub(crate) mod run;
 pub(crate) mod settle;
 mod supervise;
 
-pub use decode::{ORIGINAL_EXCHANGE, ORIGINAL_ROUTING_KEY};
+pub use decode::{ORIGINAL_EXCHANGE, ORIGINAL_ROUTING_KEY, decode_parts};
 
 use crate::broker::Broker;
 use crate::envelope::Envelope;
