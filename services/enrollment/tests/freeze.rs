@@ -184,6 +184,19 @@ async fn a_suspended_channel_is_refused_and_not_stored() {
     )
     .await;
     order_stored(&env.pool("enrollment").await).await;
+    // Stored is not yet in the service's book (the row commits first): a request sent in
+    // between is answered `ok`, and that stored reply would then be repeated to every retry of
+    // the same message id (seen in make test on a loaded machine). Wait until the service
+    // reports the order in force.
+    wait_for("the order in force", WAIT, || async {
+        let r = testkit::services::control(&env, "enrollment", &ControlMessage::Status {}).await;
+        let s: contracts::freeze::FreezeStatus = serde_json::from_value(r.result?).ok()?;
+        s.lines
+            .iter()
+            .any(|l| l.orders_in_force.iter().any(|o| o == "hz-phase-1"))
+            .then_some(())
+    })
+    .await;
     let mut online = enroll(10, Line::Social).with_message_id(Uuid::now_v7());
     online.channel = Some(contracts::Channel::Online);
     let r = wait_for("a suspended reply", WAIT, || async {
