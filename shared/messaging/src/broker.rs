@@ -168,10 +168,12 @@ impl Broker {
             std::process::id()
         );
         let props = ConnectionProperties::default().with_connection_name(name.into());
+        // Each node of a cluster gets the whole timeout.
+        let nodes = crate::connect::node_urls(&self.config.url).len() as u32;
         let conn = bounded(
             "connect",
-            self.timeout(),
-            crate::connect::connect(&self.config.url, props, &self.config.tls),
+            self.timeout() * nodes,
+            crate::connect::connect(&self.config.url, props, &self.config.tls, self.timeout()),
         )
         .await?;
         let ch = bounded("channel.open", self.timeout(), conn.create_channel()).await?;

@@ -38,7 +38,9 @@ pub struct AmqpTarget {
 
 /// Reads an AMQP URL the way lapin does when it connects (guest/guest and vhost `/` when
 /// absent, percent-decoded), so the API is asked about the same vhost and user.
+/// Of a cluster's node list (see [`crate::connect`]), the first node.
 pub fn amqp_target(url: &str) -> anyhow::Result<AmqpTarget> {
+    let url = crate::connect::node_urls(url)[0];
     let uri = AMQPUri::from_str(url).map_err(|e| anyhow!("the AMQP URL is not valid: {e}"))?;
     Ok(AmqpTarget {
         user: uri.authority.userinfo.username,
@@ -333,6 +335,37 @@ impl Api {
         Ok(self
             .check_found(|| format!("listing the connections of vhost {vhost}"), r)?
             .unwrap_or_default())
+    }
+
+    /// Every queue of `vhost` with its message count (ready and unacknowledged).
+    pub async fn queue_depths(&self, vhost: &str) -> anyhow::Result<Vec<(String, u64)>> {
+        let r = self.client.list_queues_in(vhost).await;
+        Ok(self
+            .check_found(|| format!("listing the queues of vhost {vhost}"), r)?
+            .unwrap_or_default()
+            .into_iter()
+            .map(|q| (q.name, q.message_count))
+            .collect())
+    }
+
+    /// Up to `count` messages at the head of `queue`, returned to it (`ack_requeue_true`):
+    /// their properties (`message_id`, `headers`, …) as the API gives them.
+    pub async fn peek(
+        &self,
+        vhost: &str,
+        queue: &str,
+        count: u32,
+    ) -> anyhow::Result<Vec<serde_json::Map<String, Value>>> {
+        let r = self
+            .client
+            .get_messages(vhost, queue, count, "ack_requeue_true")
+            .await;
+        Ok(self
+            .check_found(|| format!("reading the messages of queue {queue}"), r)?
+            .unwrap_or_default()
+            .into_iter()
+            .map(|m| m.properties.0)
+            .collect())
     }
 
     /// Closes connection `name`; `false` when it was already gone.
