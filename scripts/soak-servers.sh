@@ -262,7 +262,7 @@ wait_api() {
 # cluster, or join concurrently).
 start_nodes() {
 	local n
-	local -a with_data=() blank=()
+	local -a with_data=() blank=() joined=()
 	for n in "${NODES[@]}"; do
 		if node_running "$n"; then
 			log "rabbitmq: $(node_name "$n") is running (pid $(node_pid "$n"))"
@@ -274,6 +274,7 @@ start_nodes() {
 	done
 	for n in "${with_data[@]}"; do launch_node "$n"; done
 	for n in "${with_data[@]}"; do wait_node_booted "$n"; done
+	joined=("${blank[@]}")
 	if ((${#blank[@]})); then
 		local any_up=""
 		for n in "${NODES[@]}"; do
@@ -289,7 +290,7 @@ start_nodes() {
 			wait_node_booted "$n"
 		done
 	fi
-	for n in "${NODES[@]}"; do ensure_member "$n"; done
+	for n in "${joined[@]}"; do ensure_member "$n"; done
 	for n in "${NODES[@]}"; do wait_cluster_complete "$n"; done
 	for n in "${NODES[@]}"; do wait_api "$n"; done
 }
@@ -518,19 +519,21 @@ node_arg() {
 }
 
 cmd_node_start() {
-	local n=$1 m
+	local n=$1 m was_blank=""
 	ensure_rabbitmq_installed
 	make_cookie
+	node_has_data "$n" || was_blank=1
+	# Alone, a node that was not the last to stop would wait minutes for its peers' tables.
+	for m in "${NODES[@]}"; do
+		[[ $m == "$n" ]] || node_running "$m" || die "rabbitmq: $(node_name "$m") is not running either; use start"
+	done
 	if node_running "$n"; then
 		log "rabbitmq: $(node_name "$n") is running (pid $(node_pid "$n"))"
 	else
 		launch_node "$n"
 	fi
 	wait_node_booted "$n"
-	ensure_member "$n"
-	for m in "${NODES[@]}"; do
-		node_running "$m" || die "rabbitmq: $(node_name "$m") is not running either; use start"
-	done
+	[[ -z $was_blank ]] || ensure_member "$n"
 	wait_cluster_complete "$n"
 	wait_api "$n"
 }
