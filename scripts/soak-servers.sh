@@ -12,7 +12,8 @@
 #   scripts/soak-servers.sh node-stop N     graceful stop of node soak-N (the whole node)
 #   scripts/soak-servers.sh node-kill N     SIGKILL of soak-N's beam process
 #   scripts/soak-servers.sh node-start N    start soak-N again, wait until it is back in the
-#                                           cluster with 3 running nodes (no reset)
+#                                           cluster with 3 running nodes and every quorum
+#                                           queue has all members online (no reset)
 #   scripts/soak-servers.sh pg-restart [fast|immediate]   pg_ctl restart -m MODE (default fast)
 #   scripts/soak-servers.sh pg-stop | pg-start
 #   scripts/soak-servers.sh ctl N ARGS...    rabbitmqctl ARGS against soak-N (its HOME/cookie)
@@ -61,6 +62,7 @@ PG_LOG="$PG_RUN/postgres.log"
 NODE_START_TIMEOUT=180 # a node with data waits for its peers' tables while they boot
 CLUSTER_TIMEOUT=120
 API_TIMEOUT=90
+QUEUE_TIMEOUT=120 # quorum queue members back online after a node start
 NODE_STOP_TIMEOUT=60
 PG_TIMEOUT=60
 
@@ -249,6 +251,22 @@ wait_cluster_complete() {
 	fi
 }
 
+# Every quorum queue has all its members online (the live view; the management API's lags
+# by its statistics interval). Until then a second node down could cost a queue its quorum.
+quorum_complete_at() {
+	local out
+	out=$(rmqctl "$1" 60 list_queues name type members online --no-table-headers 2>/dev/null) || return 1
+	awk -F'\t' '$2 == "quorum" && split($3, m, ",") != split($4, o, ",") { short++ } END { exit short > 0 }' <<<"$out"
+}
+
+wait_quorum_online() {
+	local n=$1
+	if ! wait_until "$QUEUE_TIMEOUT" "every quorum queue to have all its members online" quorum_complete_at "$n"; then
+		rmqctl "$n" 60 list_queues name type members online >&2 || true
+		die "rabbitmq: quorum queues with members still offline after ${QUEUE_TIMEOUT}s"
+	fi
+}
+
 wait_api() {
 	local n=$1
 	wait_until "$API_TIMEOUT" "management API $(api_url "$n")" node_api_up "$n" ||
@@ -293,6 +311,7 @@ start_nodes() {
 	for n in "${joined[@]}"; do ensure_member "$n"; done
 	for n in "${NODES[@]}"; do wait_cluster_complete "$n"; done
 	for n in "${NODES[@]}"; do wait_api "$n"; done
+	wait_quorum_online "${NODES[0]}"
 }
 
 # stop_node <N>: graceful `rabbitmqctl stop`, then SIGTERM, then SIGKILL after deadlines.
@@ -536,6 +555,7 @@ cmd_node_start() {
 	[[ -z $was_blank ]] || ensure_member "$n"
 	wait_cluster_complete "$n"
 	wait_api "$n"
+	wait_quorum_online "$n"
 }
 
 cmd_status() {
@@ -607,7 +627,7 @@ ctl)
 	exec env "${NODE_ENV[@]}" "$RMQ_SBIN/rabbitmqctl" -n "$(node_name "$n")" "$@"
 	;;
 -h | --help | help)
-	sed -n '2,24p' "${BASH_SOURCE[0]}"
+	sed -n '2,25p' "${BASH_SOURCE[0]}"
 	exit 0
 	;;
 *) die "unknown command '$cmd' (see: scripts/soak-servers.sh help)" ;;
