@@ -173,8 +173,13 @@ write_node_config() {
 
 # Starts soak-N's VM in the background (its own session, no lock fd); returns at once.
 launch_node() {
-	local n=$1 d
+	local n=$1 d port
 	d=$(node_dir "$n")
+	# The ports are fixed: another work tree's soak cluster may hold them.
+	for port in "$(amqp_port "$n")" "$(dist_port "$n")" "$(api_port "$n")"; do
+		! tcp_open 127.0.0.1 "$port" ||
+			die "rabbitmq: 127.0.0.1:$port is taken, but $(node_name "$n") of $SOAK_DIR is not running (another work tree's soak servers? stop them with their scripts/soak-servers.sh stop)"
+	done
 	write_node_config "$n"
 	rm -f "$(pid_file "$n")"
 	node_env "$n"
@@ -418,6 +423,9 @@ ensure_database() {
 
 start_pg() {
 	ensure_pg_installed
+	if pg_answers && ! pg_running; then
+		die "postgres: 127.0.0.1:$PG_PORT answers, but not from $PG_DATA (another work tree's soak servers? stop them with their scripts/soak-servers.sh stop)"
+	fi
 	pg_init
 	if pg_answers; then
 		log "postgres: running on 127.0.0.1:$PG_PORT"
