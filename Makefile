@@ -5,6 +5,7 @@
 #   make test-outage    the 3-minute database outage test of the messaging core
 #   make lint           rustfmt check + clippy with warnings denied
 #   make stop-servers   stop the private instances started by `make servers`
+#   make soak-servers   the chaos soak's servers: a 3-node RabbitMQ cluster + a Postgres, write .local/soak/env
 #   make drill CUTOVER=cutovers/wuhan-2021.yaml   replay a real cutover across the five services, print its report
 #   make deploy-check   validate docker-compose.yml, the Dockerfile and k8s/ offline (also in `make test`)
 #   make fuzz           every cargo-fuzz target (fuzz/) for FUZZ_SECS seconds each (default 60; not part of test)
@@ -22,7 +23,7 @@ ifdef CI
 export CARGO_TERM_COLOR := never
 endif
 
-.PHONY: servers run test test-outage drill lint stop-servers deploy-check fuzz bench-collection bench-core bench-benefits bench-notification
+.PHONY: servers run test test-outage drill lint stop-servers soak-servers deploy-check fuzz bench-collection bench-core bench-benefits bench-notification
 
 servers:
 	bash scripts/servers.sh
@@ -56,6 +57,12 @@ lint:
 
 stop-servers:
 	bash scripts/servers.sh stop
+
+# The chaos soak's own servers (issue 14 §2), under .local/soak: RabbitMQ nodes soak-1..3@localhost
+# (AMQP 56721..56723, API 56741..56743) and Postgres on 56432. The script's other subcommands
+# (stop, node-stop N, node-kill N, node-start N, pg-restart [fast|immediate], status) are the faults.
+soak-servers:
+	bash scripts/soak-servers.sh start
 
 # No engine, no cluster: schemas, kustomize builds and the properties of issue 13 (§3, §4).
 deploy-check:
