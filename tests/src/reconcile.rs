@@ -22,7 +22,13 @@
 //! - **per service**: the outbox is drained (and the freeze backlog processed), and the inbox
 //!   holds no message twice (its key, and the rows).
 //!
+//! [`scan_logs`] proves that no log line holds a full ID number or phone number.
+//!
 //! Money is compared exactly, in SQL (`numeric`), and shown as text.
+
+use std::collections::{BTreeSet, HashSet};
+use std::io::BufRead;
+use std::path::PathBuf;
 
 /// One invariant's verdict: `detail` gives the figures, and on failure the first offenders.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -730,4 +736,193 @@ async fn inbox_once(db: &tokio_postgres::Client, service: &str, schema: &str) ->
             ("inbox tables without their key", key_missing.0, key_missing.1),
         ],
     ))
+}
+
+/// How many of the lines found a failed scan lists (all are counted).
+const LISTED: usize = 1000;
+
+/// The GB 11643 check character of the first 17 digits.
+fn id_check_char(body: &[u8]) -> u8 {
+    const WEIGHTS: [u32; 17] = [7, 9, 10, 5, 8, 4, 2, 1, 6, 3, 7, 9, 10, 5, 8, 4, 2];
+    let sum: u32 = body
+        .iter()
+        .zip(WEIGHTS)
+        .map(|(d, w)| u32::from(d - b'0') * w)
+        .sum();
+    b"10X98765432"[(sum % 11) as usize]
+}
+
+/// `s` with all but the first `head` and last `tail` characters replaced by `*`.
+fn masked(s: &[u8], head: usize, tail: usize) -> String {
+    s.iter()
+        .enumerate()
+        .map(|(i, &c)| {
+            if i < head || i + tail >= s.len() {
+                c as char
+            } else {
+                '*'
+            }
+        })
+        .collect()
+}
+
+/// What one line holds in full: `(column, what, masked value)`, at most one per position.
+fn findings(
+    line: &[u8],
+    ids: &HashSet<Vec<u8>>,
+    phones: &HashSet<Vec<u8>>,
+) -> Vec<(usize, &'static str, String)> {
+    let mut found: Vec<(usize, &'static str, String)> = Vec::new();
+    let mut seen = BTreeSet::new();
+    let mut i = 0;
+    while i < line.len() {
+        if !line[i].is_ascii_digit() {
+            i += 1;
+            continue;
+        }
+        let start = i;
+        while i < line.len() && line[i].is_ascii_digit() {
+            i += 1;
+        }
+        let end = i;
+        let x = line.get(end).is_some_and(|c| c.eq_ignore_ascii_case(&b'X'));
+        let run = &line[start..end];
+        // Known values anywhere in the run, even inside a longer one.
+        for at in 0..run.len() {
+            if at + 18 <= run.len() && ids.contains(&run[at..at + 18]) && seen.insert(start + at) {
+                found.push((
+                    start + at + 1,
+                    "ID number of the soak",
+                    masked(&run[at..at + 18], 4, 4),
+                ));
+            }
+            if x && at + 17 == run.len() {
+                let mut id = run[at..].to_vec();
+                id.push(b'X');
+                if ids.contains(&id) && seen.insert(start + at) {
+                    found.push((start + at + 1, "ID number of the soak", masked(&id, 4, 4)));
+                }
+            }
+            if at + 11 <= run.len() && phones.contains(&run[at..at + 11]) && seen.insert(start + at) {
+                found.push((
+                    start + at + 1,
+                    "phone number of the soak",
+                    masked(&run[at..at + 11], 3, 4),
+                ));
+            }
+        }
+        // Any other: a whole digit run (not part of a longer one).
+        let after_x_digit = x && line.get(end + 1).is_some_and(u8::is_ascii_digit);
+        if run.len() == 18 && !x && id_check_char(&run[..17]) == run[17] && seen.insert(start) {
+            found.push((
+                start + 1,
+                "ID number (valid GB 11643 check character)",
+                masked(run, 4, 4),
+            ));
+        }
+        if run.len() == 17 && x && !after_x_digit && id_check_char(run) == b'X' && seen.insert(start) {
+            let mut id = run.to_vec();
+            id.push(b'X');
+            found.push((
+                start + 1,
+                "ID number (valid GB 11643 check character)",
+                masked(&id, 4, 4),
+            ));
+        }
+        if run.len() == 11 && !x && run[0] == b'1' && (b'3'..=b'9').contains(&run[1]) && seen.insert(start) {
+            found.push((start + 1, "mainland mobile number", masked(run, 3, 4)));
+        }
+    }
+    found.sort();
+    found
+}
+
+/// Scans log `files` line by line for a full ID number or phone number: the exact `ids` (18
+/// characters, GB 11643, the last may be X, matched in either case) and `phones` (11 digits)
+/// the soak used, wherever they stand, and any other 18-character number with a valid GB 11643
+/// check character or 11-digit mainland mobile number (`1[3-9]` and 9 digits) that is not part
+/// of a longer run of digits. Masked forms (`4201**********001X`, `139****0001`) hold neither.
+/// Every line found is listed as `file:line:column` (up to 1000; all are counted), its value
+/// masked, so that the report leaks nothing either.
+pub fn scan_logs(files: &[PathBuf], ids: &[String], phones: &[String]) -> anyhow::Result<Check> {
+    let mut id_set = HashSet::new();
+    for id in ids {
+        let b = id.trim().to_ascii_uppercase().into_bytes();
+        anyhow::ensure!(
+            b.len() == 18
+                && b[..17].iter().all(u8::is_ascii_digit)
+                && (b[17].is_ascii_digit() || b[17] == b'X'),
+            "not an 18-character ID number: {}",
+            masked(&b, 4, 4)
+        );
+        id_set.insert(b);
+    }
+    let mut phone_set = HashSet::new();
+    for p in phones {
+        let b = p.trim().as_bytes().to_vec();
+        anyhow::ensure!(
+            b.len() == 11 && b.iter().all(u8::is_ascii_digit),
+            "not an 11-digit phone number: {}",
+            masked(&b, 3, 4)
+        );
+        phone_set.insert(b);
+    }
+    let (mut lines, mut hits, mut listed) = (0u64, 0u64, Vec::new());
+    for file in files {
+        let f = std::fs::File::open(file)
+            .map_err(|e| anyhow::anyhow!("opening log file {}: {e}", file.display()))?;
+        let mut reader = std::io::BufReader::new(f);
+        let mut buf = Vec::new();
+        let mut n = 0u64;
+        loop {
+            buf.clear();
+            let read = reader
+                .read_until(b'\n', &mut buf)
+                .map_err(|e| anyhow::anyhow!("reading log file {}: {e}", file.display()))?;
+            if read == 0 {
+                break;
+            }
+            n += 1;
+            let found = findings(&buf, &id_set, &phone_set);
+            if found.is_empty() {
+                continue;
+            }
+            hits += 1;
+            if listed.len() < LISTED {
+                let what: Vec<String> = found
+                    .iter()
+                    .map(|(col, what, value)| format!("col {col} {what} {value}"))
+                    .collect();
+                listed.push(format!("{}:{n}: {}", file.display(), what.join(", ")));
+            }
+        }
+        lines += n;
+    }
+    let scope = format!(
+        "{} files, {lines} lines, {} ID numbers and {} phone numbers of the soak looked for",
+        files.len(),
+        id_set.len(),
+        phone_set.len()
+    );
+    Ok(if hits == 0 {
+        Check {
+            name: "logs: no full ID number or phone number".into(),
+            ok: true,
+            detail: format!("{scope}: none in full, nor any other valid ID number or mobile number"),
+        }
+    } else {
+        let more = if hits > listed.len() as u64 {
+            format!(" (first {} listed)", listed.len())
+        } else {
+            String::new()
+        };
+        Check {
+            name: "logs: no full ID number or phone number".into(),
+            ok: false,
+            detail: format!(
+                "{hits} lines hold one in full{more}; {scope}:\n{}",
+                listed.join("\n")
+            ),
+        }
+    })
 }
