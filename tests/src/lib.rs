@@ -14,6 +14,8 @@ pub mod contract;
 
 pub mod probe;
 
+pub mod reconcile;
+
 pub mod services;
 
 use contracts::ids::{CreditCode, IdNumber};
