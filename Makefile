@@ -8,6 +8,7 @@
 #   make soak-servers   the chaos soak's servers: a 3-node RabbitMQ cluster + a Postgres, write .local/soak/env
 #   make drill CUTOVER=cutovers/wuhan-2021.yaml   replay a real cutover across the five services, print its report
 #   make deploy-check   validate docker-compose.yml, the Dockerfile and k8s/ offline (also in `make test`)
+#   make soak           the chaos soak: 3 broker nodes, faults, reconciliation (SOAK_MINUTES, default 30; not part of test)
 #   make fuzz           every cargo-fuzz target (fuzz/) for FUZZ_SECS seconds each (default 60; not part of test)
 #   make bench-collection / bench-core / bench-benefits / bench-notification   benchmarks (not part of test); append to BENCHMARKS.md
 # LOCAL_SERVERS=auto|private (default auto) chooses configured vs private servers.
@@ -23,7 +24,7 @@ ifdef CI
 export CARGO_TERM_COLOR := never
 endif
 
-.PHONY: servers run test test-outage drill lint stop-servers soak-servers deploy-check fuzz bench-collection bench-core bench-benefits bench-notification
+.PHONY: servers run test test-outage drill soak soak-servers lint stop-servers deploy-check fuzz bench-collection bench-core bench-benefits bench-notification
 
 servers:
 	bash scripts/servers.sh
@@ -88,6 +89,18 @@ fuzz:
 		grep -q '^Done ' fuzz/logs/$$t.log || failed="$$failed $$t"; \
 	done; \
 	if [ -n "$$failed" ]; then echo "fuzz: failed:$$failed (see fuzz/logs, fuzz/artifacts)"; exit 1; fi
+
+# The chaos soak (issue 14 §2; not part of `test`): fresh private servers (three RabbitMQ nodes
+# and a Postgres, scripts/soak-servers.sh), the five services and the SMS centre as processes,
+# steady mixed load on both lines and a fault schedule reproducible from SOAK_SEED; at the end
+# the reconciliation, a report in .local/soak/runs/ and its summary appended to BENCHMARKS.md.
+# SOAK_MINUTES (30), SOAK_SEED, SOAK_WORKERS (4), SOAK_FAULT_GAP_SECS (25), SOAK_DRAIN_SECS (600).
+SOAK_MINUTES ?= 30
+soak:
+	bash scripts/soak-servers.sh wipe
+	bash scripts/soak-servers.sh start
+	cargo build --bins
+	SOAK_MINUTES=$(SOAK_MINUTES) cargo run -q -p testkit --bin soak
 
 # Benchmark (not part of `test`): a month's assessment of a million persons; appends to BENCHMARKS.md.
 bench-collection: servers
