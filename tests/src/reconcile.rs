@@ -811,8 +811,14 @@ fn findings(
                 ));
             }
         }
-        // Any other: a whole digit run (not part of a longer one).
-        let after_x_digit = x && line.get(end + 1).is_some_and(u8::is_ascii_digit);
+        // Any other: a whole token of digits (not part of a longer run of digits or letters,
+        // so that the digits inside a UUID's hex, `…-e19674378117`, are no phone number).
+        let after_x_digit = x && line.get(end + 1).is_some_and(u8::is_ascii_alphanumeric);
+        let glued = (start > 0 && line[start - 1].is_ascii_alphabetic())
+            || (!x && line.get(end).is_some_and(u8::is_ascii_alphabetic));
+        if glued {
+            continue;
+        }
         if run.len() == 18 && !x && id_check_char(&run[..17]) == run[17] && seen.insert(start) {
             found.push((
                 start + 1,

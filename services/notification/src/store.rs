@@ -159,7 +159,7 @@ pub async fn queue(db: &impl GenericClient, q: &Queued) -> Result<bool, tokio_po
         .await?;
     let (reachable, state): (i64, Option<String>) = (row.get(0), row.get(1));
     if reachable == 0 {
-        tracing::info!(recipient = %q.recipient, template = %q.template, "no phone for the recipient; nothing sent");
+        tracing::info!(recipient = %masked_recipient(&q.recipient), template = %q.template, "no phone for the recipient; nothing sent");
         metrics::counter!("notification_no_contact_total", "template" => q.template.clone()).increment(1);
     }
     if let Some(state) = &state {
@@ -223,4 +223,28 @@ pub async fn cancel_source(db: &impl GenericClient, source: &str) -> Result<u64,
         &[&source],
     )
     .await
+}
+
+/// A recipient key (`person:<ID number>`, `employer:<credit code>`) as logs may show it: the
+/// number masked as the services mask ID numbers (first 4 and last 4 kept).
+pub fn masked_recipient(recipient: &str) -> String {
+    match recipient.split_once(':') {
+        Some((kind, number)) => format!("{kind}:{}", contracts::ids::mask_middle(number, 4, 4)),
+        None => contracts::ids::mask_middle(recipient, 4, 4),
+    }
+}
+
+#[cfg(test)]
+mod masking_tests {
+    #[test]
+    fn a_recipient_is_logged_masked() {
+        assert_eq!(
+            super::masked_recipient("person:420102196001118507"),
+            "person:4201**********8507"
+        );
+        assert_eq!(
+            super::masked_recipient("employer:914201000000103735"),
+            "employer:9142**********3735"
+        );
+    }
 }
