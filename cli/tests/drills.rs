@@ -246,6 +246,9 @@ struct Drill {
     latencies: Vec<Latency>,
     /// Every judged outcome with the drill time it was sent at, for the report per phase.
     seen: Vec<(DateTime<Utc>, String)>,
+    /// The held backlog of the five services (requests taken in, not yet processed), sampled
+    /// once per round with the drill time.
+    backlog: Vec<(DateTime<Utc>, i64)>,
     file: String,
     origin: DateTime<Utc>,
 }
@@ -278,6 +281,7 @@ impl Drill {
             tally: Tally::default(),
             latencies: Vec::new(),
             seen: Vec::new(),
+            backlog: Vec::new(),
             file: file.to_owned(),
             origin: origin.with_timezone(&Utc),
         }
@@ -360,6 +364,21 @@ impl Drill {
         self.clock.now() < cst(cst_local)
     }
 
+    /// Samples the five services' held backlog (what a freeze took in and the thaw has not
+    /// processed yet), for the report's peak per phase.
+    async fn sample_backlog(&mut self) {
+        let mut held = 0i64;
+        for service in FIVE {
+            let db = self.env.pool(service).await.get().await.expect("db");
+            held += db
+                .query_one("select count(*) from backlog where processed_at is null", &[])
+                .await
+                .expect("the backlog")
+                .get::<_, i64>(0);
+        }
+        self.backlog.push((self.clock.now(), held));
+    }
+
     /// The drill time now, as an NHSA `yyyy-MM-dd HH:mm:ss` in China time.
     fn nhsa_now(&self) -> String {
         self.clock
@@ -380,6 +399,17 @@ impl Drill {
                 *outcomes.entry(what.as_str()).or_default() += 1;
             }
             out.push(format!("{name}: requests by outcome {outcomes:?}"));
+            let peak = self
+                .backlog
+                .iter()
+                .filter(|(at, _)| *at >= from && *at < to)
+                .max_by_key(|(_, n)| *n);
+            if let Some((at, n)) = peak {
+                out.push(format!(
+                    "{name}: held backlog at its peak {n} requests (at {}, sampled once per round)",
+                    at.with_timezone(&contracts::freeze::cst()).format("%m-%d %H:%M")
+                ));
+            }
             for line in [Line::Medical, Line::Social, Line::Common] {
                 let mut ms: Vec<f64> = self
                     .latencies
@@ -696,6 +726,58 @@ impl Drill {
         seen
     }
 
+    /// Every announcement the SMS centre received went to a person or employer of its order's
+    /// line: a phone that person or employer had at some version (enrollment's history), so
+    /// that a contact changed during the drill counts with both numbers. Returns how many.
+    async fn announced_to_no_one_else(&self) -> usize {
+        let db = self.env.pool("enrollment").await.get().await.expect("db");
+        let rows = db
+            .query(
+                "select e.line, p.phone from enrollments e join persons p using (person_id)
+                 union select e.line, h.snapshot->>'phone' from enrollments e
+                   join history h on h.entity = 'person' and h.entity_id = e.person_id
+                 union select l.line, m.contact_phone from employer_lines l join employers m using (credit_code)
+                 union select l.line, h.snapshot->>'contact_phone' from employer_lines l join employers m using (credit_code)
+                   join history h on h.entity = 'employer' and h.entity_id = m.employer_id
+                 union select l.line, h.snapshot->'contact'->>'phone' from employer_lines l join employers m using (credit_code)
+                   join history h on h.entity = 'employer' and h.entity_id = m.employer_id",
+                &[],
+            )
+            .await
+            .expect("the lines' phones");
+        let mut phones: BTreeMap<String, std::collections::BTreeSet<String>> = BTreeMap::new();
+        for r in rows {
+            if let Some(phone) = r.get::<_, Option<String>>(1) {
+                phones.entry(r.get(0)).or_default().insert(phone);
+            }
+        }
+        let mut checked = 0;
+        for m in self.city.smsc.received() {
+            for o in &self.orders {
+                let text = o.announcement.trim().trim_end_matches(['。', '.', '；', ';']);
+                if text.is_empty() || !m.text.contains(text) {
+                    continue;
+                }
+                let lines: Vec<String> = if o.scope.lines.is_empty() {
+                    vec!["medical".into(), "social".into()]
+                } else {
+                    o.scope.lines.iter().map(|l| l.to_string()).collect()
+                };
+                assert!(
+                    lines
+                        .iter()
+                        .any(|l| phones.get(l).is_some_and(|p| p.contains(&m.destination))),
+                    "the announcement of {} went to {}…, no person or employer of {lines:?}",
+                    o.id,
+                    &m.destination[..3.min(m.destination.len())]
+                );
+                checked += 1;
+            }
+        }
+        assert!(checked > 0, "no announcement was received at all");
+        checked
+    }
+
     /// Waits until `phone` has had each order of its line announced three times (before, at
     /// the start, at the end) and none of the other line's, then checks that nothing came twice.
     async fn announced_once_per_phase(&self, phone: &str, line: Line) {
@@ -820,6 +902,7 @@ async fn the_wuhan_2021_cutover_replayed_across_the_five_services() {
         (None::<String>, None, false, false, 0u32);
     while d.until("2022-01-01T14:00:00") {
         n += 1;
+        d.sample_backlog().await;
         let round = [
             enroll(n * 10 + 1, Line::Medical, Channel::Counter, "resident"),
             enroll(n * 10 + 2, Line::Medical, Channel::Online, "flexible"),
@@ -1063,6 +1146,10 @@ async fn the_wuhan_2021_cutover_replayed_across_the_five_services() {
     // to each person of its line, once, and to no one of the other line.
     d.announced_once_per_phase(&ann.phone, Line::Medical).await;
     d.announced_once_per_phase(&bo.phone, Line::Social).await;
+    let announced = d.announced_to_no_one_else().await;
+    eprintln!(
+        "wuhan drill: {announced} announcements received, each by a person or employer of its order's line"
+    );
     for l in d.latency_report(&[
         ("before the stops", "2021-12-14T16:00:00", "2021-12-14T17:30:00"),
         ("business stopped", "2021-12-15T17:30:00", "2021-12-22T18:00:00"),
@@ -1093,6 +1180,7 @@ async fn the_hangzhou_2020_cutover_replayed_across_the_five_services() {
     let mut pairs: Vec<u32> = Vec::new();
     while d.until("2020-08-13T06:00:00") {
         n += 1;
+        d.sample_backlog().await;
         let person = n * 10 + 2;
         let enrolled = d
             .send(&with_id(enroll(
@@ -1209,6 +1297,10 @@ async fn the_hangzhou_2020_cutover_replayed_across_the_five_services() {
     );
     // Every order (each names channels, not lines: both lines) announced three times, once each.
     d.announced_once_per_phase(&ann.phone, Line::Medical).await;
+    let announced = d.announced_to_no_one_else().await;
+    eprintln!(
+        "hangzhou drill: {announced} announcements received, each by a person or employer of its order's line"
+    );
     for l in d.latency_report(&[
         ("before phase 1", "2020-07-17T10:00:00", "2020-07-17T12:00:00"),
         ("phase 1", "2020-07-17T12:00:00", "2020-07-24T18:00:00"),

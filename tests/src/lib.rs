@@ -11,6 +11,7 @@
 //! [`EventTap::unchecked`].
 
 pub mod contract;
+pub mod machine;
 
 pub mod probe;
 

@@ -2,7 +2,7 @@
 
 use crate::faults::Log;
 use crate::load::{City, db};
-use crate::wire::{Got, Kind, Wire};
+use crate::wire::{Book, Got, Kind, Wire};
 use crate::{Settings, Suite};
 use contracts::ReplyStatus;
 use std::collections::{BTreeMap, BTreeSet};
@@ -118,201 +118,7 @@ pub async fn finish(
     let drain = t0.elapsed();
 
     // Replies.
-    let (
-        outcomes,
-        deferred,
-        latency,
-        enrolled,
-        employers,
-        receipts,
-        settled,
-        carded,
-        malformed,
-        answered_malformed,
-        sent,
-        duplicates,
-        republished,
-    ) = {
-        let book = wire.book.lock().expect("book");
-        let mut outcomes: BTreeMap<String, BTreeMap<String, u64>> = BTreeMap::new();
-        let (mut lost, mut split, mut deferred, mut misheld) = (vec![], vec![], 0, vec![]);
-        let mut latency: BTreeMap<String, Vec<Duration>> = BTreeMap::new();
-        for sent in book.sent.iter().filter(|s| s.kind == Kind::Normal) {
-            let replies = book.replies.get(&sent.id).cloned().unwrap_or_default();
-            let finals: Vec<&Got> = replies.iter().filter(|g| g.is_final()).collect();
-            let Some(first_final) = finals.first() else {
-                lost.push(format!("{} {} sent at {:.0?}", sent.key, sent.id, sent.at));
-                continue;
-            };
-            let essences: BTreeSet<String> = finals.iter().map(|g| g.essence()).collect();
-            if essences.len() > 1 {
-                split.push(format!(
-                    "{} {}: {}",
-                    sent.key,
-                    sent.id,
-                    essences.into_iter().collect::<Vec<_>>().join(" | ")
-                ));
-            }
-            *outcomes
-                .entry(sent.op.to_owned())
-                .or_default()
-                .entry(outcome(first_final))
-                .or_default() += 1;
-            let first = &replies[0];
-            let held = replies.iter().any(|g| g.reply.status == ReplyStatus::Deferred)
-                || first_final.reply.status == ReplyStatus::Suspended;
-            if held {
-                deferred += 1;
-                let in_window = log.freezes.iter().any(|(line, from, to, _)| {
-                    *line == sent.line && sent.at + SLACK >= *from && sent.at <= *to + SLACK
-                });
-                if !in_window {
-                    misheld.push(format!(
-                        "{} sent at {:.0?} ({:?})",
-                        sent.key, sent.at, first.reply.status
-                    ));
-                }
-            } else {
-                latency
-                    .entry(format!("{}", sent.line))
-                    .or_default()
-                    .push(first.at.saturating_sub(sent.at));
-            }
-        }
-        let normal = book.sent.iter().filter(|s| s.kind == Kind::Normal).count();
-        checks.push(check(
-            "every command got a final reply",
-            lost.is_empty(),
-            if lost.is_empty() {
-                format!(
-                    "{normal} commands, {} resends of {} of them under their own id",
-                    book.duplicates.len(),
-                    book.duplicates.iter().collect::<BTreeSet<_>>().len()
-                )
-            } else {
-                format!(
-                    "{} of {normal} unanswered, e.g. {}",
-                    lost.len(),
-                    lost.iter().take(5).cloned().collect::<Vec<_>>().join("; ")
-                )
-            },
-        ));
-        checks.push(check(
-            "exactly one final reply per command (resends answered the same)",
-            split.is_empty(),
-            if split.is_empty() {
-                "every command's final replies agree".to_owned()
-            } else {
-                format!(
-                    "{} commands with differing final replies, e.g. {}",
-                    split.len(),
-                    split.iter().take(3).cloned().collect::<Vec<_>>().join("; ")
-                )
-            },
-        ));
-        checks.push(check(
-            "held only by a freeze of its own line",
-            misheld.is_empty(),
-            if misheld.is_empty() {
-                format!(
-                    "{deferred} requests held or refused, each inside a freeze of its line ({} freezes)",
-                    log.freezes.len()
-                )
-            } else {
-                format!(
-                    "{} held outside any freeze of their line, e.g. {}",
-                    misheld.len(),
-                    misheld.iter().take(5).cloned().collect::<Vec<_>>().join("; ")
-                )
-            },
-        ));
-        let internal: u64 = outcomes
-            .values()
-            .flat_map(|m| m.iter())
-            .filter(|(k, _)| k.contains("internal"))
-            .map(|(_, n)| n)
-            .sum();
-        checks.push(check(
-            "no INTERNAL replies",
-            internal == 0,
-            format!("{internal} INTERNAL final replies"),
-        ));
-        checks.push(check(
-            "every command reached its queue",
-            book.unroutable == 0,
-            format!(
-                "{} returned unroutable; {} replies to no command of this soak",
-                book.unroutable, book.strangers
-            ),
-        ));
-
-        // Effects: one per command that was answered ok.
-        let ok_bodies = |op: &str| -> Vec<serde_json::Value> {
-            book.sent
-                .iter()
-                .filter(|s| s.op == op && s.kind == Kind::Normal)
-                .filter(|s| {
-                    book.replies
-                        .get(&s.id)
-                        .and_then(|v| v.iter().find(|g| g.is_final()))
-                        .is_some_and(|g| g.reply.status == ReplyStatus::Ok)
-                })
-                .filter_map(|s| serde_json::from_slice(&s.body).ok())
-                .collect()
-        };
-        let field = |v: &[serde_json::Value], f: &str| -> BTreeSet<String> {
-            v.iter()
-                .filter_map(|b| b.get(f).and_then(|x| x.as_str()).map(str::to_owned))
-                .collect()
-        };
-        let enrolled = field(&ok_bodies("enroll-person"), "id_number");
-        let employers = field(&ok_bodies("register-employer"), "credit_code");
-        let receipts = field(&ok_bodies("record-payment"), "tax_receipt_no");
-        let settled = field(&ok_bodies("settle"), "msgid");
-        let carded = field(&ok_bodies("apply-card"), "id_number");
-        let malformed: BTreeSet<String> = book
-            .sent
-            .iter()
-            .filter(|s| s.kind == Kind::Malformed)
-            .map(|s| s.id.to_string())
-            .collect();
-        // Malformed messages answered MALFORMED_MESSAGE (an envelope that could be read, with a
-        // reply address: the sender is told), by id.
-        let answered_malformed: BTreeSet<String> = book
-            .sent
-            .iter()
-            .filter(|s| s.kind == Kind::Malformed)
-            .filter(|s| {
-                book.replies.get(&s.id).is_some_and(|v| {
-                    v.iter().any(|g| {
-                        g.reply
-                            .error
-                            .as_ref()
-                            .is_some_and(|e| e.code == contracts::ErrorCode::MalformedMessage)
-                    })
-                })
-            })
-            .map(|s| s.id.to_string())
-            .collect();
-        let sent = book.sent.len();
-        let duplicates = book.duplicates.len();
-        let republished = book.republished;
-        (
-            outcomes,
-            deferred,
-            latency,
-            enrolled,
-            employers,
-            receipts,
-            settled,
-            carded,
-            malformed,
-            answered_malformed,
-            sent,
-            duplicates,
-            republished,
-        )
-    };
+    let seen = judge_replies(&wire.book.lock().expect("book"), log, &mut checks);
 
     match db(&suite.servers).await {
         Ok(db) => {
@@ -320,38 +126,32 @@ pub async fn finish(
                 (
                     "one person per enrolment answered ok",
                     "select id_number from enrollment.persons",
-                    &enrolled,
+                    &seen.enrolled,
                 ),
                 (
                     "one employer per registration answered ok",
                     "select credit_code from enrollment.employers",
-                    &employers,
+                    &seen.employers,
                 ),
                 (
                     "one payment per payment answered ok",
                     "select receipt_no from collection.payments",
-                    &receipts,
+                    &seen.receipts,
                 ),
                 (
                     "one settlement per settlement answered ok",
                     "select msgid from benefits.settlements",
-                    &settled,
+                    &seen.settled,
                 ),
                 (
                     "one card application per application answered ok",
                     "select id_number from card.applications",
-                    &carded,
+                    &seen.carded,
                 ),
             ] {
                 checks.push(effects(&db, name, sql, expected).await);
             }
-            let schemas = Schemas {
-                enrollment: "enrollment".into(),
-                collection: "collection".into(),
-                benefits: "benefits".into(),
-                card_issuance: "card".into(),
-                notification: "notification".into(),
-            };
+            let schemas = Schemas::default();
             match testkit::reconcile::reconcile(&db, &schemas).await {
                 Ok(c) => checks.extend(c),
                 Err(e) => checks.push(check("reconciliation", false, format!("{e:#}"))),
@@ -361,7 +161,7 @@ pub async fn finish(
     }
 
     // Parking lots: exactly the malformed messages sent.
-    checks.push(parking(suite, &depths, &malformed, &answered_malformed).await);
+    checks.push(parking(suite, &depths, &seen.malformed, &seen.answered_malformed).await);
 
     // Announcements: no phone got one text of an order twice.
     checks.push(announcements(&s.run_dir.join("sms.jsonl"), log));
@@ -384,7 +184,8 @@ pub async fn finish(
         )),
     }
 
-    let latency = latency
+    let latency = seen
+        .latency
         .into_iter()
         .map(|(line, mut v)| {
             v.sort();
@@ -403,17 +204,219 @@ pub async fn finish(
         checks,
         faults: log.done.clone(),
         revived,
-        outcomes,
-        sent,
-        duplicates,
-        malformed: malformed.len(),
-        deferred,
-        republished,
+        outcomes: seen.outcomes,
+        sent: seen.sent,
+        duplicates: seen.duplicates,
+        malformed: seen.malformed.len(),
+        deferred: seen.deferred,
+        republished: seen.republished,
         drain,
         latency,
         seed: s.seed,
         started,
     }
+}
+
+/// What the replies say, judged command by command (checks pushed to `checks`).
+fn judge_replies(book: &Book, log: &Log, checks: &mut Vec<Check>) -> Seen {
+    let mut outcomes: BTreeMap<String, BTreeMap<String, u64>> = BTreeMap::new();
+    let (mut lost, mut split, mut deferred, mut misheld) = (vec![], vec![], 0, vec![]);
+    let mut latency: BTreeMap<String, Vec<Duration>> = BTreeMap::new();
+    for sent in book.sent.iter().filter(|s| s.kind == Kind::Normal) {
+        let replies = book.replies.get(&sent.id).cloned().unwrap_or_default();
+        let finals: Vec<&Got> = replies.iter().filter(|g| g.is_final()).collect();
+        let Some(first_final) = finals.first() else {
+            lost.push(format!("{} {} sent at {:.0?}", sent.key, sent.id, sent.at));
+            continue;
+        };
+        let essences: BTreeSet<String> = finals.iter().map(|g| g.essence()).collect();
+        if essences.len() > 1 {
+            split.push(format!(
+                "{} {}: {}",
+                sent.key,
+                sent.id,
+                essences.into_iter().collect::<Vec<_>>().join(" | ")
+            ));
+        }
+        *outcomes
+            .entry(sent.op.to_owned())
+            .or_default()
+            .entry(outcome(first_final))
+            .or_default() += 1;
+        let first = &replies[0];
+        let held = replies.iter().any(|g| g.reply.status == ReplyStatus::Deferred)
+            || first_final.reply.status == ReplyStatus::Suspended;
+        if held {
+            deferred += 1;
+            let in_window = log.freezes.iter().any(|(line, from, to, _)| {
+                *line == sent.line && sent.at + SLACK >= *from && sent.at <= *to + SLACK
+            });
+            if !in_window {
+                misheld.push(format!(
+                    "{} sent at {:.0?} ({:?})",
+                    sent.key, sent.at, first.reply.status
+                ));
+            }
+        } else {
+            latency
+                .entry(format!("{}", sent.line))
+                .or_default()
+                .push(first.at.saturating_sub(sent.at));
+        }
+    }
+    let normal = book.sent.iter().filter(|s| s.kind == Kind::Normal).count();
+    checks.push(check(
+        "every command got a final reply",
+        lost.is_empty(),
+        if lost.is_empty() {
+            format!(
+                "{normal} commands, {} resends of {} of them under their own id",
+                book.duplicates.len(),
+                book.duplicates.iter().collect::<BTreeSet<_>>().len()
+            )
+        } else {
+            format!(
+                "{} of {normal} unanswered, e.g. {}",
+                lost.len(),
+                lost.iter().take(5).cloned().collect::<Vec<_>>().join("; ")
+            )
+        },
+    ));
+    checks.push(check(
+        "exactly one final reply per command (resends answered the same)",
+        split.is_empty(),
+        if split.is_empty() {
+            "every command's final replies agree".to_owned()
+        } else {
+            format!(
+                "{} commands with differing final replies, e.g. {}",
+                split.len(),
+                split.iter().take(3).cloned().collect::<Vec<_>>().join("; ")
+            )
+        },
+    ));
+    checks.push(check(
+        "held only by a freeze of its own line",
+        misheld.is_empty(),
+        if misheld.is_empty() {
+            format!(
+                "{deferred} requests held or refused, each inside a freeze of its line ({} freezes)",
+                log.freezes.len()
+            )
+        } else {
+            format!(
+                "{} held outside any freeze of their line, e.g. {}",
+                misheld.len(),
+                misheld.iter().take(5).cloned().collect::<Vec<_>>().join("; ")
+            )
+        },
+    ));
+    let internal: u64 = outcomes
+        .values()
+        .flat_map(|m| m.iter())
+        .filter(|(k, _)| k.contains("internal"))
+        .map(|(_, n)| n)
+        .sum();
+    checks.push(check(
+        "no INTERNAL replies",
+        internal == 0,
+        format!("{internal} INTERNAL final replies"),
+    ));
+    checks.push(check(
+        "every command reached its queue",
+        book.unroutable == 0,
+        format!(
+            "{} returned unroutable; {} replies to no command of this soak",
+            book.unroutable, book.strangers
+        ),
+    ));
+
+    // Effects: one per command that was answered ok.
+    let ok_bodies = |op: &str| -> Vec<serde_json::Value> {
+        book.sent
+            .iter()
+            .filter(|s| s.op == op && s.kind == Kind::Normal)
+            .filter(|s| {
+                book.replies
+                    .get(&s.id)
+                    .and_then(|v| v.iter().find(|g| g.is_final()))
+                    .is_some_and(|g| g.reply.status == ReplyStatus::Ok)
+            })
+            .filter_map(|s| serde_json::from_slice(&s.body).ok())
+            .collect()
+    };
+    let field = |v: &[serde_json::Value], f: &str| -> BTreeSet<String> {
+        v.iter()
+            .filter_map(|b| b.get(f).and_then(|x| x.as_str()).map(str::to_owned))
+            .collect()
+    };
+    let enrolled = field(&ok_bodies("enroll-person"), "id_number");
+    let employers = field(&ok_bodies("register-employer"), "credit_code");
+    let receipts = field(&ok_bodies("record-payment"), "tax_receipt_no");
+    let settled = field(&ok_bodies("settle"), "msgid");
+    let carded = field(&ok_bodies("apply-card"), "id_number");
+    let malformed: BTreeSet<String> = book
+        .sent
+        .iter()
+        .filter(|s| s.kind == Kind::Malformed)
+        .map(|s| s.id.to_string())
+        .collect();
+    // Malformed messages answered MALFORMED_MESSAGE (an envelope that could be read, with a
+    // reply address: the sender is told), by id.
+    let answered_malformed: BTreeSet<String> = book
+        .sent
+        .iter()
+        .filter(|s| s.kind == Kind::Malformed)
+        .filter(|s| {
+            book.replies.get(&s.id).is_some_and(|v| {
+                v.iter().any(|g| {
+                    g.reply
+                        .error
+                        .as_ref()
+                        .is_some_and(|e| e.code == contracts::ErrorCode::MalformedMessage)
+                })
+            })
+        })
+        .map(|s| s.id.to_string())
+        .collect();
+    let sent = book.sent.len();
+    let duplicates = book.duplicates.len();
+    let republished = book.republished;
+    Seen {
+        outcomes,
+        deferred,
+        latency,
+        enrolled,
+        employers,
+        receipts,
+        settled,
+        carded,
+        malformed,
+        answered_malformed,
+        sent,
+        duplicates,
+        republished,
+    }
+}
+
+/// What [`judge_replies`] found.
+struct Seen {
+    /// op → outcome → count (final replies).
+    outcomes: BTreeMap<String, BTreeMap<String, u64>>,
+    deferred: usize,
+    latency: BTreeMap<String, Vec<Duration>>,
+    /// Of the commands answered `ok`: the ID numbers enrolled, employers registered, receipts
+    /// paid, settlements' msgids, ID numbers applying for a card.
+    enrolled: BTreeSet<String>,
+    employers: BTreeSet<String>,
+    receipts: BTreeSet<String>,
+    settled: BTreeSet<String>,
+    carded: BTreeSet<String>,
+    malformed: BTreeSet<String>,
+    answered_malformed: BTreeSet<String>,
+    sent: usize,
+    duplicates: usize,
+    republished: u64,
 }
 
 /// The rows `sql` lists against the commands answered ok: the same set, each once.
@@ -653,6 +656,7 @@ impl Report {
     }
 
     pub fn summary(&self, s: &Settings, load: Duration, run_dir: &Path) -> String {
+        let machine = testkit::machine::Machine::detect();
         let mut kinds: BTreeMap<&str, usize> = BTreeMap::new();
         for f in &self.faults {
             *kinds.entry(f.fault.kind()).or_default() += 1;
@@ -673,8 +677,8 @@ impl Report {
             } else {
                 "report NOT clean"
             },
-            machine(),
-            commit(&s.root),
+            machine.describe(),
+            machine.commit,
             s.minutes,
             self.seed,
             s.workers,
@@ -705,7 +709,11 @@ impl Report {
             } else {
                 format!("; failing: {}", failed.join("; "))
             },
-            run_dir.join("report.md").display()
+            run_dir
+                .join("report.md")
+                .strip_prefix(&s.root)
+                .unwrap_or(run_dir)
+                .display()
         );
         out += "\n| check | figures |\n|---|---|\n";
         for c in &self.checks {
@@ -718,33 +726,6 @@ impl Report {
         }
         out
     }
-}
-
-fn machine() -> String {
-    let cpus = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(0);
-    let mem = std::fs::read_to_string("/proc/meminfo")
-        .ok()
-        .and_then(|m| {
-            m.lines().next().map(|l| {
-                l.split_whitespace()
-                    .nth(1)
-                    .unwrap_or("0")
-                    .parse::<u64>()
-                    .unwrap_or(0)
-            })
-        })
-        .unwrap_or(0);
-    format!("{cpus} cores, {} GiB", mem / 1024 / 1024)
-}
-
-fn commit(root: &Path) -> String {
-    std::process::Command::new("git")
-        .args(["rev-parse", "--short", "HEAD"])
-        .current_dir(root)
-        .output()
-        .ok()
-        .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_owned())
-        .unwrap_or_default()
 }
 
 /// Appends `summary` to BENCHMARKS.md.

@@ -314,8 +314,10 @@ async fn inject(
             } else {
                 "027-12333"
             };
+            // Each order's text its own (two orders of the same length would otherwise read alike, and
+            // the end's check, one text per phone, could not tell them apart).
             let announcement = format!(
-                "演练：{line}业务系统切换，暂停办理（收件）{}秒，恢复后统一处理。咨询电话{hotline}。",
+                "演练：{line}业务系统切换（第{k}号），暂停办理（收件）{}秒，恢复后统一处理。咨询电话{hotline}。",
                 length.as_secs()
             );
             let ends = (chrono::Utc::now()
