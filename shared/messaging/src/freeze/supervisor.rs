@@ -465,7 +465,7 @@ async fn process<H: Handler>(
         match run_as(ctx, queue, msg, &held.body, Mode::Thaw(held)).await {
             Outcome::Done { reply, .. } => {
                 if let (Some(r), Some(to)) = (reply, held.reply_to.as_deref()) {
-                    let _ = send_reply(ctx, out, to, held.correlation_id.as_deref(), &r).await;
+                    return final_reply(ctx, out, to, held, &r).await;
                 }
                 return true;
             }
@@ -538,9 +538,39 @@ async fn fail<H: Handler>(
     }
     ctx.wakes.wake_all();
     if let Some(to) = held.reply_to.as_deref() {
-        let _ = send_reply(ctx, out, to, held.correlation_id.as_deref(), &reply).await;
+        return final_reply(ctx, out, to, held, &reply).await;
     }
     true
+}
+
+/// A held request's final reply, published until the broker confirms it. Its command was
+/// acked when it was taken in, so no redelivery would send the reply again: a publish lost
+/// with a broker node (the soak saw seven, killed at a thaw) must be sent again, on a fresh
+/// channel (to another node if need be). `false` at a hard stop.
+async fn final_reply<H: Handler>(
+    ctx: &Ctx<H>,
+    out: &PublishChannel,
+    to: &str,
+    held: &Held,
+    reply: &Reply,
+) -> bool {
+    let mut attempt = 0u32;
+    loop {
+        match send_reply(ctx, out, to, held.correlation_id.as_deref(), reply).await {
+            Ok(()) => return true,
+            Err(e) => {
+                attempt += 1;
+                if attempt % 10 == 1 {
+                    tracing::warn!(receipt = %held.receipt_id, error = %e, attempt, "the final reply of a held request was not confirmed; sending it again");
+                }
+                out.close().await;
+                tokio::select! {
+                    _ = tokio::time::sleep(crate::broker::backoff(attempt, Duration::from_secs(5))) => {}
+                    _ = ctx.hard_stop.cancelled() => return false,
+                }
+            }
+        }
+    }
 }
 
 /// For `freeze status`: per consumed line, what holds it now.

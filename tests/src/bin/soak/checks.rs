@@ -85,7 +85,9 @@ pub async fn finish(
     // Every queue empty (parking lots aside) twice in a row, and the outboxes drained.
     let mut quiet = 0;
     let mut depths = vec![];
-    while Instant::now() < deadline && quiet < 2 {
+    // Its own time, even when the wait for replies used all of the drain's.
+    let queues_deadline = deadline.max(Instant::now() + Duration::from_secs(120));
+    while Instant::now() < queues_deadline && quiet < 2 {
         depths = match suite.servers.api().await {
             Ok(api) => api.queue_depths("/").await.unwrap_or_default(),
             Err(_) => vec![],
