@@ -249,6 +249,9 @@ struct Drill {
     /// The held backlog of the five services (requests taken in, not yet processed), sampled
     /// once per round with the drill time.
     backlog: Vec<(DateTime<Utc>, i64)>,
+    /// One pool per service for the samples, made once (a pool per sample exhausted the
+    /// server's connections).
+    backlog_pools: Vec<deadpool_postgres::Pool>,
     file: String,
     origin: DateTime<Utc>,
 }
@@ -282,6 +285,7 @@ impl Drill {
             latencies: Vec::new(),
             seen: Vec::new(),
             backlog: Vec::new(),
+            backlog_pools: Vec::new(),
             file: file.to_owned(),
             origin: origin.with_timezone(&Utc),
         }
@@ -367,9 +371,14 @@ impl Drill {
     /// Samples the five services' held backlog (what a freeze took in and the thaw has not
     /// processed yet), for the report's peak per phase.
     async fn sample_backlog(&mut self) {
+        if self.backlog_pools.is_empty() {
+            for service in FIVE {
+                self.backlog_pools.push(self.env.pool(service).await);
+            }
+        }
         let mut held = 0i64;
-        for service in FIVE {
-            let db = self.env.pool(service).await.get().await.expect("db");
+        for pool in &self.backlog_pools {
+            let db = pool.get().await.expect("db");
             held += db
                 .query_one("select count(*) from backlog where processed_at is null", &[])
                 .await
