@@ -619,7 +619,8 @@ async fn benefits_daily_totals(db: &tokio_postgres::Client, schema: &str) -> any
 
 /// A service's outbox is drained: no row unpublished (`outbox.published_at` null, quarantined
 /// ones included), and nothing taken in during a freeze left unprocessed
-/// (`backlog.processed_at` null).
+/// (`backlog.processed_at` null) or answered without the broker's confirm
+/// (`backlog.reply_confirmed_at` null).
 async fn outbox_drained(db: &tokio_postgres::Client, service: &str, schema: &str) -> anyhow::Result<Check> {
     let t = db
         .query_one(
@@ -655,15 +656,32 @@ async fn outbox_drained(db: &tokio_postgres::Client, service: &str, schema: &str
         ),
     )
     .await?;
+    // A held request's final reply is published after the thaw's commit; the service records
+    // the broker's confirm and sends it again until then.
+    let unconfirmed = offenders(
+        db,
+        &on(
+            schema,
+            "select format('backlog %s %s (order %s, processed %s): final reply never confirmed', seq, routing_key,
+                           order_id, processed_at)
+             from @.backlog where processed_at is not null and reply_to is not null and reply_confirmed_at is null",
+        ),
+    )
+    .await?;
     Ok(verdict(
         format!("{service}: outbox drained ({schema})"),
         format!(
             "{rows} outbox rows, {published} published ({quarantined} quarantined); {backlog} backlog commands, \
-             all processed"
+             all processed and their final replies confirmed"
         ),
         &[
             ("outbox rows unpublished", unpublished.0, unpublished.1),
             ("backlog commands unprocessed", pending.0, pending.1),
+            (
+                "final replies of held requests unconfirmed",
+                unconfirmed.0,
+                unconfirmed.1,
+            ),
         ],
     ))
 }

@@ -828,6 +828,29 @@ async fn an_unpublished_outbox_row_or_unprocessed_backlog_is_caught() {
     );
     passes(&find(&checks, "enrollment: outbox drained"));
     passes(&find(&checks, "notification: outbox drained"));
+
+    // Processed, with a requester, and the final reply never confirmed by the broker.
+    let processed = |schema: &str, confirmed: &str| {
+        format!(
+            "insert into {schema}.backlog (receipt_id, line, queue, order_id, message_id, message_type, routing_key,
+                                           reply_to, headers, body, received_at, processed_at, reply, reply_confirmed_at)
+             values (gen_random_uuid(), 'social', 'q', 'hangzhou-2020', gen_random_uuid(), 'enrollment.enroll-person.v1',
+                     'social.enrollment.enroll-person', 'amq.gen-requester', '{{}}', '\\x7b7d', now(), now(),
+                     '{{\"status\":\"ok\"}}', {confirmed})"
+        )
+    };
+    b.run(&processed(&b.s.enrollment, "now()")).await;
+    b.run(&processed(&b.s.notification, "null")).await;
+    let checks = b.checks().await;
+    passes(&find(&checks, "enrollment: outbox drained"));
+    fails(
+        &find(&checks, "notification: outbox drained"),
+        &[
+            "1 final replies of held requests unconfirmed",
+            "social.enrollment.enroll-person (order hangzhou-2020",
+            "final reply never confirmed",
+        ],
+    );
 }
 
 #[tokio::test]

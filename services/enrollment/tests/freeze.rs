@@ -323,3 +323,136 @@ async fn an_order_scoped_by_payer_kind_holds_commands_that_name_only_the_person(
     );
     app.stop().await;
 }
+
+/// A held request's command was acked at intake, so nothing redelivers it: when the service
+/// stops between the thaw's commit and the broker's confirm of the final reply, the reply must
+/// still reach the requester. The thaw records each confirmed reply; a row processed and
+/// never confirmed (made so here, as a crash at that point leaves it) is sent again as stored,
+/// to its `reply_to` with its correlation id, when the service is back.
+#[tokio::test]
+async fn a_final_reply_never_confirmed_is_sent_again_after_a_restart() {
+    use futures_util::StreamExt;
+    use lapin::options::{BasicConsumeOptions, QueueDeclareOptions};
+    use lapin::types::FieldTable;
+
+    let env = TestEnv::new();
+    let app = common::spawn(&env).await;
+    let client = env.client().await;
+    let pool = app_freeze(&env).await;
+    let order = FreezeOrder {
+        id: "test-lost-reply".into(),
+        scope: FreezeScope {
+            lines: vec![Line::Medical],
+            ..Default::default()
+        },
+        mode: FreezeMode::IntakeOnly,
+        starts_at: (chrono::Utc::now() - chrono::Duration::minutes(1)).fixed_offset(),
+        ends_at: None,
+        reason: "cutover drill".into(),
+        announcement: "医保系统切换，柜台收件，咨询电话12393".into(),
+        deadlines: Default::default(),
+        redirect_to: None,
+    };
+    control(
+        &env,
+        &ControlMessage::Order {
+            order: Box::new(order),
+        },
+    )
+    .await;
+    order_stored(&pool).await;
+    let held = enroll(21, Line::Medical).with_message_id(Uuid::now_v7());
+    wait_for("a deferred reply", WAIT, || async {
+        let r = send_command(&client, &held, WAIT).await.ok()?;
+        (r.status == ReplyStatus::Deferred).then_some(())
+    })
+    .await;
+    control(
+        &env,
+        &ControlMessage::Lift {
+            id: "test-lost-reply".into(),
+        },
+    )
+    .await;
+    let db = pool.get().await.unwrap();
+    let message_id = held.message_id.unwrap();
+    let confirmed = || async {
+        db.query_opt(
+            "select reply from backlog where message_id = $1 and reply_confirmed_at is not null",
+            &[&message_id],
+        )
+        .await
+        .ok()
+        .flatten()
+        .map(|r| r.get::<_, serde_json::Value>(0))
+    };
+    let stored = wait_for("the thaw's reply confirmed", WAIT, confirmed).await;
+    assert_eq!(stored["status"], "ok", "{stored}");
+    app.stop().await;
+
+    // The state a crash after the commit leaves: processed, the reply never confirmed; the
+    // requester now listens on a queue of its own.
+    let broker = env.broker();
+    let ch = broker.channel().await.unwrap();
+    let q = ch
+        .queue_declare(
+            "".into(),
+            QueueDeclareOptions {
+                exclusive: true,
+                auto_delete: true,
+                ..Default::default()
+            },
+            FieldTable::default(),
+        )
+        .await
+        .unwrap();
+    let mut replies = ch
+        .basic_consume(
+            q.name().clone(),
+            "".into(),
+            BasicConsumeOptions {
+                no_ack: true,
+                ..Default::default()
+            },
+            FieldTable::default(),
+        )
+        .await
+        .unwrap();
+    let n = db
+        .execute(
+            "update backlog set reply_confirmed_at = null, reply_to = $2, correlation_id = 'lost-reply',
+                 processed_at = now() - interval '1 minute'
+             where message_id = $1",
+            &[&message_id, &q.name().as_str()],
+        )
+        .await
+        .unwrap();
+    assert_eq!(n, 1);
+
+    let app = common::spawn(&env).await;
+    let d = tokio::time::timeout(WAIT, replies.next())
+        .await
+        .expect("the unconfirmed reply sent again")
+        .expect("a delivery")
+        .expect("a delivery");
+    assert_eq!(
+        d.properties.correlation_id().as_ref().map(|c| c.as_str()),
+        Some("lost-reply")
+    );
+    let reply: serde_json::Value = serde_json::from_slice(&d.data).unwrap();
+    assert_eq!(reply, stored, "the stored final reply, as it was");
+    let again = wait_for("the resent reply confirmed", WAIT, confirmed).await;
+    assert_eq!(again, stored);
+    let persons: i64 = db
+        .query_one(
+            "select count(*) from persons where id_number = $1",
+            &[&id_number(21)],
+        )
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(persons, 1, "sent again, not processed again");
+    let _ = ch.close(200, "done".into()).await;
+    broker.close().await;
+    app.stop().await;
+}

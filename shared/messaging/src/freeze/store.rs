@@ -329,6 +329,63 @@ pub async fn processed(
     Ok(client.execute(&stmt, &[&seq, &reply, &failed]).await? == 1)
 }
 
+/// Records that the broker confirmed a held request's final reply.
+pub async fn reply_confirmed(client: &impl GenericClient, seq: i64) -> Result<(), tokio_postgres::Error> {
+    let stmt = client
+        .prepare_cached(
+            "update backlog set reply_confirmed_at = now() where seq = $1 and reply_confirmed_at is null",
+        )
+        .await?;
+    client.execute(&stmt, &[&seq]).await?;
+    Ok(())
+}
+
+/// A processed held request whose final reply the broker has not confirmed.
+#[derive(Debug, Clone)]
+pub struct Unconfirmed {
+    pub seq: i64,
+    pub receipt_id: Uuid,
+    pub reply_to: String,
+    pub correlation_id: Option<String>,
+    /// `None` when the stored reply no longer reads as one.
+    pub reply: Option<Reply>,
+}
+
+/// The oldest `limit` of `line`'s processed requests with a `reply_to` whose final reply was
+/// not confirmed, processed more than `grace_secs` ago (by the database's clock: a reply being
+/// published right now is left to its drain).
+pub async fn unconfirmed(
+    client: &impl GenericClient,
+    line: Line,
+    grace_secs: f64,
+    limit: i64,
+) -> Result<Vec<Unconfirmed>, tokio_postgres::Error> {
+    let stmt = client
+        .prepare_cached(
+            "select seq, receipt_id, reply_to, correlation_id, reply from backlog
+             where line = $1 and processed_at is not null and reply_confirmed_at is null and reply_to is not null
+               and processed_at < now() - make_interval(secs => $2)
+             order by seq limit $3",
+        )
+        .await?;
+    let rows = client
+        .query(&stmt, &[&line.as_str(), &grace_secs, &limit])
+        .await?;
+    Ok(rows
+        .iter()
+        .map(|r| {
+            let reply: Option<serde_json::Value> = r.get(4);
+            Unconfirmed {
+                seq: r.get(0),
+                receipt_id: r.get(1),
+                reply_to: r.get(2),
+                correlation_id: r.get(3),
+                reply: reply.and_then(|v| serde_json::from_value(v).ok()),
+            }
+        })
+        .collect())
+}
+
 /// Per line: unprocessed requests and the arrival time of the oldest.
 pub async fn stats(
     client: &impl GenericClient,

@@ -61,6 +61,7 @@ pub(crate) async fn supervise<H: Handler>(
     let mut published: HashSet<(String, String, String)> = HashSet::new();
     let mut loaded_transitions = false;
     let mut drains: HashMap<Line, tokio::task::JoinHandle<()>> = HashMap::new();
+    let mut resends: HashMap<Line, tokio::task::JoinHandle<()>> = HashMap::new();
     while !shutdown.is_cancelled() {
         let refresh_due = last_refresh.is_none_or(|t| t.elapsed() >= settings.refresh());
         if refresh_due {
@@ -118,6 +119,14 @@ pub(crate) async fn supervise<H: Handler>(
             if !drains.contains_key(&line) {
                 switches.set_frozen(line, MessageKind::Event, freeze.events_paused(line));
             }
+            resends.retain(|_, t| !t.is_finished());
+            if refresh_due && !drains.contains_key(&line) && !resends.contains_key(&line) {
+                let (ctx, stop) = (ctx.clone(), shutdown.clone());
+                resends.insert(
+                    line,
+                    tokio::spawn(async move { resend_unconfirmed(&ctx, line, &stop).await }),
+                );
+            }
         }
         if version.is_some() {
             freeze.mark_loaded();
@@ -128,7 +137,7 @@ pub(crate) async fn supervise<H: Handler>(
             _ = shutdown.cancelled() => {}
         }
     }
-    for (_, t) in drains {
+    for (_, t) in drains.into_iter().chain(resends) {
         let _ = t.await;
     }
 }
@@ -557,7 +566,10 @@ async fn final_reply<H: Handler>(
     let mut attempt = 0u32;
     loop {
         match send_reply(ctx, out, to, held.correlation_id.as_deref(), reply).await {
-            Ok(()) => return true,
+            Ok(()) => {
+                confirmed(ctx, held.line, held.seq).await;
+                return true;
+            }
             Err(e) => {
                 attempt += 1;
                 if attempt % 10 == 1 {
@@ -570,6 +582,77 @@ async fn final_reply<H: Handler>(
                 }
             }
         }
+    }
+}
+
+/// Records a confirmed final reply, a few times if the database does not answer; if it never
+/// does, the reply is sent once more later (a repeat the requester matches by correlation id).
+async fn confirmed<H: Handler>(ctx: &Ctx<H>, line: Line, seq: i64) {
+    for attempt in 1..=3u32 {
+        let r: Result<(), anyhow::Error> = async {
+            let client = ctx.pools.get(line).get().await?;
+            store::reply_confirmed(&client, seq).await?;
+            Ok(())
+        }
+        .await;
+        match r {
+            Ok(()) => return,
+            Err(e) if attempt == 3 => {
+                tracing::warn!(seq, error = %format!("{e:#}"), "could not record a confirmed final reply; it will be sent again")
+            }
+            Err(_) => tokio::time::sleep(Duration::from_millis(200 * u64::from(attempt))).await,
+        }
+    }
+}
+
+/// How long after its processing a held request's unconfirmed reply is left to the drain that
+/// processed it (on this replica or another) before it is sent again.
+const REPLY_GRACE_SECS: f64 = 30.0;
+
+/// Sends again the final replies of `line`'s held requests that were processed and never
+/// confirmed: the service (or its broker node) stopped between the thaw's commit and the
+/// broker's confirm. Each is sent as stored, to the queue and with the correlation id it came
+/// with, until none is left or one is refused (the next round tries again).
+async fn resend_unconfirmed<H: Handler>(ctx: &Ctx<H>, line: Line, shutdown: &CancellationToken) {
+    let rows = match ctx.pools.get(line).get().await {
+        Ok(client) => match store::unconfirmed(&client, line, REPLY_GRACE_SECS, 200).await {
+            Ok(rows) => rows,
+            Err(e) => {
+                tracing::warn!(error = %e, "reading the unconfirmed final replies failed");
+                return;
+            }
+        },
+        Err(_) => return,
+    };
+    if rows.is_empty() {
+        return;
+    }
+    let out = PublishChannel::new(ctx.publish_broker(line).clone());
+    let mut sent = 0u64;
+    for row in &rows {
+        if shutdown.is_cancelled() {
+            break;
+        }
+        match &row.reply {
+            Some(reply) => {
+                if let Err(e) =
+                    send_reply(ctx, &out, &row.reply_to, row.correlation_id.as_deref(), reply).await
+                {
+                    tracing::warn!(receipt = %row.receipt_id, error = %e, "sending an unconfirmed final reply again failed; the next round tries again");
+                    break;
+                }
+                sent += 1;
+            }
+            None => {
+                tracing::error!(receipt = %row.receipt_id, "the stored final reply of a held request does not read; it cannot be sent again");
+            }
+        }
+        confirmed(ctx, line, row.seq).await;
+    }
+    out.close().await;
+    if sent > 0 {
+        tracing::info!(%line, sent, "final replies of held requests that were never confirmed sent again");
+        metrics::counter!("freeze_replies_resent_total", "line" => line.as_str()).increment(sent);
     }
 }
 
