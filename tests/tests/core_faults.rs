@@ -667,3 +667,151 @@ async fn a_crash_loop_ends_in_the_parking_lot_and_replays_once() {
     );
     broker.close().await;
 }
+
+/// A reply the broker refuses (here a full requester's queue that rejects publishes; in the
+/// soak, a node rejoining the cluster) is tried again until it is taken: the command is not
+/// returned to its queue at once, where it would come back, fail the same way and be parked
+/// by the delivery limit with its effect committed and no reply ever sent.
+#[tokio::test]
+async fn a_refused_reply_is_sent_again_until_taken_and_the_command_is_not_parked() {
+    use futures_util::StreamExt;
+    use lapin::options::{BasicConsumeOptions, BasicGetOptions, BasicPublishOptions, QueueDeclareOptions};
+    use lapin::types::{AMQPValue, FieldTable};
+
+    let env = TestEnv::new();
+    let app = spawn(&env, settings(&env)).await;
+    let broker = env.broker();
+    let ch = broker.channel().await.unwrap();
+    let mut args = FieldTable::default();
+    args.insert("x-max-length".into(), AMQPValue::LongInt(1));
+    args.insert(
+        "x-overflow".into(),
+        AMQPValue::LongString("reject-publish".into()),
+    );
+    let requester = ch
+        .queue_declare(
+            "".into(),
+            QueueDeclareOptions {
+                exclusive: true,
+                auto_delete: true,
+                ..Default::default()
+            },
+            args,
+        )
+        .await
+        .unwrap();
+    let requester = requester.name().to_string();
+    // Full: the service's reply is nacked until the test takes the filler out.
+    ch.confirm_select(Default::default()).await.unwrap();
+    ch.basic_publish(
+        "".into(),
+        requester.as_str().into(),
+        BasicPublishOptions::default(),
+        b"filler",
+        lapin::BasicProperties::default(),
+    )
+    .await
+    .unwrap()
+    .await
+    .unwrap();
+
+    let names = env.names();
+    let c = cmd(Line::Medical, "record", "refused-reply");
+    let message_id = Uuid::now_v7();
+    let props = messaging::envelope::properties(
+        message_id,
+        "probe.record.v1",
+        Some("refused-reply"),
+        Some(&requester),
+        "test",
+        Default::default(),
+    );
+    ch.basic_publish(
+        names.commands_exchange().as_str().into(),
+        c.routing_key().as_str().into(),
+        BasicPublishOptions::default(),
+        &c.body,
+        props,
+    )
+    .await
+    .unwrap()
+    .await
+    .unwrap();
+    wait_for("the effect committed", WAIT, || async {
+        (count(&env, "select count(*) from effects where key = 'refused-reply'").await == 1).then_some(())
+    })
+    .await;
+    // Long enough for an immediate requeue loop to use up the delivery limit (20).
+    let parking = parking(&env, Line::Medical);
+    let deadline = std::time::Instant::now() + Duration::from_secs(3);
+    while std::time::Instant::now() < deadline {
+        assert_eq!(queue_depth(&env, &parking).await, 0, "the command was parked");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    let filler = ch
+        .basic_get(requester.as_str().into(), BasicGetOptions { no_ack: true })
+        .await
+        .unwrap()
+        .expect("the filler");
+    assert_eq!(&filler.delivery.data[..], b"filler");
+    let mut replies = ch
+        .basic_consume(
+            requester.as_str().into(),
+            "".into(),
+            BasicConsumeOptions {
+                no_ack: true,
+                ..Default::default()
+            },
+            FieldTable::default(),
+        )
+        .await
+        .unwrap();
+    let d = tokio::time::timeout(WAIT, replies.next())
+        .await
+        .expect("the reply, once there is room")
+        .expect("a delivery")
+        .expect("a delivery");
+    assert_eq!(
+        d.properties.correlation_id().as_ref().map(|c| c.as_str()),
+        Some("refused-reply")
+    );
+    let reply: contracts::Reply = serde_json::from_slice(&d.data).unwrap();
+    assert_eq!(reply.status, ReplyStatus::Ok, "{reply:?}");
+    assert_eq!(queue_depth(&env, &parking).await, 0, "nothing parked");
+    assert_eq!(
+        count(&env, "select count(*) from effects where key = 'refused-reply'").await,
+        1,
+        "one effect"
+    );
+    let _ = ch.close(200, "done".into()).await;
+    broker.close().await;
+    app.stop().await;
+}
+
+/// A burst leaves its connections in the pool; those idle for longer than the limit are
+/// closed, one per pool stays (the shared server's connections are every service's).
+#[tokio::test]
+async fn idle_connections_are_closed_and_one_per_pool_stays() {
+    let env = TestEnv::new();
+    let app = spawn(&env, settings(&env)).await;
+    let pool = env.pool(SERVICE).await;
+    let pools = messaging::pools::LinePools::shared(pool.clone());
+    {
+        let a = pool.get().await.unwrap();
+        let b = pool.get().await.unwrap();
+        a.execute("select 1", &[]).await.unwrap();
+        b.execute("select 1", &[]).await.unwrap();
+    }
+    assert_eq!(pool.status().size, 2);
+    pools.close_idle(Duration::from_secs(3600));
+    assert_eq!(pool.status().size, 2, "recently used: kept");
+    wait_for("the idle connection closed", WAIT, || async {
+        pools.close_idle(Duration::from_millis(100));
+        (pool.status().size == 1).then_some(())
+    })
+    .await;
+    let c = pool.get().await.unwrap();
+    c.execute("select 1", &[]).await.unwrap();
+    drop(c);
+    app.stop().await;
+}

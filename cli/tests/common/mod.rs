@@ -54,12 +54,7 @@ pub async fn spawn_on(env: &TestEnv, clock: messaging::freeze::ClockSettings) ->
 
 /// As [`spawn_on`], with collection assessing `region` (its policy rules apply).
 pub async fn spawn_in(env: &TestEnv, clock: messaging::freeze::ClockSettings, region: &str) -> Services {
-    let settings = |name: &str| {
-        let mut s = env.service_settings(name);
-        s.messaging.freeze.clock = clock.clone();
-        s.messaging.freeze.tick_ms = 50;
-        s
-    };
+    let settings = |name: &str| drill_settings(env, name, &clock);
     let enrollment = enrollment::build(enrollment::Settings {
         service: settings("enrollment"),
         region: "420100".into(),
@@ -79,6 +74,18 @@ pub async fn spawn_in(env: &TestEnv, clock: messaging::freeze::ClockSettings, re
     let mut services = Services::new();
     services.start(env, enrollment).start(env, collection);
     services
+}
+
+/// A service's settings for these tests: `clock` and a fast freeze tick.
+pub fn drill_settings(
+    env: &TestEnv,
+    name: &str,
+    clock: &messaging::freeze::ClockSettings,
+) -> messaging::runtime::ServiceSettings {
+    let mut s = env.service_settings(name);
+    s.messaging.freeze.clock = clock.clone();
+    s.messaging.freeze.tick_ms = 50;
+    s
 }
 
 /// Both control queues consumed, so that a round expects both answers.

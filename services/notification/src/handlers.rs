@@ -42,78 +42,72 @@ fn reject(field: &str, code: ErrorCode, message: impl Into<String>) -> HandlerEr
 /// and requests to the bank, and `card-cancelled` (it follows a termination for death or
 /// emigration).
 pub fn bindings(line: Line) -> Vec<String> {
-    let keys: &[&str] = match line {
-        Line::Common => &[
-            "card-issuance.card-arrived",
-            "card-issuance.photo-rejected",
-            "card-issuance.bank-account-failed",
-            "card-issuance.card-production-failed",
-            "card-issuance.card-data-error-reported",
-            "card-issuance.card-activated",
-            "card-issuance.card-loss-reported",
-            "card-issuance.card-loss-lifted",
-            "card-issuance.card-replaced",
-            "card-issuance.card-renewed",
-            "*.deferred-request-processed",
-        ],
-        Line::Medical => &[
-            "enrollment.person-enrolled",
-            "enrollment.staff-added",
-            "enrollment.staff-removed",
-            "enrollment.employer-registered",
-            "enrollment.contact-changed",
-            "enrollment.transferred-in",
-            "enrollment.enrollment-suspended",
-            "enrollment.enrollment-terminated",
-            "enrollment.transferred-out",
-            "collection.base-determined",
-            "collection.contribution-assessed",
-            "collection.payment-recorded",
-            "collection.overpayment-detected",
-            "collection.arrears-detected",
-            "collection.arrears-cleared",
-            "collection.debit-failed",
-            "benefits.settlement-completed",
-            "benefits.settlement-cancelled",
-            "benefits.account-debited",
-            "benefits.claim-status-changed",
-            "benefits.filing-recorded",
-            "benefits.filing-approved",
-            "benefits.filing-rejected",
-            "benefits.filing-revoked",
-            "*.deferred-request-processed",
-        ],
-        Line::Social => &[
-            "enrollment.person-enrolled",
-            "enrollment.staff-added",
-            "enrollment.staff-removed",
-            "enrollment.employer-registered",
-            "enrollment.contact-changed",
-            "enrollment.transferred-in",
-            "enrollment.enrollment-suspended",
-            "enrollment.enrollment-terminated",
-            "enrollment.transferred-out",
-            "collection.base-determined",
-            "collection.contribution-assessed",
-            "collection.payment-recorded",
-            "collection.overpayment-detected",
-            "collection.arrears-detected",
-            "collection.arrears-cleared",
-            "collection.debit-failed",
-            "benefits.settlement-completed",
-            "benefits.claim-status-changed",
-            "benefits.retirement-applied",
-            "benefits.retirement-approved",
-            "benefits.retirement-rejected",
-            "benefits.benefit-awarded",
-            "benefits.benefit-payment-batch-ordered",
-            "benefits.benefit-payment-failed",
-            "benefits.benefit-payments-recorded",
-            "*.deferred-request-processed",
-        ],
+    let keys: Vec<&str> = match line {
+        Line::Common => [CARD, HELD].concat(),
+        Line::Medical => [BUSINESS, MEDICAL_BENEFITS, HELD].concat(),
+        Line::Social => [BUSINESS, SOCIAL_BENEFITS, HELD].concat(),
     };
     keys.iter().map(|k| format!("{line}.{k}")).collect()
 }
+
+/// Enrollment's and collection's events, the same on both business lines.
+const BUSINESS: &[&str] = &[
+    "enrollment.person-enrolled",
+    "enrollment.staff-added",
+    "enrollment.staff-removed",
+    "enrollment.employer-registered",
+    "enrollment.contact-changed",
+    "enrollment.transferred-in",
+    "enrollment.enrollment-suspended",
+    "enrollment.enrollment-terminated",
+    "enrollment.transferred-out",
+    "collection.base-determined",
+    "collection.contribution-assessed",
+    "collection.payment-recorded",
+    "collection.overpayment-detected",
+    "collection.arrears-detected",
+    "collection.arrears-cleared",
+    "collection.debit-failed",
+];
+
+const MEDICAL_BENEFITS: &[&str] = &[
+    "benefits.settlement-completed",
+    "benefits.settlement-cancelled",
+    "benefits.account-debited",
+    "benefits.claim-status-changed",
+    "benefits.filing-recorded",
+    "benefits.filing-approved",
+    "benefits.filing-rejected",
+    "benefits.filing-revoked",
+];
+
+const SOCIAL_BENEFITS: &[&str] = &[
+    "benefits.settlement-completed",
+    "benefits.claim-status-changed",
+    "benefits.retirement-applied",
+    "benefits.retirement-approved",
+    "benefits.retirement-rejected",
+    "benefits.benefit-awarded",
+    "benefits.benefit-payment-batch-ordered",
+    "benefits.benefit-payment-failed",
+    "benefits.benefit-payments-recorded",
+];
+
+const CARD: &[&str] = &[
+    "card-issuance.card-arrived",
+    "card-issuance.photo-rejected",
+    "card-issuance.bank-account-failed",
+    "card-issuance.card-production-failed",
+    "card-issuance.card-data-error-reported",
+    "card-issuance.card-activated",
+    "card-issuance.card-loss-reported",
+    "card-issuance.card-loss-lifted",
+    "card-issuance.card-replaced",
+    "card-issuance.card-renewed",
+];
+
+/// Every line's outcomes of requests held during a freeze.
+const HELD: &[&str] = &["*.deferred-request-processed"];
 
 pub(crate) fn cst() -> FixedOffset {
     contracts::freeze::cst()

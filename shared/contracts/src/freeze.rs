@@ -387,13 +387,17 @@ impl FreezeOrder {
     }
 
     /// Whether the order closes the data-sharing channel of `line` (external subscribers):
-    /// it names the channel, or it stops the whole line (no channel, operation or payer
-    /// list). An order over some operations or payers of every channel (Wuhan's resident
-    /// registration) leaves the line's feed to the tax authority open.
+    /// it names the channel, or it stops the whole line (no service, channel, operation or
+    /// payer list). The feed carries every service's events of the line, so an order over
+    /// some services (Wuhan's settlement stop, its social business at enrollment and
+    /// collection) or over some operations or payers of every channel (Wuhan's resident
+    /// registration) leaves the line's feed to the tax authority open: Wuhan's timetable never
+    /// names data sharing, Hangzhou's phase 2 does.
     pub fn holds_data_sharing(&self, line: Line) -> bool {
         (self.scope.lines.is_empty() || self.scope.lines.contains(&line))
             && (self.scope.channels.contains(&Channel::DataSharing)
-                || (self.scope.channels.is_empty()
+                || (self.scope.services.is_empty()
+                    && self.scope.channels.is_empty()
                     && self.scope.operations.is_empty()
                     && self.scope.payer_kinds.is_empty()))
     }
@@ -734,6 +738,11 @@ mod tests {
         assert_eq!(settle.ends_at, Some(t_cst("2021-12-31T23:00:00")));
         assert!(t.orders.iter().all(|o| o.deadlines == DeadlineEffect::Extend));
         assert!(t.orders.iter().all(|o| o.announcement.contains("027-")));
+        // No order names data sharing or stops every service of a line: the feed to the tax
+        // authority stays open on both lines throughout.
+        for line in [Line::Medical, Line::Social] {
+            assert!(t.orders.iter().all(|o| !o.holds_data_sharing(line)), "{line}");
+        }
 
         let orders = &t.orders;
         let m = Line::Medical;

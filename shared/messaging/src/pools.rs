@@ -38,6 +38,26 @@ impl LinePools {
     }
 
     /// Connections in use per line, for metrics.
+    /// Closes the connections idle for longer than `max_idle`, keeping one per pool warm: a
+    /// burst (a thaw, a catch-up) leaves its connections open otherwise, and a server's
+    /// connections are shared by every service (the default 100 were used up by two drills'
+    /// idle pools).
+    pub fn close_idle(&self, max_idle: std::time::Duration) {
+        for pool in self.pools.values() {
+            let mut kept = 0;
+            let r = pool.retain(|_, m| {
+                let keep = kept == 0 || m.last_used() < max_idle;
+                if keep {
+                    kept += 1;
+                }
+                keep
+            });
+            if !r.removed.is_empty() {
+                tracing::debug!(closed = r.removed.len(), "idle database connections closed");
+            }
+        }
+    }
+
     pub fn record_metrics(&self) {
         for (line, pool) in self.pools.iter() {
             let s = pool.status();

@@ -466,8 +466,11 @@ impl<H: Handler> ServiceRuntime<H> {
     }
 }
 
-/// Prunes published outbox rows and old inbox rows every `interval`, and records the pools'
-/// use per line.
+/// How long a database connection may stay idle in a pool before it is closed.
+const IDLE_CONNECTION: Duration = Duration::from_secs(30);
+
+/// Prunes published outbox rows and old inbox rows every `interval`, records the pools' use
+/// per line and closes connections idle for longer than [`IDLE_CONNECTION`].
 async fn retention(
     pool: Pool,
     horizon: Duration,
@@ -478,6 +481,7 @@ async fn retention(
     let mut last_prune: Option<Instant> = None;
     while !stop.is_cancelled() {
         pools.record_metrics();
+        pools.close_idle(IDLE_CONNECTION);
         if last_prune.is_none_or(|t| t.elapsed() >= interval) {
             last_prune = Some(Instant::now());
             if let Ok(client) = pool.get().await {

@@ -15,6 +15,7 @@ use lapin::Channel;
 use lapin::message::Delivery;
 use lapin::options::{BasicAckOptions, ConfirmSelectOptions};
 use std::collections::BTreeMap;
+use std::time::Duration;
 use tokio::sync::Mutex;
 use uuid::Uuid;
 
@@ -162,9 +163,44 @@ async fn carry_out<H: Handler>(
         }
     };
     if let (Some(r), Some(to), MessageKind::Command) = (reply, reply_to, queue.kind) {
-        send_reply(ctx, out, &to, correlation.as_deref(), &r).await?;
+        reply_patiently(ctx, out, &to, correlation.as_deref(), &r).await?;
     }
     Ok(())
+}
+
+/// How long a reply the broker refused (a nack, a channel that closed) is tried again, on a
+/// fresh channel, before its command goes back to the queue. Returned at once, the command
+/// would come straight back, be found done in the inbox, fail the same way and use up the
+/// queue's delivery limit within a second: the soak saw four commands parked so, their effects
+/// committed and no reply ever sent, while a broker node rejoined the cluster.
+const REPLY_PATIENCE: Duration = Duration::from_secs(30);
+
+async fn reply_patiently<H: Handler>(
+    ctx: &Ctx<H>,
+    out: &PublishChannel,
+    reply_to: &str,
+    correlation: Option<&str>,
+    reply: &Reply,
+) -> Result<(), BrokerError> {
+    let started = std::time::Instant::now();
+    let mut attempt = 0u32;
+    loop {
+        let Err(e) = send_reply(ctx, out, reply_to, correlation, reply).await else {
+            return Ok(());
+        };
+        attempt += 1;
+        if started.elapsed() >= REPLY_PATIENCE || ctx.hard_stop.is_cancelled() {
+            return Err(e);
+        }
+        if attempt == 1 {
+            tracing::warn!(error = %e, "the reply was not confirmed; sending it again on a fresh channel");
+        }
+        out.close().await;
+        tokio::select! {
+            _ = tokio::time::sleep(crate::broker::backoff(attempt, Duration::from_secs(5))) => {}
+            _ = ctx.hard_stop.cancelled() => return Err(e),
+        }
+    }
 }
 
 async fn park(

@@ -260,7 +260,7 @@ async fn apply<H: Handler>(
         }
     };
     // Read back at once here; the other replicas read it within their refresh interval.
-    freeze.set_orders(store::load(&client).await?);
+    freeze.read_orders(&client).await?;
     freeze.poke();
     Ok(reply)
 }

@@ -91,6 +91,10 @@ struct Inner {
     /// behind what was held, so nothing overtakes it.
     draining: HashMap<Line, AtomicBool>,
     changed: Notify,
+    /// Held while the orders are read and put in place, so that a read that began before an
+    /// order's commit (the supervisor's) never replaces one that began after it (the control
+    /// consumer's, before it answers the operator).
+    reading: tokio::sync::Mutex<()>,
     /// Set once the orders were read from the database and the gates set from them: no queue is consumed before, so a
     /// replica started during a freeze never lets a request through unfrozen.
     loaded: watch::Sender<bool>,
@@ -109,6 +113,7 @@ impl Freeze {
                     .map(|l| (l, AtomicBool::new(false)))
                     .collect(),
                 changed: Notify::new(),
+                reading: tokio::sync::Mutex::new(()),
                 loaded: watch::Sender::new(false),
             }),
         }
@@ -125,6 +130,19 @@ impl Freeze {
     /// The service's time: what requests are stamped with and orders are judged at.
     pub fn now(&self) -> DateTime<Utc> {
         self.inner.clock.now()
+    }
+
+    /// Reads the orders from the database and puts them in place, one read at a time: the last
+    /// read to begin is the last put in place.
+    pub async fn read_orders(
+        &self,
+        client: &impl deadpool_postgres::GenericClient,
+    ) -> Result<usize, tokio_postgres::Error> {
+        let _one = self.inner.reading.lock().await;
+        let orders = store::load(client).await?;
+        let n = orders.len();
+        self.set_orders(orders);
+        Ok(n)
     }
 
     /// Replaces the orders (after reading them from the database).

@@ -329,14 +329,17 @@ pub async fn processed(
     Ok(client.execute(&stmt, &[&seq, &reply, &failed]).await? == 1)
 }
 
-/// Records that the broker confirmed a held request's final reply.
-pub async fn reply_confirmed(client: &impl GenericClient, seq: i64) -> Result<(), tokio_postgres::Error> {
+/// Records that the broker confirmed these held requests' final replies.
+pub async fn replies_confirmed(
+    client: &impl GenericClient,
+    seqs: &[i64],
+) -> Result<(), tokio_postgres::Error> {
     let stmt = client
         .prepare_cached(
-            "update backlog set reply_confirmed_at = now() where seq = $1 and reply_confirmed_at is null",
+            "update backlog set reply_confirmed_at = now() where seq = any($1) and reply_confirmed_at is null",
         )
         .await?;
-    client.execute(&stmt, &[&seq]).await?;
+    client.execute(&stmt, &[&seqs]).await?;
     Ok(())
 }
 
@@ -383,6 +386,26 @@ pub async fn unconfirmed(
                 reply: reply.and_then(|v| serde_json::from_value(v).ok()),
             }
         })
+        .collect())
+}
+
+/// The lines with processed requests whose final reply was not confirmed, processed more than
+/// `grace_secs` ago.
+pub async fn unconfirmed_lines(
+    client: &impl GenericClient,
+    grace_secs: f64,
+) -> Result<Vec<Line>, tokio_postgres::Error> {
+    let stmt = client
+        .prepare_cached(
+            "select distinct line from backlog
+             where processed_at is not null and reply_confirmed_at is null and reply_to is not null
+               and processed_at < now() - make_interval(secs => $1)",
+        )
+        .await?;
+    let rows = client.query(&stmt, &[&grace_secs]).await?;
+    Ok(rows
+        .iter()
+        .filter_map(|r| r.get::<_, String>(0).parse().ok())
         .collect())
 }
 

@@ -84,6 +84,13 @@ pub(crate) async fn supervise<H: Handler>(
             tracing::warn!(error = %e, "publishing freeze transitions failed; will try again");
         }
         let stats = backlog_stats(&ctx).await;
+        // Lines with final replies to send again: asked on the common pool with the rest of the
+        // supervisor's reads, so that a line's pool is only used when there is work.
+        let unconfirmed = if refresh_due {
+            unconfirmed_lines(&ctx).await
+        } else {
+            Vec::new()
+        };
         for &line in &lines {
             let (pending, oldest) = stats.get(&line).copied().unwrap_or((0, None));
             gauges(&freeze, line, pending, oldest);
@@ -120,7 +127,7 @@ pub(crate) async fn supervise<H: Handler>(
                 switches.set_frozen(line, MessageKind::Event, freeze.events_paused(line));
             }
             resends.retain(|_, t| !t.is_finished());
-            if refresh_due && !drains.contains_key(&line) && !resends.contains_key(&line) {
+            if unconfirmed.contains(&line) && !drains.contains_key(&line) && !resends.contains_key(&line) {
                 let (ctx, stop) = (ctx.clone(), shutdown.clone());
                 resends.insert(
                     line,
@@ -152,9 +159,8 @@ async fn reload<H: Handler>(
     if version.as_ref() == Some(&v) {
         return Ok(());
     }
-    let orders = store::load(&client).await?;
-    tracing::info!(orders = orders.len(), "freeze orders read");
-    freeze.set_orders(orders);
+    let n = freeze.read_orders(&client).await?;
+    tracing::info!(orders = n, "freeze orders read");
     *version = Some(v);
     Ok(())
 }
@@ -248,6 +254,18 @@ async fn announce<H: Handler>(
     ctx.wakes.wake_all();
     tracing::info!(order = %o.id, %line, what, "freeze {what}");
     Ok(())
+}
+
+async fn unconfirmed_lines<H: Handler>(ctx: &Ctx<H>) -> Vec<Line> {
+    let Ok(client) = ctx.pools.get(Line::Common).get().await else {
+        return Vec::new();
+    };
+    store::unconfirmed_lines(&client, REPLY_GRACE_SECS)
+        .await
+        .unwrap_or_else(|e| {
+            tracing::warn!(error = %e, "reading the unconfirmed final replies failed");
+            Vec::new()
+        })
 }
 
 async fn backlog_stats<H: Handler>(ctx: &Ctx<H>) -> HashMap<Line, (i64, Option<DateTime<Utc>>)> {
@@ -381,7 +399,7 @@ async fn drain<H: Handler>(
         return;
     }
     let started = Instant::now();
-    let out = Arc::new(PublishChannel::new(ctx.publish_broker(line).clone()));
+    let out = Arc::new(Replies::new(ctx.publish_broker(line).clone()));
     let mut done = 0u64;
     tracing::info!(%line, "thaw: processing the backlog in arrival order");
     'batches: while !shutdown.is_cancelled() {
@@ -442,14 +460,16 @@ async fn drain<H: Handler>(
                 ready.push_front((Some(k), next));
             }
         }
+        out.flush(ctx, line).await;
         if stop_after {
             break;
         }
     }
+    out.flush(ctx, line).await;
     let _ = lock
         .execute("select pg_advisory_unlock(hashtext($1))", &[&key])
         .await;
-    out.close().await;
+    out.channel.close().await;
     let secs = started.elapsed().as_secs_f64();
     tracing::info!(%line, processed = done, seconds = secs, "thaw: backlog processed");
     metrics::counter!("freeze_backlog_processed_total", "line" => line.as_str()).increment(done);
@@ -458,7 +478,7 @@ async fn drain<H: Handler>(
 /// One held request at thaw; `false` when it must be left for later (shutdown).
 async fn process<H: Handler>(
     ctx: &Ctx<H>,
-    out: &PublishChannel,
+    out: &Replies,
     queue: &ConsumedQueue,
     held: &Held,
     msg: Option<&Incoming>,
@@ -499,7 +519,7 @@ async fn process<H: Handler>(
 /// backlog moves on and the person is told.
 async fn fail<H: Handler>(
     ctx: &Ctx<H>,
-    out: &PublishChannel,
+    out: &Replies,
     held: &Held,
     msg: Option<&Incoming>,
     reason: &str,
@@ -556,18 +576,12 @@ async fn fail<H: Handler>(
 /// acked when it was taken in, so no redelivery would send the reply again: a publish lost
 /// with a broker node (the soak saw seven, killed at a thaw) must be sent again, on a fresh
 /// channel (to another node if need be). `false` at a hard stop.
-async fn final_reply<H: Handler>(
-    ctx: &Ctx<H>,
-    out: &PublishChannel,
-    to: &str,
-    held: &Held,
-    reply: &Reply,
-) -> bool {
+async fn final_reply<H: Handler>(ctx: &Ctx<H>, out: &Replies, to: &str, held: &Held, reply: &Reply) -> bool {
     let mut attempt = 0u32;
     loop {
-        match send_reply(ctx, out, to, held.correlation_id.as_deref(), reply).await {
+        match send_reply(ctx, &out.channel, to, held.correlation_id.as_deref(), reply).await {
             Ok(()) => {
-                confirmed(ctx, held.line, held.seq).await;
+                out.confirmed(ctx, held.line, held.seq).await;
                 return true;
             }
             Err(e) => {
@@ -575,7 +589,7 @@ async fn final_reply<H: Handler>(
                 if attempt % 10 == 1 {
                     tracing::warn!(receipt = %held.receipt_id, error = %e, attempt, "the final reply of a held request was not confirmed; sending it again");
                 }
-                out.close().await;
+                out.channel.close().await;
                 tokio::select! {
                     _ = tokio::time::sleep(crate::broker::backoff(attempt, Duration::from_secs(5))) => {}
                     _ = ctx.hard_stop.cancelled() => return false,
@@ -585,22 +599,58 @@ async fn final_reply<H: Handler>(
     }
 }
 
-/// Records a confirmed final reply, a few times if the database does not answer; if it never
-/// does, the reply is sent once more later (a repeat the requester matches by correlation id).
-async fn confirmed<H: Handler>(ctx: &Ctx<H>, line: Line, seq: i64) {
-    for attempt in 1..=3u32 {
-        let r: Result<(), anyhow::Error> = async {
-            let client = ctx.pools.get(line).get().await?;
-            store::reply_confirmed(&client, seq).await?;
-            Ok(())
+/// Where a drain publishes its final replies, and the held requests whose reply the broker
+/// confirmed, recorded in the backlog in batches (one statement per batch, not per request).
+/// A batch lost with the process is sent once more by [`resend_unconfirmed`]: a repeat the
+/// requester matches by correlation id.
+struct Replies {
+    channel: PublishChannel,
+    pending: std::sync::Mutex<Vec<i64>>,
+}
+
+/// Confirmed replies recorded at once.
+const CONFIRMED_BATCH: usize = 200;
+
+impl Replies {
+    fn new(broker: crate::broker::Broker) -> Self {
+        Replies {
+            channel: PublishChannel::new(broker),
+            pending: Default::default(),
         }
-        .await;
-        match r {
-            Ok(()) => return,
-            Err(e) if attempt == 3 => {
-                tracing::warn!(seq, error = %format!("{e:#}"), "could not record a confirmed final reply; it will be sent again")
+    }
+
+    /// `seq`'s reply was confirmed; records the batch when it is full.
+    async fn confirmed<H: Handler>(&self, ctx: &Ctx<H>, line: Line, seq: i64) {
+        let full = {
+            let mut p = self.pending.lock().expect("pending lock");
+            p.push(seq);
+            p.len() >= CONFIRMED_BATCH
+        };
+        if full {
+            self.flush(ctx, line).await;
+        }
+    }
+
+    /// Records the confirmed replies so far, a few times if the database does not answer.
+    async fn flush<H: Handler>(&self, ctx: &Ctx<H>, line: Line) {
+        let seqs = std::mem::take(&mut *self.pending.lock().expect("pending lock"));
+        if seqs.is_empty() {
+            return;
+        }
+        for attempt in 1..=3u32 {
+            let r: Result<(), anyhow::Error> = async {
+                let client = ctx.pools.get(line).get().await?;
+                store::replies_confirmed(&client, &seqs).await?;
+                Ok(())
             }
-            Err(_) => tokio::time::sleep(Duration::from_millis(200 * u64::from(attempt))).await,
+            .await;
+            match r {
+                Ok(()) => return,
+                Err(e) if attempt == 3 => {
+                    tracing::warn!(replies = seqs.len(), error = %format!("{e:#}"), "could not record confirmed final replies; they will be sent again")
+                }
+                Err(_) => tokio::time::sleep(Duration::from_millis(200 * u64::from(attempt))).await,
+            }
         }
     }
 }
@@ -627,7 +677,7 @@ async fn resend_unconfirmed<H: Handler>(ctx: &Ctx<H>, line: Line, shutdown: &Can
     if rows.is_empty() {
         return;
     }
-    let out = PublishChannel::new(ctx.publish_broker(line).clone());
+    let out = Replies::new(ctx.publish_broker(line).clone());
     let mut sent = 0u64;
     for row in &rows {
         if shutdown.is_cancelled() {
@@ -635,8 +685,14 @@ async fn resend_unconfirmed<H: Handler>(ctx: &Ctx<H>, line: Line, shutdown: &Can
         }
         match &row.reply {
             Some(reply) => {
-                if let Err(e) =
-                    send_reply(ctx, &out, &row.reply_to, row.correlation_id.as_deref(), reply).await
+                if let Err(e) = send_reply(
+                    ctx,
+                    &out.channel,
+                    &row.reply_to,
+                    row.correlation_id.as_deref(),
+                    reply,
+                )
+                .await
                 {
                     tracing::warn!(receipt = %row.receipt_id, error = %e, "sending an unconfirmed final reply again failed; the next round tries again");
                     break;
@@ -647,9 +703,10 @@ async fn resend_unconfirmed<H: Handler>(ctx: &Ctx<H>, line: Line, shutdown: &Can
                 tracing::error!(receipt = %row.receipt_id, "the stored final reply of a held request does not read; it cannot be sent again");
             }
         }
-        confirmed(ctx, line, row.seq).await;
+        out.confirmed(ctx, line, row.seq).await;
     }
-    out.close().await;
+    out.flush(ctx, line).await;
+    out.channel.close().await;
     if sent > 0 {
         tracing::info!(%line, sent, "final replies of held requests that were never confirmed sent again");
         metrics::counter!("freeze_replies_resent_total", "line" => line.as_str()).increment(sent);
