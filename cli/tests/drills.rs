@@ -479,7 +479,8 @@ struct Feed {
     published: std::sync::Arc<std::sync::Mutex<Vec<Seen>>>,
     received: std::sync::Arc<std::sync::Mutex<Vec<Seen>>>,
     readers: Vec<tokio::task::JoinHandle<()>>,
-    _brokers: Vec<messaging::broker::Broker>,
+    _tap: testkit::PrivateQueue,
+    _subscriber: messaging::broker::Broker,
     _cleanup: common::RemoveSubscribers,
 }
 
@@ -496,38 +497,15 @@ struct FeedReport {
 
 impl Feed {
     async fn start(env: &TestEnv, clock: &Clock) -> Feed {
-        use lapin::options::{QueueBindOptions, QueueDeclareOptions};
-        use lapin::types::FieldTable;
         let names = env.names();
-        let tap_broker = env.broker();
-        let ch = tap_broker.channel().await.expect("a channel");
-        let q = ch
-            .queue_declare(
-                "".into(),
-                QueueDeclareOptions {
-                    exclusive: true,
-                    auto_delete: true,
-                    ..Default::default()
-                },
-                FieldTable::default(),
-            )
-            .await
-            .expect("the tap queue");
+        let tap = env.private_queue(Default::default()).await;
         for binding in ["medical.#", "social.#"] {
-            ch.queue_bind(
-                q.name().clone(),
-                names.events_exchange().as_str().into(),
-                binding.into(),
-                QueueBindOptions::default(),
-                FieldTable::default(),
-            )
-            .await
-            .expect("the tap binding");
+            tap.bind(&names.events_exchange(), binding).await;
         }
         let published = std::sync::Arc::default();
-        let tap = read(
-            ch,
-            q.name().to_string(),
+        let tap_reader = read(
+            tap.channel.clone(),
+            tap.name.clone(),
             clock.clone(),
             std::sync::Arc::clone(&published),
         );
@@ -562,8 +540,9 @@ impl Feed {
         Feed {
             published,
             received,
-            readers: vec![tap, sub],
-            _brokers: vec![tap_broker, sub_broker],
+            readers: vec![tap_reader, sub],
+            _tap: tap,
+            _subscriber: sub_broker,
             _cleanup: cleanup,
         }
     }
@@ -588,18 +567,19 @@ impl Feed {
         .await;
         let published = self.published.lock().expect("lock").clone();
         let received = self.received.lock().expect("lock").clone();
-        let mut first: BTreeMap<String, Seen> = BTreeMap::new();
-        let mut duplicates = 0;
+        // Each event's first receipt, in the order received.
+        let mut first: BTreeMap<&str, &Seen> = BTreeMap::new();
+        let mut order: Vec<&Seen> = Vec::new();
         for s in &received {
-            if first.contains_key(&s.id) {
-                duplicates += 1;
-            } else {
-                first.insert(s.id.clone(), s.clone());
+            if let std::collections::btree_map::Entry::Vacant(e) = first.entry(s.id.as_str()) {
+                e.insert(s);
+                order.push(s);
             }
         }
+        let duplicates = received.len() - order.len();
         let (mut held, mut last_release) = (0, None::<DateTime<Utc>>);
         for p in &published {
-            let got = &first[&p.id];
+            let got = first[p.id.as_str()];
             let inside = window.is_some_and(|(from, to)| p.at >= from + slack && p.at < to);
             // Near the start the shovels are being removed; after the end the released ones
             // go first.
@@ -631,8 +611,6 @@ impl Feed {
         for p in &published {
             by_publisher.entry(publisher(&p.key)).or_default().push(&p.id);
         }
-        let mut order: Vec<&Seen> = first.values().collect();
-        order.sort_by_key(|s| received.iter().position(|r| r.id == s.id).expect("received"));
         for (who, sent) in &by_publisher {
             let got: Vec<&str> = order
                 .iter()
@@ -697,33 +675,17 @@ fn read(
     })
 }
 
-/// A valid ID number of region 420102 born on `birth` (`YYYY-MM-DD`), the gender digit odd
-/// (male) or even.
-fn id_born(birth: &str, seq: u32, male: bool) -> String {
-    let seq = seq * 2 + u32::from(male);
-    let body = format!("420102{}{:03}", birth.replace('-', ""), seq % 1000);
-    "0123456789X"
-        .chars()
-        .map(|c| format!("{body}{c}"))
-        .find(|c| contracts::ids::IdNumber::parse(c).is_ok())
-        .expect("a check character fits")
-}
-
 /// The months from `from` (`YYYY-MM`) to `to`, both included.
 fn months_between(from: &str, to: &str) -> Vec<String> {
-    let ym = |s: &str| {
-        let (y, m) = s.split_once('-').expect("YYYY-MM");
-        (
-            y.parse::<i32>().expect("a year"),
-            m.parse::<u32>().expect("a month"),
-        )
-    };
-    let (mut y, mut m) = ym(from);
-    let end = ym(to);
+    use contracts::ids::YearMonth;
+    let (mut m, end) = (
+        YearMonth::parse(from).expect("a month"),
+        YearMonth::parse(to).expect("a month"),
+    );
     let mut out = Vec::new();
-    while (y, m) <= end {
-        out.push(format!("{y}-{m:02}"));
-        (y, m) = if m == 12 { (y + 1, 1) } else { (y, m + 1) };
+    while m <= end {
+        out.push(m.as_string());
+        m = m.next().expect("a next month");
     }
     out
 }
@@ -991,7 +953,7 @@ impl Drill {
     /// the drill clock, before the origin). Returns the person and the approval's result (the
     /// monthly pension and the month it is paid from).
     async fn retiree(&self, seed: u32) -> (Resident, serde_json::Value) {
-        let id = id_born("1961-10-05", seed, true);
+        let id = testkit::id_born("1961-10-05", seed, true);
         let phone = phone(seed);
         let r = self
             .ok(Line::Social, "enrollment", "transfer-in", Channel::Counter,

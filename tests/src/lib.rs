@@ -320,44 +320,81 @@ impl TestEnv {
         Broker::new(self.broker_config(), "test")
     }
 
-    /// Subscribes to events matching `binding` (e.g. `medical.enrollment.*`, `#`).
-    pub async fn tap(&self, binding: &str) -> EventTap {
-        let names = self.names();
+    /// A server-named, exclusive queue of the test's own (gone with its connection), declared
+    /// with `args`, on a channel of its own: a requester's reply queue, a tap.
+    pub async fn private_queue(&self, args: FieldTable) -> PrivateQueue {
         let broker = self.broker();
-        let ch = broker.channel().await.expect("tap channel");
+        let channel = broker.channel().await.expect("a channel");
         let opts = QueueDeclareOptions {
             exclusive: true,
             auto_delete: true,
             ..Default::default()
         };
-        let q = ch
-            .queue_declare("".into(), opts, FieldTable::default())
+        let q = channel
+            .queue_declare("".into(), opts, args)
             .await
-            .expect("tap queue");
-        ch.queue_bind(
-            q.name().clone(),
-            names.events_exchange().as_str().into(),
-            binding.into(),
-            QueueBindOptions::default(),
-            FieldTable::default(),
-        )
-        .await
-        .expect("tap binding (declare the topology first)");
-        let consumer = ch
-            .basic_consume(
-                q.name().clone(),
-                "".into(),
-                BasicConsumeOptions::default(),
-                FieldTable::default(),
-            )
-            .await
-            .expect("tap consumer");
+            .expect("a private queue");
+        PrivateQueue {
+            name: q.name().to_string(),
+            channel,
+            broker,
+        }
+    }
+
+    /// Subscribes to events matching `binding` (e.g. `medical.enrollment.*`, `#`).
+    pub async fn tap(&self, binding: &str) -> EventTap {
+        let q = self.private_queue(FieldTable::default()).await;
+        q.bind(&self.names().events_exchange(), binding).await;
+        let consumer = q.consume(false).await;
         EventTap {
-            _broker: broker,
-            _ch: ch,
+            _queue: q,
             consumer,
             checked: true,
         }
+    }
+}
+
+/// See [`TestEnv::private_queue`].
+pub struct PrivateQueue {
+    pub name: String,
+    pub channel: lapin::Channel,
+    pub broker: Broker,
+}
+
+impl PrivateQueue {
+    /// Binds the queue to `exchange` with `binding`.
+    pub async fn bind(&self, exchange: &str, binding: &str) {
+        self.channel
+            .queue_bind(
+                self.name.as_str().into(),
+                exchange.into(),
+                binding.into(),
+                QueueBindOptions::default(),
+                FieldTable::default(),
+            )
+            .await
+            .expect("a binding (declare the topology first)");
+    }
+
+    /// Consumes the queue, acknowledging automatically when `no_ack`.
+    pub async fn consume(&self, no_ack: bool) -> lapin::Consumer {
+        self.channel
+            .basic_consume(
+                self.name.as_str().into(),
+                "".into(),
+                BasicConsumeOptions {
+                    no_ack,
+                    ..Default::default()
+                },
+                FieldTable::default(),
+            )
+            .await
+            .expect("a consumer")
+    }
+
+    pub async fn close(self) {
+        let _ = self.channel.close(200, "done".into()).await;
+        self.broker.close().await;
     }
 }
 
@@ -466,8 +503,7 @@ impl Drop for TestEnv {
 
 /// Receives the events of one binding, each checked against the schema of its `type`.
 pub struct EventTap {
-    _broker: Broker,
-    _ch: lapin::Channel,
+    _queue: PrivateQueue,
     consumer: lapin::Consumer,
     checked: bool,
 }
@@ -613,6 +649,19 @@ pub async fn send_command(
         &reply,
     );
     Ok(reply)
+}
+
+/// A valid ID number of region 420102 (Wuhan Jiang'an district) born on `birth`
+/// (`YYYY-MM-DD`), the gender digit odd (male) or even; `seq` tells apart persons born on the
+/// same day (modulo 500).
+pub fn id_born(birth: &str, seq: u32, male: bool) -> String {
+    let seq = seq * 2 + u32::from(male);
+    let body = format!("420102{}{:03}", birth.replace('-', ""), seq % 1000);
+    "0123456789X"
+        .chars()
+        .map(|c| format!("{body}{c}"))
+        .find(|c| IdNumber::parse(c).is_ok())
+        .expect("a check character fits")
 }
 
 /// A valid resident ID number, distinct for every `n` below 24 million (born by 2026; region 420102,

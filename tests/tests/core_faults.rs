@@ -675,32 +675,19 @@ async fn a_crash_loop_ends_in_the_parking_lot_and_replays_once() {
 #[tokio::test]
 async fn a_refused_reply_is_sent_again_until_taken_and_the_command_is_not_parked() {
     use futures_util::StreamExt;
-    use lapin::options::{BasicConsumeOptions, BasicGetOptions, BasicPublishOptions, QueueDeclareOptions};
+    use lapin::options::{BasicGetOptions, BasicPublishOptions};
     use lapin::types::{AMQPValue, FieldTable};
 
     let env = TestEnv::new();
     let app = spawn(&env, settings(&env)).await;
-    let broker = env.broker();
-    let ch = broker.channel().await.unwrap();
     let mut args = FieldTable::default();
     args.insert("x-max-length".into(), AMQPValue::LongInt(1));
     args.insert(
         "x-overflow".into(),
         AMQPValue::LongString("reject-publish".into()),
     );
-    let requester = ch
-        .queue_declare(
-            "".into(),
-            QueueDeclareOptions {
-                exclusive: true,
-                auto_delete: true,
-                ..Default::default()
-            },
-            args,
-        )
-        .await
-        .unwrap();
-    let requester = requester.name().to_string();
+    let queue = env.private_queue(args).await;
+    let (ch, requester) = (&queue.channel, queue.name.clone());
     // Full: the service's reply is nacked until the test takes the filler out.
     ch.confirm_select(Default::default()).await.unwrap();
     ch.basic_publish(
@@ -754,18 +741,7 @@ async fn a_refused_reply_is_sent_again_until_taken_and_the_command_is_not_parked
         .unwrap()
         .expect("the filler");
     assert_eq!(&filler.delivery.data[..], b"filler");
-    let mut replies = ch
-        .basic_consume(
-            requester.as_str().into(),
-            "".into(),
-            BasicConsumeOptions {
-                no_ack: true,
-                ..Default::default()
-            },
-            FieldTable::default(),
-        )
-        .await
-        .unwrap();
+    let mut replies = queue.consume(true).await;
     let d = tokio::time::timeout(WAIT, replies.next())
         .await
         .expect("the reply, once there is room")
@@ -783,8 +759,7 @@ async fn a_refused_reply_is_sent_again_until_taken_and_the_command_is_not_parked
         1,
         "one effect"
     );
-    let _ = ch.close(200, "done".into()).await;
-    broker.close().await;
+    queue.close().await;
     app.stop().await;
 }
 

@@ -10,23 +10,13 @@ mod common;
 
 use common::*;
 use contracts::freeze::{ControlMessage, FreezeOrder, Timetable};
-use contracts::ids::IdNumber;
 use contracts::{ErrorCode, Line, Reply, ReplyStatus};
 use messaging::client::CommandClient;
 use rust_decimal::Decimal;
 use serde_json::{Value, json};
 use testkit::{TestEnv, WAIT, send, wait_for};
 
-/// A valid ID number of region 420102 born on `birth`, with the gender digit odd (male) or even.
-fn id_of(birth: &str, seq: u32, male: bool) -> String {
-    let seq = seq * 2 + u32::from(male);
-    let body = format!("420102{}{:03}", birth.replace('-', ""), seq % 1000);
-    "0123456789X"
-        .chars()
-        .map(|c| format!("{body}{c}"))
-        .find(|c| IdNumber::parse(c).is_ok())
-        .expect("a check character fits")
-}
+use testkit::id_born as id_of;
 
 async fn social(client: &CommandClient, service: &str, name: &str, body: Value) -> Reply {
     send(client, Line::Social, service, name, body).await

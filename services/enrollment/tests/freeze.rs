@@ -332,8 +332,6 @@ async fn an_order_scoped_by_payer_kind_holds_commands_that_name_only_the_person(
 #[tokio::test]
 async fn a_final_reply_never_confirmed_is_sent_again_after_a_restart() {
     use futures_util::StreamExt;
-    use lapin::options::{BasicConsumeOptions, QueueDeclareOptions};
-    use lapin::types::FieldTable;
 
     let env = TestEnv::new();
     let app = common::spawn(&env).await;
@@ -392,38 +390,14 @@ async fn a_final_reply_never_confirmed_is_sent_again_after_a_restart() {
 
     // The state a crash after the commit leaves: processed, the reply never confirmed; the
     // requester now listens on a queue of its own.
-    let broker = env.broker();
-    let ch = broker.channel().await.unwrap();
-    let q = ch
-        .queue_declare(
-            "".into(),
-            QueueDeclareOptions {
-                exclusive: true,
-                auto_delete: true,
-                ..Default::default()
-            },
-            FieldTable::default(),
-        )
-        .await
-        .unwrap();
-    let mut replies = ch
-        .basic_consume(
-            q.name().clone(),
-            "".into(),
-            BasicConsumeOptions {
-                no_ack: true,
-                ..Default::default()
-            },
-            FieldTable::default(),
-        )
-        .await
-        .unwrap();
+    let requester = env.private_queue(Default::default()).await;
+    let mut replies = requester.consume(true).await;
     let n = db
         .execute(
             "update backlog set reply_confirmed_at = null, reply_to = $2, correlation_id = 'lost-reply',
                  processed_at = now() - interval '1 minute'
              where message_id = $1",
-            &[&message_id, &q.name().as_str()],
+            &[&message_id, &requester.name.as_str()],
         )
         .await
         .unwrap();
@@ -452,7 +426,6 @@ async fn a_final_reply_never_confirmed_is_sent_again_after_a_restart() {
         .unwrap()
         .get(0);
     assert_eq!(persons, 1, "sent again, not processed again");
-    let _ = ch.close(200, "done".into()).await;
-    broker.close().await;
+    requester.close().await;
     app.stop().await;
 }

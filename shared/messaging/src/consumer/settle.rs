@@ -163,7 +163,7 @@ async fn carry_out<H: Handler>(
         }
     };
     if let (Some(r), Some(to), MessageKind::Command) = (reply, reply_to, queue.kind) {
-        reply_patiently(ctx, out, &to, correlation.as_deref(), &r).await?;
+        reply_until_confirmed(ctx, out, &to, correlation.as_deref(), &r, Some(REPLY_PATIENCE)).await?;
     }
     Ok(())
 }
@@ -175,12 +175,15 @@ async fn carry_out<H: Handler>(
 /// committed and no reply ever sent, while a broker node rejoined the cluster.
 const REPLY_PATIENCE: Duration = Duration::from_secs(30);
 
-async fn reply_patiently<H: Handler>(
+/// Publishes `reply` until the broker confirms it, on a fresh channel after each failure, with
+/// backoff: for `patience` at most (`None`: until it is confirmed), never past the hard stop.
+pub(crate) async fn reply_until_confirmed<H: Handler>(
     ctx: &Ctx<H>,
     out: &PublishChannel,
     reply_to: &str,
     correlation: Option<&str>,
     reply: &Reply,
+    patience: Option<Duration>,
 ) -> Result<(), BrokerError> {
     let started = std::time::Instant::now();
     let mut attempt = 0u32;
@@ -189,11 +192,11 @@ async fn reply_patiently<H: Handler>(
             return Ok(());
         };
         attempt += 1;
-        if started.elapsed() >= REPLY_PATIENCE || ctx.hard_stop.is_cancelled() {
+        if patience.is_some_and(|p| started.elapsed() >= p) || ctx.hard_stop.is_cancelled() {
             return Err(e);
         }
-        if attempt == 1 {
-            tracing::warn!(error = %e, "the reply was not confirmed; sending it again on a fresh channel");
+        if attempt % 10 == 1 {
+            tracing::warn!(?correlation, error = %e, attempt, "a reply was not confirmed; sending it again on a fresh channel");
         }
         out.close().await;
         tokio::select! {

@@ -14,7 +14,7 @@ use super::store::{self, Held, StoredOrder};
 use super::{Freeze, FreezeSettings};
 use crate::consumer::dispatch::Keyed;
 use crate::consumer::run::{Mode, Outcome, conclude, run_as};
-use crate::consumer::settle::{PublishChannel, send_reply};
+use crate::consumer::settle::{PublishChannel, reply_until_confirmed, send_reply};
 use crate::consumer::{Ctx, Handler, Incoming};
 use crate::envelope::Envelope;
 use crate::lines::LineSwitches;
@@ -577,26 +577,15 @@ async fn fail<H: Handler>(
 /// with a broker node (the soak saw seven, killed at a thaw) must be sent again, on a fresh
 /// channel (to another node if need be). `false` at a hard stop.
 async fn final_reply<H: Handler>(ctx: &Ctx<H>, out: &Replies, to: &str, held: &Held, reply: &Reply) -> bool {
-    let mut attempt = 0u32;
-    loop {
-        match send_reply(ctx, &out.channel, to, held.correlation_id.as_deref(), reply).await {
-            Ok(()) => {
-                out.confirmed(ctx, held.line, held.seq).await;
-                return true;
-            }
-            Err(e) => {
-                attempt += 1;
-                if attempt % 10 == 1 {
-                    tracing::warn!(receipt = %held.receipt_id, error = %e, attempt, "the final reply of a held request was not confirmed; sending it again");
-                }
-                out.channel.close().await;
-                tokio::select! {
-                    _ = tokio::time::sleep(crate::broker::backoff(attempt, Duration::from_secs(5))) => {}
-                    _ = ctx.hard_stop.cancelled() => return false,
-                }
-            }
-        }
+    let corr = held.correlation_id.as_deref();
+    if reply_until_confirmed(ctx, &out.channel, to, corr, reply, None)
+        .await
+        .is_err()
+    {
+        return false;
     }
+    out.confirmed(ctx, held.line, held.seq).await;
+    true
 }
 
 /// Where a drain publishes its final replies, and the held requests whose reply the broker
