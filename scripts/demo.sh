@@ -109,7 +109,8 @@ if [[ ${DEMO_HOSPITAL:-1} == 1 && -x $SIM ]]; then
 	if [[ -n $(psn_of "$ALICE") ]]; then
 		"$SIM" --prefix "${INSURANCE_PREFIX:-}" --visits 6 \
 			--patients "$(psn_of "$ALICE"):$ALICE,$(psn_of "$BOB"):$BOB" \
-			--begntime "$(TZ=Asia/Shanghai date +%Y-%m-%dT%H:%M:%S+08:00)" 2>/dev/null || say "the institution simulator failed"
+			--begntime "$(TZ=Asia/Shanghai date +%Y-%m-%dT%H:%M:%S+08:00)" 2>"${TMPDIR:-/tmp}/demo-institution.err" ||
+			{ say "the institution simulator failed:"; tail -n 5 "${TMPDIR:-/tmp}/demo-institution.err"; }
 	else
 		say "benefits does not know Alice yet; no hospital day"
 	fi

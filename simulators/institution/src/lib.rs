@@ -80,9 +80,19 @@ pub async fn run_day(client: &CommandClient, cfg: &DayConfig) -> anyhow::Result<
     let mut books: Vec<(String, Decimal, Decimal, Decimal, bool)> = Vec::new();
     let mut setl_date = None;
     let code = &cfg.fixmedins_code;
+    let stamp: String = cfg
+        .begntime
+        .chars()
+        .filter(char::is_ascii_digit)
+        .take(14)
+        .collect();
     for n in 0..cfg.visits {
         let p = &cfg.patients[rng.random_range(0..cfg.patients.len())];
-        let msg = |step: &str| format!("{code}-{}-{n:05}-{step}", cfg.seed);
+        // An institution's message ids are its own and never reused (NHSA: the institution's
+        // code, the time, a sequence): the day's start time is in them, so a second day, or
+        // the same seed run again later, never repeats an earlier msgid (`make run` twice
+        // found the first run's visit under the second run's registration).
+        let msg = |step: &str| format!("{code}-{stamp}-{}-{n:05}-{step}", cfg.seed);
         let info = result(
             send(
                 client,

@@ -74,6 +74,28 @@ async fn a_seeded_day_settles_cancels_reverses_and_reconciles() {
         ("0", "0"),
         "{report:?}"
     );
+    // The next day, same seed: the institution's msgids are new (they carry the day's start),
+    // so nothing of the first day is found again under them (`make run` twice failed here).
+    let next = institution_sim::DayConfig {
+        begntime: "2024-05-11T09:00:00+08:00".into(),
+        ..cfg
+    };
+    let second = institution_sim::run_day(&client, &next)
+        .await
+        .expect("the next day runs");
+    assert_eq!(
+        (second.settled, second.cancelled, second.reversed, second.repeated),
+        (report.settled, report.cancelled, report.reversed, report.repeated),
+        "the same seed, the same day's course: {second:?}"
+    );
+    // Its 3201/3202 compare the service's books for the settlement date (today, for both
+    // runs) with this run's books only: they differ, and say so; the service's own books
+    // balance.
+    assert_eq!(
+        (second.totals_rslt.as_str(), second.details_rslt.as_str()),
+        ("1", "1"),
+        "{second:?}"
+    );
     let svc = ok(&client, "reconcile-service", json!({})).await;
     assert_eq!(svc["balanced"], true, "{svc}");
     app.stop().await;
