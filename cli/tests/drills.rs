@@ -1247,21 +1247,20 @@ async fn the_wuhan_2021_cutover_replayed_across_the_five_services() {
     // at the counter until the business stop at 12-15 17:30 (four wall seconds); the rounds'
     // tax payments meet it only until 12-15 00:00, about one wall second, so whether a slow
     // round saw it was luck. One payment sent at 12-14 18:00 by its own task, whatever the
-    // round rate, judged with the rest after the traffic.
-    let arrears_probe = with_id(payment(9_999_001, Line::Social, Channel::Counter));
-    let arrears = {
-        let (client, clock, cmd) = (d.env.client().await, d.clock.clone(), arrears_probe.cmd.clone());
+    // round rate, and judged in the first round after its reply.
+    let mut arrears = Some({
+        let (client, clock) = (d.env.client().await, d.clock.clone());
+        let p = with_id(payment(9_999_001, Line::Social, Channel::Counter));
         let at = cst("2021-12-14T18:00:00");
         tokio::spawn(async move {
             wait_for("12-14 18:00 on the drill clock", WAIT * 4, || async {
                 (clock.now() >= at).then_some(())
             })
             .await;
-            Sent::send(&client, &clock, &Probe { cmd, payer: None }).await
+            let sent = Sent::send(&client, &clock, &p).await;
+            (p, sent)
         })
-    };
-
-    let mut arrears = Some(arrears);
+    });
 
     let mut n = 0u32;
     let mut next_round = d.clock.now();
@@ -1302,8 +1301,8 @@ async fn the_wuhan_2021_cutover_replayed_across_the_five_services() {
         }
         // Judged against the timetable as it stood (the open-ended orders get their end later).
         if let Some(task) = arrears.take_if(|t| t.is_finished()) {
-            let sent = task.await.expect("the arrears payment's task");
-            let (_, outcome) = d.record(&arrears_probe, sent);
+            let (p, sent) = task.await.expect("the arrears payment's task");
+            let (_, outcome) = d.record(&p, sent);
             assert_eq!(
                 outcome, "suspended:wuhan-2021-social-arrears-back-payment",
                 "a social payment at the counter at 12-14 18:00"
