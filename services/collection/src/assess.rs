@@ -10,6 +10,7 @@
 use chrono::NaiveDate;
 use contracts::Line;
 use deadpool_postgres::Transaction;
+use messaging::consumer::HandlerError;
 use messaging::{Envelope, Names};
 use rust_decimal::Decimal;
 use uuid::Uuid;
@@ -56,7 +57,7 @@ pub async fn run(
     names: &Names,
     what: &Run<'_>,
     cause: &Envelope,
-) -> Result<RunOutcome, tokio_postgres::Error> {
+) -> Result<RunOutcome, HandlerError> {
     let Run {
         region,
         line,
@@ -69,8 +70,18 @@ pub async fn run(
     let run_id = Uuid::now_v7();
     let line_s = line.as_str();
     // 1. What is due now, item by item.
-    tx.batch_execute("drop table if exists pg_temp.expected; drop table if exists pg_temp.delta")
-        .await?;
+    // One run of a line's month at a time: two at once would both find nothing assessed
+    // before them and write the month twice.
+    tx.execute(
+        "select pg_advisory_xact_lock(hashtext(current_schema() || ':assess:' || $1 || ':' || $2::text))",
+        &[&line_s, &month.to_string()],
+    )
+    .await?;
+    tx.batch_execute(
+        "drop table if exists pg_temp.expected; drop table if exists pg_temp.delta;
+         drop table if exists pg_temp.per_line",
+    )
+    .await?;
     tx.execute(
         "create temp table expected on commit drop as
          with rule as (
@@ -144,34 +155,68 @@ pub async fn run(
         .await?
         .get(0);
 
-    // 2. The differences from what was assessed before for this month.
-    tx.execute(
-        "create temp table delta on commit drop as
-         with before as (
-             select a.payer_kind, a.payer_id, i.person_id, i.insurance_type, i.share,
-                    sum(i.amount) as amount
-             from assessment_items i join assessments a using (assessment_id)
-             where a.line = $1 and a.month = $2
-             group by 1, 2, 3, 4, 5
-         )
-         select coalesce(e.payer_kind, b.payer_kind) as payer_kind,
-                coalesce(e.payer_id, b.payer_id) as payer_id,
-                coalesce(e.person_id, b.person_id) as person_id,
-                coalesce(e.insurance_type, b.insurance_type) as insurance_type,
-                coalesce(e.share, b.share) as share,
-                e.base, coalesce(e.rate, 0) as rate,
-                coalesce(e.amount, 0) - coalesce(b.amount, 0) as amount
-         from pg_temp.expected e
-         full join before b on b.payer_kind = e.payer_kind and b.payer_id = e.payer_id
-              and b.person_id = e.person_id and b.insurance_type = e.insurance_type and b.share = e.share
-         where coalesce(e.amount, 0) <> coalesce(b.amount, 0)",
-        &[&line_s, &month],
-    )
-    .await?;
-    let items: i64 = tx
-        .query_one("select count(*) from pg_temp.delta", &[])
+    // 2. The differences from what was assessed before for this month. A month's first run
+    //    has nothing before it: what is due is the difference, with no comparison to make.
+    let assessed_before: bool = tx
+        .query_one(
+            "select exists (select 1 from assessments where line = $1 and month = $2)",
+            &[&line_s, &month],
+        )
         .await?
         .get(0);
+    if assessed_before {
+        tx.execute(
+            "create temp table delta on commit drop as
+             with before as (
+                 select a.payer_kind, a.payer_id, i.person_id, i.insurance_type, i.share,
+                        sum(i.amount) as amount
+                 from assessment_items i join assessments a using (assessment_id)
+                 where a.line = $1 and a.month = $2
+                 group by 1, 2, 3, 4, 5
+             )
+             select coalesce(e.payer_kind, b.payer_kind) as payer_kind,
+                    coalesce(e.payer_id, b.payer_id) as payer_id,
+                    coalesce(e.person_id, b.person_id) as person_id,
+                    coalesce(e.insurance_type, b.insurance_type) as insurance_type,
+                    coalesce(e.share, b.share) as share,
+                    e.base, coalesce(e.rate, 0) as rate,
+                    coalesce(e.amount, 0) - coalesce(b.amount, 0) as amount
+             from pg_temp.expected e
+             full join before b on b.payer_kind = e.payer_kind and b.payer_id = e.payer_id
+                  and b.person_id = e.person_id and b.insurance_type = e.insurance_type and b.share = e.share
+             where coalesce(e.amount, 0) <> coalesce(b.amount, 0)",
+            &[&line_s, &month],
+        )
+        .await?;
+    } else {
+        tx.batch_execute(
+            "delete from pg_temp.expected where amount = 0;
+             alter table pg_temp.expected rename to delta",
+        )
+        .await?;
+    }
+    // One pass over the differences, per payer, insurance type and share (a rounding item
+    // belongs to its employer's share and is nobody's person): everything below but the items
+    // themselves reads this small table instead of the differences again.
+    tx.batch_execute(
+        "create temp table per_line on commit drop as
+         select payer_kind, payer_id, insurance_type,
+                case when share = 'rounding' then 'employer' else share end as share,
+                count(*) as items, count(*) filter (where share <> 'rounding') as persons,
+                sum(amount) as amount
+         from pg_temp.delta group by 1, 2, 3, 4;
+         analyze pg_temp.per_line",
+    )
+    .await?;
+    let sums = tx
+        .query_one(
+            "select coalesce(sum(items), 0)::bigint, coalesce(sum(amount), 0)::numeric(14, 2),
+                    (select count(*) from (select distinct payer_kind, payer_id from pg_temp.per_line) p)
+             from pg_temp.per_line",
+            &[],
+        )
+        .await?;
+    let (items, total_change, payers): (i64, Decimal, i64) = (sums.get(0), sums.get(1), sums.get(2));
     if items == 0 {
         tx.execute(
             "insert into assessment_runs (run_id, line, month, message_id, payers, items, total_change, skipped)
@@ -204,7 +249,7 @@ pub async fn run(
                                           order by d.from_month desc limit 1), false)
                            then 'debit'
                            else 'person' end as k
-               from (select distinct payer_kind, payer_id from pg_temp.delta) p) p
+               from (select distinct payer_kind, payer_id from pg_temp.per_line) p) p
          on conflict (line, payer_kind, payer_id, month) do nothing",
         &[
             &line_s,
@@ -219,17 +264,6 @@ pub async fn run(
         ],
     )
     .await?;
-    let total_change: Decimal = tx
-        .query_one("select coalesce(sum(amount), 0) from pg_temp.delta", &[])
-        .await?
-        .get(0);
-    let payers: i64 = tx
-        .query_one(
-            "select count(*) from (select distinct payer_kind, payer_id from pg_temp.delta) p",
-            &[],
-        )
-        .await?
-        .get(0);
     tx.execute(
         "insert into assessment_runs (run_id, line, month, message_id, payers, items, total_change, skipped)
          values ($1, $2, $3, $4, $5, $6, $7, $8)",
@@ -246,18 +280,28 @@ pub async fn run(
     )
     .await?;
 
-    // 4. The difference items, then the new amounts due.
-    tx.execute(
-        "insert into assessment_items (assessment_id, run_id, person_id, insurance_type, share, base, rate, amount)
-         select a.assessment_id, $3, d.person_id, d.insurance_type, d.share, d.base, d.rate, d.amount
-         from pg_temp.delta d
-         join assessments a on a.line = $1 and a.month = $2 and a.payer_kind = d.payer_kind and a.payer_id = d.payer_id",
-        &[&line_s, &month, &run_id],
-    )
-    .await?;
+    // 4. The difference items, then the new amounts due. Each item takes its assessment from
+    //    the join, so it cannot name a missing one; that every difference found its assessment
+    //    is checked here, on the count this statement returns, instead of a foreign-key lookup
+    //    per item (V8).
+    let written = tx
+        .execute(
+            "insert into assessment_items (assessment_id, run_id, person_id, insurance_type, share, base, rate, amount)
+             select a.assessment_id, $3, d.person_id, d.insurance_type, d.share, d.base, d.rate, d.amount
+             from pg_temp.delta d
+             join assessments a on a.line = $1 and a.month = $2 and a.payer_kind = d.payer_kind and a.payer_id = d.payer_id",
+            &[&line_s, &month, &run_id],
+        )
+        .await?;
+    if written != items as u64 {
+        return Err(HandlerError::Permanent(anyhow::anyhow!(
+            "assessment of {line} {month}: {} of {items} difference items found no assessment; nothing was written",
+            items as u64 - written.min(items as u64)
+        )));
+    }
     tx.execute(
         "update assessments a set due = a.due + d.amount, updated_at = now()
-         from (select payer_kind, payer_id, sum(amount) as amount from pg_temp.delta group by 1, 2) d
+         from (select payer_kind, payer_id, sum(amount) as amount from pg_temp.per_line group by 1, 2) d
          where a.line = $1 and a.month = $2 and a.payer_kind = d.payer_kind and a.payer_id = d.payer_id",
         &[&line_s, &month],
     )
@@ -285,14 +329,7 @@ pub async fn run(
                       jsonb_agg(jsonb_build_object('insurance_type', insurance_type, 'share', share,
                                 'persons', persons, 'amount', to_char(amount, 'FM999999999990.00'))
                                 order by insurance_type, share) as lines
-               -- delta has one row per payer, person, type and share: count(*) counts persons
-               -- without the 2M-row sort a distinct would need.
-               -- A rounding item belongs to the employer's share and is nobody's person.
-               from (select payer_kind, payer_id, insurance_type,
-                            case when share = 'rounding' then 'employer' else share end as share,
-                            count(*) filter (where share <> 'rounding') as persons, sum(amount) as amount
-                     from pg_temp.delta group by 1, 2, 3, 4) per_line
-               group by 1, 2) l
+               from pg_temp.per_line group by 1, 2) l
          join assessments a on a.line = $6 and a.month = $7 and a.payer_kind = l.payer_kind and a.payer_id = l.payer_id
          order by a.payer_kind, a.payer_id",
         &[&names.events_exchange(), &routing_key, &cause.correlation(), &headers, &run_id, &line_s, &month],
