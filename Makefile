@@ -103,8 +103,10 @@ soak:
 	SOAK_MINUTES=$(SOAK_MINUTES) cargo run -q -p testkit --bin soak
 
 # Benchmark (not part of `test`): a month's assessment of a million persons; appends to BENCHMARKS.md.
+# BENCH_COLLECTION_ARGS changes sizes and seeding, e.g. the enrolled state made through the
+# services: BENCH_COLLECTION_ARGS="--seed services --persons 100000 --employers 1000".
 bench-collection: servers
-	. .local/env && cargo run --release -p bench --bin bench-collection -- --out BENCHMARKS.md
+	. .local/env && cargo run --release -p bench --bin bench-collection -- --out BENCHMARKS.md $(BENCH_COLLECTION_ARGS)
 
 # Benchmark (not part of `test`): the messaging core of issue 6 section 4 (isolation, event
 # pipeline, command throughput against pgbench, where the time goes); appends to BENCHMARKS.md.
