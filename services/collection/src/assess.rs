@@ -82,7 +82,15 @@ pub async fn run(
          ),
          cov as (
              select c.person_id, c.insurance_type, c.category, c.employer_credit_code,
-                    p.minimum_years_met
+                    p.minimum_years_met,
+                    -- A resident's yearly premium is charged in the first month of the year
+                    -- the person is covered: not covered in any earlier month of the year.
+                    case when c.category = 'resident' then not exists (
+                        select 1 from coverage e
+                        where e.person_id = c.person_id and e.insurance_type = c.insurance_type
+                          and greatest(e.from_month, date_trunc('year', $3::date)::date) < $3
+                          and (e.to_month is null or e.to_month >= date_trunc('year', $3::date)::date))
+                    end as first_in_year
              from coverage c join persons p using (person_id)
              where c.line = $2 and c.from_month <= $3 and (c.to_month is null or c.to_month >= $3)
          )
@@ -104,13 +112,18 @@ pub async fn run(
               where cov.category = 'employee' and eb.base is not null and r.employee_rate > 0
              union all
              select 'person', eb.base, r.flexible_rate, round(eb.base * r.flexible_rate, 2)
-              where (cov.category in ('flexible', 'resident')
+              where (cov.category = 'flexible'
+                     or (cov.category = 'resident' and r.yearly_premium is null)
                      or (cov.category = 'retiree' and (r.retiree_pays_rate or not cov.minimum_years_met)))
                 and r.flexible_rate > 0
              union all
              -- The fixed premium is owed by every retiree, with or without the minimum years.
              select 'person', 0.00, 0, r.retiree_monthly_premium
               where cov.category = 'retiree' and not r.retiree_pays_rate and r.retiree_monthly_premium > 0
+             union all
+             -- Resident medical: the yearly premium, once per person and year, no monthly rate.
+             select 'person', 0.00, 0, r.yearly_premium
+              where cov.category = 'resident' and r.yearly_premium > 0 and cov.first_in_year
          ) s",
         &[&region, &line_s, &month],
     )

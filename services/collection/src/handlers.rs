@@ -407,19 +407,81 @@ impl CollectionHandler {
             let Some(d) = self.deadlines(tx, msg.line, month).await? else {
                 continue;
             };
-            let run = assess::Run {
-                region: &self.region,
-                line: msg.line,
-                month: first,
-                employer_deadline: d.employer,
-                debit_deadline: d.debit,
-                person_deadline: d.person,
-                plain: d.plain,
-            };
-            assess::run(tx, &self.names, &run, &msg.envelope).await?;
+            self.run_month(tx, msg, month, &d).await?;
             reassessed += 1;
         }
         Ok((changed, reassessed, events))
+    }
+
+    /// Assesses `month` with deadlines `d` (`assess::run`), then gives the assessments the run
+    /// created for residents' yearly premiums their own deadline (see
+    /// [`CollectionHandler::premium_deadlines`]).
+    async fn run_month(
+        &self,
+        tx: &Transaction<'_>,
+        msg: &Incoming,
+        month: YearMonth,
+        d: &Deadlines,
+    ) -> Result<assess::RunOutcome, HandlerError> {
+        let run = assess::Run {
+            region: &self.region,
+            line: msg.line,
+            month: month.first_day(),
+            employer_deadline: d.employer,
+            debit_deadline: d.debit,
+            person_deadline: d.person,
+            plain: d.plain,
+        };
+        let outcome = assess::run(tx, &self.names, &run, &msg.envelope).await?;
+        if outcome.payers > 0 {
+            self.premium_deadlines(tx, msg.line, month, outcome.run_id)
+                .await?;
+        }
+        Ok(outcome)
+    }
+
+    /// A resident's yearly premium is due by the close of its collection period (January's),
+    /// or by the rule's deadline of the month for a person enrolled during the year
+    /// (`PolicyRule::premium_due_date`), not by the persons' monthly deadline the run gave
+    /// every person it assessed for the first time: those assessments of run `run_id` holding a
+    /// yearly-premium type get it (plain, and as the freeze orders held now move it).
+    async fn premium_deadlines(
+        &self,
+        tx: &Transaction<'_>,
+        line: Line,
+        month: YearMonth,
+        run_id: Uuid,
+    ) -> Result<(), HandlerError> {
+        let policy = rules::current(tx, &self.region, Some(line)).await?;
+        let premium: Vec<&PolicyRule> = policy
+            .iter()
+            .map(|(_, r)| r)
+            .filter(|r| r.yearly_premium.is_some() && r.contains(month))
+            .collect();
+        if premium.is_empty() {
+            return Ok(());
+        }
+        let calendar = rules::calendar(tx).await?;
+        let types: Vec<&str> = premium.iter().map(|r| r.insurance_type.as_str()).collect();
+        let Some(plain) = premium.iter().map(|r| r.premium_due_date(month, &calendar)).min() else {
+            return Ok(());
+        };
+        let effective =
+            self.deadline_freezes(line, PayerGroup::Person)
+                .deadline(plain, month.first_day(), &calendar);
+        let ids: Vec<Uuid> = tx
+            .query(
+                "select a.assessment_id from assessments a
+                 where a.created_run = $1 and a.payer_kind = 'person'
+                   and exists (select 1 from assessment_items i
+                               where i.assessment_id = a.assessment_id and i.insurance_type = any($2))",
+                &[&run_id, &types],
+            )
+            .await?
+            .iter()
+            .map(|r| r.get(0))
+            .collect();
+        set_deadlines(tx, run_id, &ids, plain, effective).await
     }
 
     async fn set_debit_agreement(&self, tx: &Transaction<'_>, msg: &Incoming) -> HResult {
@@ -692,6 +754,14 @@ impl CollectionHandler {
             .map(|(_, r)| r)
             .filter(|r| r.contains(month))
             .collect();
+        // A yearly premium has its own deadline (`premium_deadlines`): it makes nobody's
+        // monthly deadline earlier, unless it is all the line has in force.
+        let monthly: Vec<&PolicyRule> = in_force
+            .iter()
+            .copied()
+            .filter(|r| r.yearly_premium.is_none())
+            .collect();
+        let in_force = if monthly.is_empty() { in_force } else { monthly };
         let due = |cat: Category, debit: bool| {
             in_force
                 .iter()
@@ -773,16 +843,7 @@ impl CollectionHandler {
                 format!("no {} line policy in force for {month}", msg.line),
             )
         })?;
-        let run = assess::Run {
-            region: &self.region,
-            line: msg.line,
-            month: month.first_day(),
-            employer_deadline: d.employer,
-            debit_deadline: d.debit,
-            person_deadline: d.person,
-            plain: d.plain,
-        };
-        let outcome = assess::run(tx, &self.names, &run, &msg.envelope).await?;
+        let outcome = self.run_month(tx, msg, month, &d).await?;
         tracing::info!(%month, line = %msg.line, payers = outcome.payers, items = outcome.items, "month assessed");
         let result = c::AssessMonthResult {
             run_id: outcome.run_id.to_string(),
@@ -1315,4 +1376,33 @@ impl CollectionHandler {
         .collect();
         ok(&c::ListArrearsResult { arrears }, vec![])
     }
+}
+
+/// Gives the assessments `ids` the deadline `plain` (as the freeze orders held now move it:
+/// `effective`), and the `contribution-assessed` events run `run_id` wrote for them and not yet
+/// published the same deadline, so that what the payer is told is what is stored (a yearly
+/// premium's collection period, a settle-up due with a later declaration).
+async fn set_deadlines(
+    tx: &Transaction<'_>,
+    run_id: Uuid,
+    ids: &[Uuid],
+    plain: chrono::NaiveDate,
+    effective: chrono::NaiveDate,
+) -> Result<(), HandlerError> {
+    if ids.is_empty() {
+        return Ok(());
+    }
+    tx.execute(
+        "with moved as (
+             update assessments set plain_deadline = $3, deadline = $4, updated_at = now()
+             where assessment_id = any($2)
+             returning assessment_id, deadline)
+         update outbox o set body = jsonb_set(o.body, '{deadline}', to_jsonb(m.deadline))
+         from moved m
+         where o.published_at is null and o.message_type = 'collection.contribution-assessed.v1'
+           and o.body->>'run_id' = ($1::uuid)::text and o.body->>'assessment_id' = m.assessment_id::text",
+        &[&run_id, &ids, &plain, &effective],
+    )
+    .await?;
+    Ok(())
 }

@@ -506,3 +506,143 @@ async fn hangzhou_collects_in_the_next_month_and_moved_july_2020_for_employers()
     }
     app.stop().await;
 }
+
+#[tokio::test]
+async fn resident_medical_is_a_yearly_premium_due_in_its_collection_period() {
+    let env = TestEnv::new();
+    let app = common::spawn(&env).await;
+    let client = env.client().await;
+    let mut tap = env.tap("medical.collection.*").await;
+    let cdb = env.pool("collection").await.get().await.unwrap();
+    // One resident covered from January (enrolled in the collection period before 2022),
+    // one who enrols during the year, from March.
+    let (january, march) = (id_number(401), id_number(402));
+    for (id, from) in [(&january, "2022-01"), (&march, "2022-03")] {
+        ok(
+            &client,
+            Line::Medical,
+            E,
+            "enroll-person",
+            json!({"id_number": id, "name": "居民", "phone": "13800000000", "category": "resident",
+                   "insurance_types": ["resident_medical"], "effective_month": from}),
+        )
+        .await;
+    }
+    wait_for("projection", WAIT, || async {
+        (count(&cdb, "select count(*) from coverage").await == 2).then_some(())
+    })
+    .await;
+    let p = ok(
+        &client,
+        Line::Medical,
+        C,
+        "get-policy",
+        json!({"region": "420100", "insurance_type": "resident_medical", "month": "2022-01"}),
+    )
+    .await;
+    // PLACEHOLDER figures (DOMAIN.md gives none): 380.00 a year, September to December.
+    assert_eq!(
+        (
+            p["rule"]["yearly_premium"].as_str(),
+            &p["rule"]["collection_period"]
+        ),
+        (Some("380.00"), &json!({"opens": "09-01", "closes": "12-31"})),
+        "{p}"
+    );
+    let (january_id, march_id) = (person_id(&cdb, &january).await, person_id(&cdb, &march).await);
+
+    // January: the year's premium, once, due by the close of the collection period.
+    let r = ok(
+        &client,
+        Line::Medical,
+        C,
+        "assess-month",
+        json!({"month": "2022-01"}),
+    )
+    .await;
+    assert_eq!(
+        (r["total_change"].as_str(), r["skipped"].as_i64()),
+        (Some("380.00"), Some(0)),
+        "{r}"
+    );
+    let ev = tap.expect("medical.collection.contribution-assessed").await.body;
+    assert_eq!(ev["payer_id"], january_id.as_str());
+    assert_eq!(
+        ev["deadline"], "2021-12-31",
+        "the collection period's close: {ev}"
+    );
+    assert_eq!(
+        ev["lines"],
+        json!([{"insurance_type": "resident_medical", "share": "person", "persons": 1, "amount": "380.00"}])
+    );
+    // February: nothing (no monthly rate); March: only the resident enrolled in March, due
+    // as a person enrolling during the year pays (Wuhan: before the last 5 working days).
+    let r = ok(
+        &client,
+        Line::Medical,
+        C,
+        "assess-month",
+        json!({"month": "2022-02"}),
+    )
+    .await;
+    assert_eq!(
+        (r["total_change"].as_str(), r["payers_assessed"].as_i64()),
+        (Some("0.00"), Some(0)),
+        "{r}"
+    );
+    let r = ok(
+        &client,
+        Line::Medical,
+        C,
+        "assess-month",
+        json!({"month": "2022-03"}),
+    )
+    .await;
+    assert_eq!(r["total_change"], "380.00", "{r}");
+    let ev = tap.expect("medical.collection.contribution-assessed").await.body;
+    assert_eq!(
+        (
+            ev["payer_id"].as_str(),
+            ev["deadline"].as_str(),
+            ev["amount"].as_str()
+        ),
+        (Some(march_id.as_str()), Some("2022-03-24"), Some("380.00")),
+        "{ev}"
+    );
+    let h = ok(
+        &client,
+        Line::Medical,
+        C,
+        "contribution-history",
+        json!({"id_number": january}),
+    )
+    .await;
+    let months = h["months"].as_array().unwrap();
+    assert_eq!(months.len(), 1, "one premium a year: {h}");
+    assert_eq!(
+        (months[0]["month"].as_str(), months[0]["own_share"].as_str()),
+        (Some("2022-01"), Some("380.00"))
+    );
+    // Unpaid after the period closed (and the 5 working days a payment takes): in arrears,
+    // benefits affected from Wuhan's 2022-04-01. March's premium is not due yet.
+    let r = ok(
+        &client,
+        Line::Medical,
+        C,
+        "detect-arrears",
+        json!({"as_of": "2022-03-01"}),
+    )
+    .await;
+    assert_eq!(r["newly_in_arrears"], 1, "{r}");
+    let arrears = tap.expect("medical.collection.arrears-detected").await.body;
+    assert_eq!(
+        (
+            arrears["payer_id"].as_str(),
+            arrears["deadline"].as_str(),
+            arrears["benefits_affected_from"].as_str()
+        ),
+        (Some(january_id.as_str()), Some("2021-12-31"), Some("2022-04-01")),
+        "{arrears}"
+    );
+    app.stop().await;
+}

@@ -4,7 +4,9 @@
 
 mod common;
 
-use collection::domain::assessment::{Category, Payer, assess, assess_retiree, employer_share};
+use collection::domain::assessment::{
+    Category, Payer, assess, assess_resident, assess_retiree, employer_share, first_covered_month_of_year,
+};
 use collection::domain::money::Money;
 use contracts::{InsuranceType, Line};
 use rust_decimal::Decimal;
@@ -50,6 +52,7 @@ async fn sql_assessment_equals_the_rust_rules_for_random_bases() {
     let rules = collection::rules::current(&client, "420100", None).await.unwrap();
     let month = contracts::ids::YearMonth::parse("2024-03").unwrap();
     let tx = client.transaction().await.unwrap();
+    let mut premiums = 0;
     for n in 0..600u32 {
         let person = Uuid::now_v7();
         let category = categories[(next() % 4) as usize];
@@ -66,10 +69,17 @@ async fn sql_assessment_equals_the_rust_rules_for_random_bases() {
                 continue;
             }
             let employer = (category == "employee").then(|| format!("E{}", n % 17));
+            // Some residents are covered from the month assessed (their yearly premium is
+            // charged in it), the others from January (charged then, not in March).
+            let from = if category == "resident" && next() % 2 == 0 {
+                month
+            } else {
+                contracts::ids::YearMonth::parse("2024-01").unwrap()
+            };
             tx.execute(
                 "insert into coverage (person_id, insurance_type, line, category, employer_credit_code, from_month)
-                 values ($1, $2, $3, $4, $5, '2024-01-01')",
-                &[&person, &t.as_str(), &t.line().as_str(), &category, &employer],
+                 values ($1, $2, $3, $4, $5, $6)",
+                &[&person, &t.as_str(), &t.line().as_str(), &category, &employer, &from.first_day()],
             )
             .await
             .unwrap();
@@ -104,11 +114,16 @@ async fn sql_assessment_equals_the_rust_rules_for_random_bases() {
                     .1
                     .push(base);
             }
-            let items = if cat == Category::Retiree {
-                assess_retiree(years_met, base, rule)
-            } else {
-                assess(cat, base, rule)
+            let items = match cat {
+                Category::Retiree => assess_retiree(years_met, base, rule),
+                Category::Resident => {
+                    assess_resident(first_covered_month_of_year(&[(from, None)], month), base, rule)
+                }
+                _ => assess(cat, base, rule),
             };
+            if cat == Category::Resident && rule.yearly_premium.is_some() && !items.is_empty() {
+                premiums += 1;
+            }
             for item in items {
                 let share = match item.payer {
                     Payer::Employer => "employer",
@@ -136,6 +151,10 @@ async fn sql_assessment_equals_the_rust_rules_for_random_bases() {
             .values()
             .any(|(rate, b)| !employer_share(b, *rate).rounding.is_zero()),
         "the sample has employers whose once-rounded share differs from the per-person sum"
+    );
+    assert!(
+        premiums > 10,
+        "the sample has residents charged their yearly premium ({premiums})"
     );
     let envelope = messaging::Envelope {
         message_id: Uuid::now_v7(),
