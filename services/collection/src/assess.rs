@@ -74,11 +74,25 @@ pub async fn run(
     tx.execute(
         "create temp table expected on commit drop as
          with rule as (
-             select distinct on (insurance_type) *
-             from policy_rules
-             where region = $1 and line = $2 and superseded_by is null
-               and effective_from <= $3 and (effective_to is null or effective_to >= $3)
-             order by insurance_type, effective_from desc
+             select distinct on (r.insurance_type)
+                    r.insurance_type, r.employer_rate, r.employee_rate, r.flexible_rate,
+                    r.retiree_monthly_premium, r.retiree_pays_rate, r.yearly_premium,
+                    -- A rule in use only from a later month (in_use_from, Hangzhou 2020: July)
+                    -- has the standard base of the rule before it until that month is
+                    -- assessed (policy_in_use), as `rules::applied` in Rust.
+                    coalesce(case when r.in_use_from is not null and not exists (
+                                      select 1 from policy_in_use u
+                                      where u.region = r.region and u.insurance_type = r.insurance_type
+                                        and u.effective_from = r.effective_from)
+                                  then (select p.standard_base from policy_rules p
+                                        where p.region = r.region and p.insurance_type = r.insurance_type
+                                          and p.superseded_by is null and p.effective_from < r.effective_from
+                                        order by p.effective_from desc limit 1) end,
+                             r.standard_base) as standard_base
+             from policy_rules r
+             where r.region = $1 and r.line = $2 and r.superseded_by is null
+               and r.effective_from <= $3 and (r.effective_to is null or r.effective_to >= $3)
+             order by r.insurance_type, r.effective_from desc
          ),
          cov as (
              select c.person_id, c.insurance_type, c.category, c.employer_credit_code,

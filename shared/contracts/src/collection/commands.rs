@@ -234,6 +234,15 @@ pub struct AssessMonthResult {
     pub total_change: String,
     /// Persons covered in the month but without a base or policy rule (not assessed).
     pub skipped: i64,
+    /// Rules this run brought into use (their `in_use_from` month reached): before the month
+    /// itself was assessed, the bases of their periods were re-derived under their figures
+    /// and the months assessed before were re-assessed, as adjustments (多退少补).
+    #[serde(default)]
+    pub rules_brought_into_use: i64,
+    #[serde(default)]
+    pub bases_rederived: i64,
+    #[serde(default)]
+    pub months_reassessed: i64,
 }
 
 /// `record-payment`: what the tax authority received for an assessment.
