@@ -7,6 +7,10 @@
 #   RUN_SKIP_BUILD=1   do not run `cargo build --bins` first
 #   CARGO_TARGET_DIR   where the binaries are (default: target)
 #   RUN_STOP_TIMEOUT   seconds to wait after SIGTERM before SIGKILL (15)
+#   TAX_AUTHORITY_SIM=0  do not start the simulated tax authority: the tax-authority
+#                      subscriber is still provisioned (queue subscriber.tax-authority, user
+#                      tax-authority, password in .local/tax-authority.password), so that an
+#                      outside system can read the assessments and pay (record-payment)
 set -euo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -240,6 +244,12 @@ start_tax_authority() {
 	fi
 	local hostpart=${AMQP_URL#*://}
 	hostpart=${hostpart#*@}
+	if [[ ${TAX_AUTHORITY_SIM:-1} == 0 ]]; then
+		log "TAX_AUTHORITY_SIM=0: not starting tax-authority-sim; nothing pays by itself"
+		log "an outside tax authority reads queue subscriber.tax-authority and publishes record-payment"
+		log "  as amqp://tax-authority:<.local/tax-authority.password>@${hostpart}"
+		return 0
+	fi
 	log "starting tax-authority-sim (as broker user tax-authority)"
 	TAX_AUTHORITY_AMQP_URL="amqp://tax-authority:${TAX_MQ_PASSWORD}@${hostpart}" \
 		"$sim" > >(prefix_lines tax-authority) 2>&1 &

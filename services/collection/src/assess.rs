@@ -85,15 +85,37 @@ pub async fn run(
     tx.execute(
         "create temp table expected on commit drop as
          with rule as (
-             select distinct on (insurance_type) *
-             from policy_rules
-             where region = $1 and line = $2 and superseded_by is null
-               and effective_from <= $3 and (effective_to is null or effective_to >= $3)
-             order by insurance_type, effective_from desc
+             select distinct on (r.insurance_type)
+                    r.insurance_type, r.employer_rate, r.employee_rate, r.flexible_rate,
+                    r.retiree_monthly_premium, r.retiree_pays_rate, r.yearly_premium,
+                    -- A rule in use only from a later month (in_use_from, Hangzhou 2020: July)
+                    -- has the standard base of the rule before it until that month is
+                    -- assessed (policy_in_use), as `rules::applied` in Rust.
+                    coalesce(case when r.in_use_from is not null and not exists (
+                                      select 1 from policy_in_use u
+                                      where u.region = r.region and u.insurance_type = r.insurance_type
+                                        and u.effective_from = r.effective_from)
+                                  then (select p.standard_base from policy_rules p
+                                        where p.region = r.region and p.insurance_type = r.insurance_type
+                                          and p.superseded_by is null and p.effective_from < r.effective_from
+                                        order by p.effective_from desc limit 1) end,
+                             r.standard_base) as standard_base
+             from policy_rules r
+             where r.region = $1 and r.line = $2 and r.superseded_by is null
+               and r.effective_from <= $3 and (r.effective_to is null or r.effective_to >= $3)
+             order by r.insurance_type, r.effective_from desc
          ),
          cov as (
              select c.person_id, c.insurance_type, c.category, c.employer_credit_code,
-                    p.minimum_years_met
+                    p.minimum_years_met,
+                    -- A resident's yearly premium is charged in the first month of the year
+                    -- the person is covered: not covered in any earlier month of the year.
+                    case when c.category = 'resident' then not exists (
+                        select 1 from coverage e
+                        where e.person_id = c.person_id and e.insurance_type = c.insurance_type
+                          and greatest(e.from_month, date_trunc('year', $3::date)::date) < $3
+                          and (e.to_month is null or e.to_month >= date_trunc('year', $3::date)::date))
+                    end as first_in_year
              from coverage c join persons p using (person_id)
              where c.line = $2 and c.from_month <= $3 and (c.to_month is null or c.to_month >= $3)
          )
@@ -115,13 +137,18 @@ pub async fn run(
               where cov.category = 'employee' and eb.base is not null and r.employee_rate > 0
              union all
              select 'person', eb.base, r.flexible_rate, round(eb.base * r.flexible_rate, 2)
-              where (cov.category in ('flexible', 'resident')
+              where (cov.category = 'flexible'
+                     or (cov.category = 'resident' and r.yearly_premium is null)
                      or (cov.category = 'retiree' and (r.retiree_pays_rate or not cov.minimum_years_met)))
                 and r.flexible_rate > 0
              union all
              -- The fixed premium is owed by every retiree, with or without the minimum years.
              select 'person', 0.00, 0, r.retiree_monthly_premium
               where cov.category = 'retiree' and not r.retiree_pays_rate and r.retiree_monthly_premium > 0
+             union all
+             -- Resident medical: the yearly premium, once per person and year, no monthly rate.
+             select 'person', 0.00, 0, r.yearly_premium
+              where cov.category = 'resident' and r.yearly_premium > 0 and cov.first_in_year
          ) s",
         &[&region, &line_s, &month],
     )

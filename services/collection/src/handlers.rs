@@ -81,8 +81,14 @@ fn category(s: &str) -> Category {
 }
 
 /// The rule a contribution year's base is determined under: the latest-starting rule of the
-/// type whose period touches the year.
-fn rule_for_year(policy: &[(i64, PolicyRule)], t: InsuranceType, year: i32) -> Option<&PolicyRule> {
+/// type whose period touches the year, as it is applied now (with the preceding rule's
+/// figures while its `in_use_from` month is not reached, see `rules::applied`).
+fn rule_for_year(
+    policy: &[(i64, PolicyRule)],
+    in_use: &InUse,
+    t: InsuranceType,
+    year: i32,
+) -> Option<PolicyRule> {
     let (start, end) = (YearMonth::new(year, 1).ok()?, YearMonth::new(year, 12).ok()?);
     policy
         .iter()
@@ -90,6 +96,15 @@ fn rule_for_year(policy: &[(i64, PolicyRule)], t: InsuranceType, year: i32) -> O
         .filter(|p| p.insurance_type == t && p.effective_from <= end)
         .filter(|p| p.effective_to.is_none_or(|to| to >= start))
         .max_by_key(|p| p.effective_from)
+        .map(|p| rules::applied(policy, in_use, p))
+}
+
+/// The rules in use after their period began (see `rules::in_use`).
+type InUse = std::collections::HashSet<(String, YearMonth)>;
+
+fn month_of(first: chrono::NaiveDate) -> Result<YearMonth, HandlerError> {
+    YearMonth::new(chrono::Datelike::year(&first), chrono::Datelike::month(&first))
+        .map_err(|e| HandlerError::Permanent(anyhow::anyhow!("assessed month {first}: {e}")))
 }
 
 fn snake<T: serde::Serialize>(v: &T) -> String {
@@ -315,8 +330,51 @@ impl CollectionHandler {
         msg: &Incoming,
         rule: &PolicyRule,
     ) -> Result<(i64, i64, Vec<Outgoing>), HandlerError> {
+        let (changed, events) = self.rederive_bases(tx, msg, rule).await?;
+        let months = self
+            .assessed_months(tx, msg.line, rule.effective_from, rule.effective_to)
+            .await?;
+        let mut reassessed = 0i64;
+        for month in months {
+            let Some(d) = self.deadlines(tx, msg.line, month).await? else {
+                continue;
+            };
+            self.run_month(tx, msg, month, &d).await?;
+            reassessed += 1;
+        }
+        Ok((changed, reassessed, events))
+    }
+
+    /// The months of `line` assessed so far from `from` to `to` (inclusive; open: all later).
+    async fn assessed_months(
+        &self,
+        tx: &Transaction<'_>,
+        line: Line,
+        from: YearMonth,
+        to: Option<YearMonth>,
+    ) -> Result<Vec<YearMonth>, HandlerError> {
+        let rows = tx
+            .query(
+                "select distinct month from assessment_runs
+                 where line = $1 and month >= $2 and ($3::date is null or month <= $3) order by month",
+                &[&line.as_str(), &from.first_day(), &to.map(YearMonth::first_day)],
+            )
+            .await?;
+        rows.iter().map(|r| month_of(r.get(0))).collect()
+    }
+
+    /// Determines again, from the latest declared wages and under the rules as they are
+    /// applied now, the bases of `rule`'s type for the years its period touches; a base that
+    /// changes is updated and announced (`base-determined`). Returns (bases changed, events).
+    async fn rederive_bases(
+        &self,
+        tx: &Transaction<'_>,
+        msg: &Incoming,
+        rule: &PolicyRule,
+    ) -> Result<(i64, Vec<Outgoing>), HandlerError> {
         let t = rule.insurance_type;
         let policy = rules::current(tx, &self.region, Some(msg.line)).await?;
+        let in_use = rules::in_use(tx, &self.region).await?;
         let to_year = rule.effective_to.map(YearMonth::year);
         let rows = tx
             .query(
@@ -337,7 +395,7 @@ impl CollectionHandler {
         for r in &rows {
             let (person, id_number, year): (Uuid, String, i32) = (r.get(0), r.get(1), r.get(2));
             let before: Decimal = r.get(4);
-            let Some(in_force) = rule_for_year(&policy, t, year) else {
+            let Some(in_force) = rule_for_year(&policy, &in_use, t, year) else {
                 continue;
             };
             let input = match category(&r.get::<_, String>(3)) {
@@ -354,7 +412,7 @@ impl CollectionHandler {
             };
             // A declaration the new figures no longer admit (a chosen band outside them) keeps
             // its base until the person declares again; it is not clamped silently.
-            let Ok(d) = determine_base(&input, in_force) else {
+            let Ok(d) = determine_base(&input, &in_force) else {
                 continue;
             };
             if d.base.amount() == before {
@@ -388,38 +446,174 @@ impl CollectionHandler {
             };
             events.push(self.event(msg.line, &event, msg));
         }
-        let months = tx
+        Ok((changed, events))
+    }
+
+    /// Assesses `month` with deadlines `d` (`assess::run`), then gives the assessments the run
+    /// created for residents' yearly premiums their own deadline (see
+    /// [`CollectionHandler::premium_deadlines`]).
+    async fn run_month(
+        &self,
+        tx: &Transaction<'_>,
+        msg: &Incoming,
+        month: YearMonth,
+        d: &Deadlines,
+    ) -> Result<assess::RunOutcome, HandlerError> {
+        let run = assess::Run {
+            region: &self.region,
+            line: msg.line,
+            month: month.first_day(),
+            employer_deadline: d.employer,
+            debit_deadline: d.debit,
+            person_deadline: d.person,
+            plain: d.plain,
+        };
+        let outcome = assess::run(tx, &self.names, &run, &msg.envelope).await?;
+        if outcome.payers > 0 {
+            self.premium_deadlines(tx, msg.line, month, outcome.run_id)
+                .await?;
+        }
+        Ok(outcome)
+    }
+
+    /// A resident's yearly premium is due by the close of its collection period (January's),
+    /// or by the rule's deadline of the month for a person enrolled during the year
+    /// (`PolicyRule::premium_due_date`), not by the persons' monthly deadline the run gave
+    /// every person it assessed for the first time: those assessments of run `run_id` holding a
+    /// yearly-premium type get it (plain, and as the freeze orders held now move it).
+    async fn premium_deadlines(
+        &self,
+        tx: &Transaction<'_>,
+        line: Line,
+        month: YearMonth,
+        run_id: Uuid,
+    ) -> Result<(), HandlerError> {
+        let policy = rules::current(tx, &self.region, Some(line)).await?;
+        let premium: Vec<&PolicyRule> = policy
+            .iter()
+            .map(|(_, r)| r)
+            .filter(|r| r.yearly_premium.is_some() && r.contains(month))
+            .collect();
+        if premium.is_empty() {
+            return Ok(());
+        }
+        let calendar = rules::calendar(tx).await?;
+        let types: Vec<&str> = premium.iter().map(|r| r.insurance_type.as_str()).collect();
+        let Some(plain) = premium.iter().map(|r| r.premium_due_date(month, &calendar)).min() else {
+            return Ok(());
+        };
+        let effective =
+            self.deadline_freezes(line, PayerGroup::Person)
+                .deadline(plain, month.first_day(), &calendar);
+        let ids: Vec<Uuid> = tx
             .query(
-                "select distinct month from assessment_runs
-                 where line = $1 and month >= $2 and ($3::date is null or month <= $3) order by month",
-                &[
-                    &msg.line.as_str(),
-                    &rule.effective_from.first_day(),
-                    &rule.effective_to.map(YearMonth::first_day),
-                ],
+                "select a.assessment_id from assessments a
+                 where a.created_run = $1 and a.payer_kind = 'person'
+                   and exists (select 1 from assessment_items i
+                               where i.assessment_id = a.assessment_id and i.insurance_type = any($2))",
+                &[&run_id, &types],
             )
-            .await?;
-        let mut reassessed = 0i64;
-        for m in &months {
-            let first: chrono::NaiveDate = m.get(0);
-            let month = YearMonth::new(chrono::Datelike::year(&first), chrono::Datelike::month(&first))
-                .map_err(|e| HandlerError::Permanent(anyhow::anyhow!("assessed month {first}: {e}")))?;
-            let Some(d) = self.deadlines(tx, msg.line, month).await? else {
+            .await?
+            .iter()
+            .map(|r| r.get(0))
+            .collect();
+        set_deadlines(tx, run_id, &ids, plain, effective).await
+    }
+
+    /// Rules of the line whose `in_use_from` month `month` reaches come into use, once
+    /// (`policy_in_use`), before `month` itself is assessed (Hangzhou 2020: the assessment of
+    /// July 2020 puts the 2020 base in use). The bases of their periods are re-derived under
+    /// their own figures, and the months of their periods assessed before (January-June,
+    /// provisionally on the preceding rule's figures) are assessed again, so that the
+    /// differences are settled up or refunded (多退少补) as adjustment items and
+    /// `contribution-assessed` adjustments, never a rewrite. A month that was paid in full
+    /// before its settle-up has the difference due with `month`'s declaration: its deadline
+    /// moves to `month`'s. Returns (rules, bases re-derived, months re-assessed, events).
+    async fn bring_into_use(
+        &self,
+        tx: &Transaction<'_>,
+        msg: &Incoming,
+        month: YearMonth,
+    ) -> Result<(i64, i64, i64, Vec<Outgoing>), HandlerError> {
+        let policy = rules::current(tx, &self.region, Some(msg.line)).await?;
+        let mut reached = Vec::new();
+        for (_, r) in &policy {
+            let Some(from) = r.in_use_from.filter(|from| *from <= month) else {
                 continue;
             };
-            let run = assess::Run {
-                region: &self.region,
-                line: msg.line,
-                month: first,
-                employer_deadline: d.employer,
-                debit_deadline: d.debit,
-                person_deadline: d.person,
-                plain: d.plain,
-            };
-            assess::run(tx, &self.names, &run, &msg.envelope).await?;
-            reassessed += 1;
+            let n = tx
+                .execute(
+                    "insert into policy_in_use (region, insurance_type, effective_from, in_use_from, message_id)
+                     values ($1, $2, $3, $4, $5) on conflict do nothing",
+                    &[
+                        &self.region,
+                        &r.insurance_type.as_str(),
+                        &r.effective_from.first_day(),
+                        &from.first_day(),
+                        &msg.envelope.message_id,
+                    ],
+                )
+                .await?;
+            if n == 1 {
+                reached.push(r.clone());
+            }
         }
-        Ok((changed, reassessed, events))
+        if reached.is_empty() {
+            return Ok((0, 0, 0, Vec::new()));
+        }
+        let (mut bases, mut events) = (0i64, Vec::new());
+        for r in &reached {
+            let (n, e) = self.rederive_bases(tx, msg, r).await?;
+            bases += n;
+            events.extend(e);
+        }
+        let Some(earliest) = reached.iter().map(|r| r.effective_from).min() else {
+            return Ok((0, 0, 0, Vec::new()));
+        };
+        let months: Vec<YearMonth> = self
+            .assessed_months(tx, msg.line, earliest, month.prev())
+            .await?
+            .into_iter()
+            .filter(|m| reached.iter().any(|r| r.contains(*m)))
+            .collect();
+        let settle_by = self.deadlines(tx, msg.line, month).await?;
+        let mut reassessed = 0i64;
+        for m in months {
+            let Some(d) = self.deadlines(tx, msg.line, m).await? else {
+                continue;
+            };
+            let outcome = self.run_month(tx, msg, m, &d).await?;
+            reassessed += 1;
+            let Some(by) = &settle_by else {
+                continue;
+            };
+            // Paid in full before this run and owing more after it: the difference is due
+            // with `month`'s declaration, not by the month's own (long past) deadline.
+            let rows = tx
+                .query(
+                    "select a.assessment_id, a.payer_kind = 'employer'
+                     from assessments a
+                     join (select assessment_id, sum(amount) as change from assessment_items
+                           where run_id = $1 group by assessment_id) i using (assessment_id)
+                     where i.change > 0 and a.paid >= a.due - i.change and a.paid > 0",
+                    &[&outcome.run_id],
+                )
+                .await?;
+            for employer in [true, false] {
+                let ids: Vec<Uuid> = rows
+                    .iter()
+                    .filter(|r| r.get::<_, bool>(1) == employer)
+                    .map(|r| r.get(0))
+                    .collect();
+                let (plain, effective) = if employer {
+                    (by.plain.employer, by.employer)
+                } else {
+                    (by.plain.person, by.person)
+                };
+                set_deadlines(tx, outcome.run_id, &ids, plain, effective).await?;
+            }
+        }
+        Ok((reached.len() as i64, bases, reassessed, events))
     }
 
     async fn set_debit_agreement(&self, tx: &Transaction<'_>, msg: &Incoming) -> HResult {
@@ -542,6 +736,7 @@ impl CollectionHandler {
             })
             .transpose()?;
         let policy = rules::current(tx, &self.region, Some(msg.line)).await?;
+        let in_use = rules::in_use(tx, &self.region).await?;
         let year_start = YearMonth::new(cmd.year, 1).map_err(|e| invalid("year", e.to_string()))?;
         let year_end = YearMonth::new(cmd.year, 12).map_err(|e| invalid("year", e.to_string()))?;
         let mut views = Vec::new();
@@ -630,13 +825,13 @@ impl CollectionHandler {
                     Category::Retiree => BaseInput::Retiree,
                     Category::Resident => BaseInput::Resident,
                 };
-                let Some(rule) = rule_for_year(&policy, t, cmd.year) else {
+                let Some(rule) = rule_for_year(&policy, &in_use, t, cmd.year) else {
                     return Err(not_found(
                         &field,
                         format!("no {t} policy rule for region {} in {}", self.region, cmd.year),
                     ));
                 };
-                let d = determine_base(&input, rule)
+                let d = determine_base(&input, &rule)
                     .map_err(|e| invalid(&format!("wages[{i}]"), e.to_string()))?;
                 let (source, clamp) = (snake(&d.source), snake(&d.clamped));
                 tx.execute(
@@ -692,6 +887,14 @@ impl CollectionHandler {
             .map(|(_, r)| r)
             .filter(|r| r.contains(month))
             .collect();
+        // A yearly premium has its own deadline (`premium_deadlines`): it makes nobody's
+        // monthly deadline earlier, unless it is all the line has in force.
+        let monthly: Vec<&PolicyRule> = in_force
+            .iter()
+            .copied()
+            .filter(|r| r.yearly_premium.is_none())
+            .collect();
+        let in_force = if monthly.is_empty() { in_force } else { monthly };
         let due = |cat: Category, debit: bool| {
             in_force
                 .iter()
@@ -773,17 +976,11 @@ impl CollectionHandler {
                 format!("no {} line policy in force for {month}", msg.line),
             )
         })?;
-        let run = assess::Run {
-            region: &self.region,
-            line: msg.line,
-            month: month.first_day(),
-            employer_deadline: d.employer,
-            debit_deadline: d.debit,
-            person_deadline: d.person,
-            plain: d.plain,
-        };
-        let outcome = assess::run(tx, &self.names, &run, &msg.envelope).await?;
-        tracing::info!(%month, line = %msg.line, payers = outcome.payers, items = outcome.items, "month assessed");
+        let (brought, bases_rederived, months_reassessed, outgoing) =
+            self.bring_into_use(tx, msg, month).await?;
+        let outcome = self.run_month(tx, msg, month, &d).await?;
+        tracing::info!(%month, line = %msg.line, payers = outcome.payers, items = outcome.items,
+            rules_brought_into_use = brought, months_reassessed, "month assessed");
         let result = c::AssessMonthResult {
             run_id: outcome.run_id.to_string(),
             month: month.to_string(),
@@ -791,11 +988,14 @@ impl CollectionHandler {
             items_written: outcome.items,
             total_change: fen(outcome.total_change),
             skipped: outcome.skipped,
+            rules_brought_into_use: brought,
+            bases_rederived,
+            months_reassessed,
         };
         Ok(Handled {
             result: Some(serde_json::to_value(result).expect("serialises")),
-            outgoing: vec![],
-            wrote_outbox: outcome.payers > 0,
+            outgoing,
+            wrote_outbox: outcome.payers > 0 || months_reassessed > 0,
         })
     }
 
@@ -1315,4 +1515,33 @@ impl CollectionHandler {
         .collect();
         ok(&c::ListArrearsResult { arrears }, vec![])
     }
+}
+
+/// Gives the assessments `ids` the deadline `plain` (as the freeze orders held now move it:
+/// `effective`), and the `contribution-assessed` events run `run_id` wrote for them and not yet
+/// published the same deadline, so that what the payer is told is what is stored (a yearly
+/// premium's collection period, a settle-up due with a later declaration).
+async fn set_deadlines(
+    tx: &Transaction<'_>,
+    run_id: Uuid,
+    ids: &[Uuid],
+    plain: chrono::NaiveDate,
+    effective: chrono::NaiveDate,
+) -> Result<(), HandlerError> {
+    if ids.is_empty() {
+        return Ok(());
+    }
+    tx.execute(
+        "with moved as (
+             update assessments set plain_deadline = $3, deadline = $4, updated_at = now()
+             where assessment_id = any($2)
+             returning assessment_id, deadline)
+         update outbox o set body = jsonb_set(o.body, '{deadline}', to_jsonb(m.deadline))
+         from moved m
+         where o.published_at is null and o.message_type = 'collection.contribution-assessed.v1'
+           and o.body->>'run_id' = ($1::uuid)::text and o.body->>'assessment_id' = m.assessment_id::text",
+        &[&run_id, &ids, &plain, &effective],
+    )
+    .await?;
+    Ok(())
 }

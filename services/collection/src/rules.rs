@@ -16,7 +16,8 @@ const RULE_COLUMNS: &str = "rule_id, jsonb_build_object(
         'flexible_rate', flexible_rate::text, 'retiree_monthly_premium', retiree_monthly_premium::text,
         'retiree_pays_rate', retiree_pays_rate, 'deadline', deadline, 'flexible_deadline', flexible_deadline,
         'deadline_month', deadline_month, 'arrival_working_days', arrival_working_days,
-        'benefits_affected_from', benefits_affected_from)";
+        'benefits_affected_from', benefits_affected_from, 'yearly_premium', yearly_premium::text,
+        'collection_period', collection_period, 'in_use_from', to_char(in_use_from, 'YYYY-MM'))";
 
 fn decode(row: &tokio_postgres::Row) -> Result<(i64, PolicyRule), HandlerError> {
     let id: i64 = row.get(0);
@@ -47,6 +48,46 @@ pub async fn current(
         )
         .await?;
     rows.iter().map(decode).collect()
+}
+
+/// The rules of `region` that came into use after their period began (their `in_use_from`
+/// month was reached, see `policy_in_use`), by insurance type and first month.
+pub async fn in_use(
+    db: &impl GenericClient,
+    region: &str,
+) -> Result<std::collections::HashSet<(String, contracts::ids::YearMonth)>, HandlerError> {
+    let rows = db
+        .query(
+            "select insurance_type, to_char(effective_from, 'YYYY-MM') from policy_in_use where region = $1",
+            &[&region],
+        )
+        .await?;
+    rows.iter()
+        .map(|r| {
+            let from: String = r.get(1);
+            contracts::ids::YearMonth::parse(&from)
+                .map(|m| (r.get::<_, String>(0), m))
+                .map_err(|e| HandlerError::Permanent(anyhow::anyhow!("policy_in_use {from}: {e}")))
+        })
+        .collect()
+}
+
+/// The rule `rule` as it is applied now, of the rules in force `policy`: provisionally, with
+/// the preceding rule's base figures, while it has an `in_use_from` month not yet reached
+/// (`in_use` from [`in_use`]); as it is otherwise.
+pub fn applied(
+    policy: &[(i64, PolicyRule)],
+    in_use: &std::collections::HashSet<(String, contracts::ids::YearMonth)>,
+    rule: &PolicyRule,
+) -> PolicyRule {
+    let reached = in_use.contains(&(rule.insurance_type.as_str().to_owned(), rule.effective_from));
+    if rule.in_use_from.is_none() || reached {
+        return rule.clone();
+    }
+    rule.provisional(crate::domain::policy::preceding(
+        policy.iter().map(|(_, r)| r),
+        rule,
+    ))
 }
 
 /// The working-day calendar (holidays and make-up working days).
@@ -95,13 +136,18 @@ pub async fn insert(
         .flexible_deadline
         .as_ref()
         .and_then(|d| serde_json::to_value(d).ok());
+    let collection = r
+        .collection_period
+        .as_ref()
+        .and_then(|p| serde_json::to_value(p).ok());
     let row = db
         .query_one(
             "insert into policy_rules (region, insurance_type, line, effective_from, effective_to, standard_base,
                  floor, cap, employer_rate, employee_rate, flexible_rate, retiree_monthly_premium, retiree_pays_rate,
                  deadline, flexible_deadline, reason, message_id, deadline_month, arrival_working_days,
-                 benefits_affected_from)
-             values ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20)
+                 benefits_affected_from, yearly_premium, collection_period, in_use_from)
+             values ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20,
+                     $21, $22, $23)
              returning rule_id",
             &[
                 &r.region.as_str(),
@@ -124,6 +170,9 @@ pub async fn insert(
                 &r.deadline_month.as_str(),
                 &i32::from(r.arrival_working_days),
                 &r.benefits_affected_from,
+                &r.yearly_premium,
+                &collection,
+                &r.in_use_from.map(contracts::ids::YearMonth::first_day),
             ],
         )
         .await?;

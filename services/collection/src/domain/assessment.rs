@@ -89,9 +89,10 @@ impl LineItem {
 ///
 /// - Employee: an Employer item at `employer_rate` and an Employee item at `employee_rate`.
 /// - Flexible: one Person item at `flexible_rate`.
-/// - Resident: one Person item at `flexible_rate` on the standard base: the person pays
-///   alone, like a flexible worker. Resident medical is in practice usually a fixed yearly
-///   premium per person, which policy rows do not model yet (DOMAIN.md gives no figures).
+/// - Resident, under a row with a `yearly_premium` (resident medical): nothing monthly; the
+///   premium is charged once a year, see [`assess_resident`].
+/// - Resident otherwise (resident pension): one Person item at `flexible_rate` on the
+///   standard base: the person pays alone, like a flexible worker.
 /// - Retiree, where the row says `retiree_pays_rate`: one Person item at `flexible_rate`
 ///   (a retiree pays alone, like everyone who has no employer), no fixed premium.
 /// - Retiree otherwise: no rate items, only a fixed Person item of `retiree_monthly_premium`
@@ -116,6 +117,7 @@ pub fn assess(category: Category, base: Money, rule: &PolicyRule) -> Vec<LineIte
             rated(Payer::Employer, rule.employer_rate);
             rated(Payer::Employee, rule.employee_rate);
         }
+        Category::Resident if rule.yearly_premium.is_some() => {}
         Category::Flexible | Category::Resident => rated(Payer::Person, rule.flexible_rate),
         Category::Retiree if rule.retiree_pays_rate => rated(Payer::Person, rule.flexible_rate),
         Category::Retiree => {
@@ -179,6 +181,59 @@ pub fn assess_retiree(minimum_years_met: bool, base: Money, rule: &PolicyRule) -
         items.extend(assess(Category::Retiree, base, rule));
     }
     items
+}
+
+/// A resident's items for one month. Under a row with a `yearly_premium` (resident medical
+/// 城乡居民医疗: a fixed amount per person and year, DOMAIN.md §3 "Residents … enroll in
+/// resident medical yearly"): the premium as one Person item (base 0.00, rate 0) in the first
+/// month of the calendar year the person is covered (`first_month_of_year`, see
+/// [`first_covered_month_of_year`]), nothing in the other months. Under a row without one:
+/// the monthly items of [`assess`].
+#[must_use]
+pub fn assess_resident(first_month_of_year: bool, base: Money, rule: &PolicyRule) -> Vec<LineItem> {
+    match rule.yearly_premium {
+        Some(premium) => {
+            let premium = Money::round_fen(premium);
+            if first_month_of_year && premium > Money::ZERO {
+                vec![LineItem {
+                    payer: Payer::Person,
+                    insurance_type: rule.insurance_type,
+                    base: Money::ZERO,
+                    rate: Decimal::ZERO,
+                    amount: premium,
+                }]
+            } else {
+                Vec::new()
+            }
+        }
+        None => assess(Category::Resident, base, rule),
+    }
+}
+
+/// Whether `month` is the first month of its calendar year in which a person with coverage
+/// `periods` (inclusive first and last months, the last open while covered) is covered: the
+/// month a yearly premium is charged. False when `month` itself is not covered.
+#[must_use]
+pub fn first_covered_month_of_year(
+    periods: &[(contracts::ids::YearMonth, Option<contracts::ids::YearMonth>)],
+    month: contracts::ids::YearMonth,
+) -> bool {
+    let covers = |m: contracts::ids::YearMonth| {
+        periods
+            .iter()
+            .any(|&(from, to)| from <= m && to.is_none_or(|to| m <= to))
+    };
+    if !covers(month) {
+        return false;
+    }
+    let mut m = month;
+    while let Some(prev) = m.prev().filter(|p| p.year() == month.year()) {
+        if covers(prev) {
+            return false;
+        }
+        m = prev;
+    }
+    true
 }
 
 /// What is due, by payer.
@@ -366,6 +421,51 @@ mod tests {
             shape(&assess(Category::Retiree, money("5000"), &rule)),
             vec![(Payer::Person, dec("0.06"), money("300.00"))]
         );
+    }
+
+    fn resident_medical() -> PolicyRule {
+        PolicyRule {
+            insurance_type: InsuranceType::ResidentMedical,
+            yearly_premium: Some(dec("380")),
+            collection_period: Some(crate::domain::policy::CollectionPeriod {
+                opens: crate::domain::policy::MonthDay::parse("09-01").unwrap(),
+                closes: crate::domain::policy::MonthDay::parse("12-31").unwrap(),
+            }),
+            ..wuhan_medical()
+        }
+    }
+
+    #[test]
+    fn a_resident_pays_the_yearly_premium_once_in_the_first_covered_month() {
+        let rule = resident_medical();
+        let base = money("6046.00");
+        assert_eq!(
+            shape(&assess_resident(true, base, &rule)),
+            vec![(Payer::Person, Decimal::ZERO, money("380.00"))]
+        );
+        assert!(assess_resident(false, base, &rule).is_empty(), "no monthly rate");
+        assert!(assess(Category::Resident, base, &rule).is_empty());
+        // A row without a yearly premium (resident pension): the monthly rate, as before.
+        assert_eq!(
+            shape(&assess_resident(false, base, &wuhan_medical())),
+            vec![(Payer::Person, dec("0.06"), money("362.76"))]
+        );
+        use contracts::ids::YearMonth;
+        let ym = |s: &str| YearMonth::parse(s).unwrap();
+        let since_2021 = [(ym("2021-01"), None)];
+        assert!(first_covered_month_of_year(&since_2021, ym("2022-01")));
+        assert!(!first_covered_month_of_year(&since_2021, ym("2022-02")));
+        let from_march = [(ym("2022-03"), None)];
+        assert!(
+            !first_covered_month_of_year(&from_march, ym("2022-02")),
+            "not covered"
+        );
+        assert!(first_covered_month_of_year(&from_march, ym("2022-03")));
+        assert!(!first_covered_month_of_year(&from_march, ym("2022-04")));
+        // Suspended in April, covered again from July: the year's premium was charged in March.
+        let broken = [(ym("2022-03"), Some(ym("2022-04"))), (ym("2022-07"), None)];
+        assert!(!first_covered_month_of_year(&broken, ym("2022-07")));
+        assert!(first_covered_month_of_year(&broken, ym("2023-01")));
     }
 
     #[test]

@@ -104,6 +104,100 @@ pub struct PolicyRule {
     /// from the 1st of the month after the missed deadline, with no start date.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub benefits_affected_from: Option<chrono::NaiveDate>,
+    /// What a resident pays per year under this row (resident medical 城乡居民医疗: a fixed
+    /// amount per person and year, not a monthly rate): charged once per person and calendar
+    /// year, in the first month of the year the person is covered. Absent: residents pay
+    /// `flexible_rate` monthly on the standard base, like flexible workers (resident pension).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub yearly_premium: Option<Decimal>,
+    /// When the yearly premium is collected (集中缴费期): present exactly when
+    /// `yearly_premium` is.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub collection_period: Option<CollectionPeriod>,
+    /// The month from which this row's base figures (standard base, floor, cap) are in use,
+    /// when they were published after the period began (Hangzhou 2020: the 2020 base from
+    /// July 2020). Until a month on or after it is assessed, the months of the period are
+    /// assessed on the figures of the row before it ([`PolicyRule::provisional`]); then they
+    /// are settled up or refunded (多退少补) as adjustments. Rates and deadlines are this
+    /// row's own throughout. Absent: in use from `effective_from`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub in_use_from: Option<YearMonth>,
+}
+
+/// A day of the year without its year (`"09-01"`), for periods that recur every year. The
+/// 29th of February is allowed and falls on the 28th in other years.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct MonthDay {
+    month: u32,
+    day: u32,
+}
+
+impl MonthDay {
+    /// # Errors
+    ///
+    /// A message naming the problem unless `s` is `MM-DD` with a day that exists in some year.
+    pub fn parse(s: &str) -> Result<Self, String> {
+        let bad = || format!("'{s}' is not a day of the year written MM-DD (e.g. 09-01)");
+        let (m, d) = s.split_once('-').ok_or_else(bad)?;
+        if m.len() != 2 || d.len() != 2 {
+            return Err(bad());
+        }
+        let (month, day): (u32, u32) = (m.parse().map_err(|_| bad())?, d.parse().map_err(|_| bad())?);
+        // 2000 is a leap year: every day that exists in some year exists in it.
+        chrono::NaiveDate::from_ymd_opt(2000, month, day).ok_or_else(bad)?;
+        Ok(Self { month, day })
+    }
+
+    /// This day in `year` (the 29th of February on the 28th outside leap years).
+    #[must_use]
+    pub fn in_year(self, year: i32) -> chrono::NaiveDate {
+        chrono::NaiveDate::from_ymd_opt(year, self.month, self.day)
+            .or_else(|| chrono::NaiveDate::from_ymd_opt(year, self.month, self.day - 1))
+            .expect("a MonthDay exists in every year, the 29th of February as the 28th")
+    }
+}
+
+impl fmt::Display for MonthDay {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{:02}-{:02}", self.month, self.day)
+    }
+}
+
+impl Serialize for MonthDay {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.collect_str(self)
+    }
+}
+
+impl<'de> Deserialize<'de> for MonthDay {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let s = String::deserialize(deserializer)?;
+        MonthDay::parse(&s).map_err(serde::de::Error::custom)
+    }
+}
+
+/// The collection period of a yearly premium (集中缴费期): it opens on `opens` in the year
+/// before the coverage year and closes on the first `closes` day from then on (`09-01` …
+/// `12-31` is September to December before the year; `09-01` … `02-28` runs into it).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case", deny_unknown_fields)]
+pub struct CollectionPeriod {
+    pub opens: MonthDay,
+    pub closes: MonthDay,
+}
+
+impl CollectionPeriod {
+    /// The first and last day of the period for coverage year `year`.
+    #[must_use]
+    pub fn for_year(self, year: i32) -> (chrono::NaiveDate, chrono::NaiveDate) {
+        let opens = self.opens.in_year(year - 1);
+        let closes = if self.closes >= self.opens {
+            self.closes.in_year(year - 1)
+        } else {
+            self.closes.in_year(year)
+        };
+        (opens, closes)
+    }
 }
 
 impl PolicyRule {
@@ -152,6 +246,36 @@ impl PolicyRule {
         )
     }
 
+    /// The date by which a resident's yearly premium assessed in `month` must be paid: the
+    /// close of the collection period for a premium of the year's first month (the person was
+    /// covered from January, so enrolled in the period before the year); for a later month
+    /// (enrolled during the year) the row's `deadline` for that month, as any person paying
+    /// alone. Without a collection period, `deadline` throughout.
+    #[must_use]
+    pub fn premium_due_date(&self, month: YearMonth, calendar: &Calendar) -> chrono::NaiveDate {
+        match self.collection_period {
+            Some(period) if month.month() == 1 => period.for_year(month.year()).1,
+            _ => self.due_date(month, Category::Resident, false, calendar, &[]),
+        }
+    }
+
+    /// This row as it is applied before its figures are in use (see `in_use_from`): with the
+    /// standard base, floor and cap of `preceding`, the row in force before its period, and
+    /// everything else its own. A row without `in_use_from`, or without a preceding row, is
+    /// applied as it is.
+    #[must_use]
+    pub fn provisional(&self, preceding: Option<&PolicyRule>) -> PolicyRule {
+        match (self.in_use_from, preceding) {
+            (Some(_), Some(p)) => PolicyRule {
+                standard_base: p.standard_base,
+                floor: p.floor,
+                cap: p.cap,
+                ..self.clone()
+            },
+            _ => self.clone(),
+        }
+    }
+
     fn invalid(&self, field: &'static str, problem: impl Into<String>) -> PolicyError {
         PolicyError::InvalidField {
             region: self.region.clone(),
@@ -188,6 +312,46 @@ impl PolicyRule {
                     format!("{value} has more than 2 decimals; amounts are yuan with fen"),
                 ));
             }
+        }
+        if let Some(premium) = self.yearly_premium {
+            if premium.is_sign_negative() && !premium.is_zero() {
+                return Err(self.invalid("yearly_premium", format!("{premium} is negative")));
+            }
+            if premium.normalize().scale() > 2 {
+                return Err(self.invalid(
+                    "yearly_premium",
+                    format!("{premium} has more than 2 decimals; amounts are yuan with fen"),
+                ));
+            }
+        }
+        match (self.yearly_premium, self.collection_period) {
+            (Some(_), None) => {
+                return Err(self.invalid(
+                    "collection_period",
+                    "is required with a yearly premium (when it is collected)",
+                ));
+            }
+            (None, Some(_)) => {
+                return Err(self.invalid("yearly_premium", "is required with a collection period"));
+            }
+            _ => {}
+        }
+        if self.insurance_type == InsuranceType::ResidentMedical && self.yearly_premium.is_none() {
+            return Err(self.invalid(
+                "yearly_premium",
+                "is required for resident medical: a fixed amount per person and year, not a monthly rate",
+            ));
+        }
+        if let Some(from) = self.in_use_from
+            && (from <= self.effective_from || !self.contains(from))
+        {
+            return Err(self.invalid(
+                "in_use_from",
+                format!(
+                    "{from} is not a month of the period {} after its first",
+                    self.period()
+                ),
+            ));
         }
         if self.arrival_working_days > 10 {
             return Err(self.invalid(
@@ -298,6 +462,23 @@ impl PolicyTable {
     }
 }
 
+/// The row of `rule`'s region and type that precedes it: the latest-starting one of `rules`
+/// that starts before it (whose figures `rule` is applied with until it is in use).
+#[must_use]
+pub fn preceding<'a>(
+    rules: impl IntoIterator<Item = &'a PolicyRule>,
+    rule: &PolicyRule,
+) -> Option<&'a PolicyRule> {
+    rules
+        .into_iter()
+        .filter(|r| {
+            r.region == rule.region
+                && r.insurance_type == rule.insurance_type
+                && r.effective_from < rule.effective_from
+        })
+        .max_by_key(|r| r.effective_from)
+}
+
 impl Serialize for PolicyTable {
     fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
         self.rules.serialize(serializer)
@@ -394,6 +575,9 @@ pub(crate) mod fixtures {
             deadline_month: DeadlineMonth::SameMonth,
             arrival_working_days: 5,
             benefits_affected_from: None,
+            yearly_premium: None,
+            collection_period: None,
+            in_use_from: None,
         }
     }
 
@@ -624,6 +808,60 @@ mod tests {
                 other => panic!("{field}: expected InvalidField, got {other:?}"),
             }
         }
+        type Yearly = fn(&mut PolicyRule);
+        let yearly: &[(&str, Yearly, &str)] = &[
+            (
+                "collection_period",
+                |r| r.yearly_premium = Some(dec("380")),
+                "required with a yearly premium",
+            ),
+            (
+                "yearly_premium",
+                |r| r.collection_period = Some(september_to_december()),
+                "required with a collection period",
+            ),
+            (
+                "yearly_premium",
+                |r| r.insurance_type = InsuranceType::ResidentMedical,
+                "required for resident medical",
+            ),
+            (
+                "yearly_premium",
+                |r| {
+                    r.yearly_premium = Some(dec("380.001"));
+                    r.collection_period = Some(september_to_december());
+                },
+                "more than 2 decimals",
+            ),
+            (
+                "in_use_from",
+                |r| r.in_use_from = Some(ym("2021-01")),
+                "after its first",
+            ),
+            (
+                "in_use_from",
+                |r| {
+                    r.effective_to = Some(ym("2021-12"));
+                    r.in_use_from = Some(ym("2022-07"));
+                },
+                "not a month of the period 2021-01..2021-12",
+            ),
+        ];
+        for &(field, change, problem) in yearly {
+            let mut rule = wuhan_medical();
+            change(&mut rule);
+            match PolicyTable::new(vec![rule]) {
+                Err(PolicyError::InvalidField {
+                    field: named,
+                    problem: text,
+                    ..
+                }) => {
+                    assert_eq!(named, field);
+                    assert!(text.contains(problem), "{field}: {text}");
+                }
+                other => panic!("{field}: expected InvalidField, got {other:?}"),
+            }
+        }
         // Trailing zeros are not extra decimals; a rate may be 0 or 1.
         let fine = PolicyRule {
             standard_base: dec("5960.2500"),
@@ -632,6 +870,88 @@ mod tests {
             ..wuhan_medical()
         };
         assert!(PolicyTable::new(vec![fine]).is_ok());
+    }
+
+    fn september_to_december() -> CollectionPeriod {
+        CollectionPeriod {
+            opens: MonthDay::parse("09-01").unwrap(),
+            closes: MonthDay::parse("12-31").unwrap(),
+        }
+    }
+
+    #[test]
+    fn collection_periods_open_in_the_year_before_the_coverage_year() {
+        let day = |s: &str| s.parse::<NaiveDate>().unwrap();
+        assert_eq!(
+            september_to_december().for_year(2022),
+            (day("2021-09-01"), day("2021-12-31"))
+        );
+        let into_the_year = CollectionPeriod {
+            opens: MonthDay::parse("09-01").unwrap(),
+            closes: MonthDay::parse("02-29").unwrap(),
+        };
+        assert_eq!(
+            into_the_year.for_year(2024),
+            (day("2023-09-01"), day("2024-02-29"))
+        );
+        assert_eq!(
+            into_the_year.for_year(2023),
+            (day("2022-09-01"), day("2023-02-28"))
+        );
+        for bad in ["9-01", "13-01", "02-30", "0901", "aa-bb", ""] {
+            assert!(MonthDay::parse(bad).is_err(), "{bad:?}");
+        }
+        assert_eq!(
+            serde_json::to_value(september_to_december()).unwrap(),
+            serde_json::json!({"opens": "09-01", "closes": "12-31"})
+        );
+        let rule = PolicyRule {
+            insurance_type: InsuranceType::ResidentMedical,
+            yearly_premium: Some(dec("380")),
+            collection_period: Some(september_to_december()),
+            ..wuhan_medical()
+        };
+        let cal = Calendar::default();
+        assert_eq!(rule.premium_due_date(ym("2022-01"), &cal), day("2021-12-31"));
+        // Enrolled during the year: the row's own deadline of that month (Wuhan: before the
+        // last 5 working days; no holidays in this calendar).
+        assert_eq!(rule.premium_due_date(ym("2022-03"), &cal), day("2022-03-24"));
+    }
+
+    #[test]
+    fn a_row_in_use_later_is_applied_with_the_figures_before_it_until_then() {
+        let y2019 = PolicyRule {
+            effective_from: ym("2019-01"),
+            effective_to: Some(ym("2019-12")),
+            standard_base: dec("5536.00"),
+            floor: dec("3321.60"),
+            cap: dec("16608.00"),
+            ..hangzhou_2020(InsuranceType::EmployeeMedical)
+        };
+        let y2020 = PolicyRule {
+            in_use_from: Some(ym("2020-07")),
+            employer_rate: dec("0.09"),
+            ..hangzhou_2020(InsuranceType::EmployeeMedical)
+        };
+        let pension = hangzhou_2020(InsuranceType::Pension);
+        let all = [y2019.clone(), y2020.clone(), pension];
+        let before = preceding(&all, &y2020);
+        assert_eq!(before, Some(&y2019));
+        let p = y2020.provisional(before);
+        assert_eq!(
+            (p.standard_base, p.floor, p.cap, p.employer_rate, p.effective_from),
+            (
+                dec("5536.00"),
+                dec("3321.60"),
+                dec("16608.00"),
+                dec("0.09"),
+                ym("2020-01")
+            ),
+            "the base figures of 2019, the rates and period its own"
+        );
+        assert_eq!(y2020.provisional(None), y2020, "nothing before it: as it is");
+        assert_eq!(y2019.provisional(None), y2019);
+        assert!(preceding(&all, &y2019).is_none());
     }
 
     #[test]
@@ -776,6 +1096,31 @@ mod tests {
                 "Hangzhou 2020 {t}"
             );
             assert!(seed.rules.rule_for(&hangzhou, t, ym("2021-01")).is_none());
+        }
+
+        // Resident medical: a yearly premium collected before the year (PLACEHOLDER figures).
+        let resident = rule(&wuhan, InsuranceType::ResidentMedical, "2022-01");
+        assert_eq!(resident.yearly_premium, Some(dec("380.00")));
+        assert_eq!(
+            resident.collection_period.map(|p| p.for_year(2022)),
+            Some(("2021-09-01".parse().unwrap(), "2021-12-31".parse().unwrap()))
+        );
+        // Hangzhou 2020 is in use from July, on the 2019 figures until then (only the floor
+        // is from DOMAIN.md; the 2019 standard and cap are placeholders).
+        for t in [
+            InsuranceType::EmployeeMedical,
+            InsuranceType::Pension,
+            InsuranceType::Unemployment,
+            InsuranceType::WorkInjury,
+        ] {
+            let y2020 = rule(&hangzhou, t, "2020-01");
+            assert_eq!(y2020.in_use_from, Some(ym("2020-07")), "{t}");
+            let p = y2020.provisional(preceding(seed.rules.rules(), y2020));
+            assert_eq!(
+                (p.standard_base, p.floor, p.cap),
+                (dec("5536.00"), dec("3321.60"), dec("16608.00")),
+                "Hangzhou January-June 2020 {t}, provisionally"
+            );
         }
 
         let cal = &seed.calendar;

@@ -61,7 +61,28 @@ pub struct SetPolicy {
     /// The day from which arrears affect benefits at all (Wuhan: 2022-04-01).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub benefits_affected_from: Option<chrono::NaiveDate>,
+    /// What a resident pays per year (yuan), instead of a monthly rate: required for
+    /// `resident_medical`, charged once per person and year in the first month covered.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub yearly_premium: Option<String>,
+    /// When the yearly premium is collected; required with `yearly_premium`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub collection_period: Option<CollectionPeriodDto>,
+    /// `YYYY-MM`, a month of the period after its first: the rule's standard base, floor and
+    /// cap are in use only from then (Hangzhou 2020: from July); the months before are
+    /// assessed on the preceding rule's figures and settled up when that month is assessed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub in_use_from: Option<String>,
     pub reason: String,
+}
+
+/// The collection period of a yearly premium (集中缴费期), as days of the year `MM-DD`: it
+/// opens on `opens` in the year before the coverage year and closes on the next `closes`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CollectionPeriodDto {
+    pub opens: String,
+    pub closes: String,
 }
 
 fn zero() -> String {
@@ -109,6 +130,12 @@ pub struct PolicyRuleView {
     pub arrival_working_days: u8,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub benefits_affected_from: Option<chrono::NaiveDate>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub yearly_premium: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub collection_period: Option<CollectionPeriodDto>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub in_use_from: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
@@ -207,6 +234,15 @@ pub struct AssessMonthResult {
     pub total_change: String,
     /// Persons covered in the month but without a base or policy rule (not assessed).
     pub skipped: i64,
+    /// Rules this run brought into use (their `in_use_from` month reached): before the month
+    /// itself was assessed, the bases of their periods were re-derived under their figures
+    /// and the months assessed before were re-assessed, as adjustments (多退少补).
+    #[serde(default)]
+    pub rules_brought_into_use: i64,
+    #[serde(default)]
+    pub bases_rederived: i64,
+    #[serde(default)]
+    pub months_reassessed: i64,
 }
 
 /// `record-payment`: what the tax authority received for an assessment.
