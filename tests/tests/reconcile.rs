@@ -197,8 +197,9 @@ async fn assessment(
     for (i, amount) in items.iter().enumerate() {
         let share = if i == 0 { "employer" } else { "employee" };
         b.run(&format!(
-            "insert into {c}.assessment_items (assessment_id, run_id, person_id, insurance_type, share, base, rate, amount)
-             values ('{id}', '{run}', '{}', 'employee_medical', '{share}', 5000.00, 0.02, {amount})",
+            "insert into {c}.assessment_items (assessment_id, run_id, person_id, insurance_type, share, base, rate, amount,
+                                               line, month)
+             values ('{id}', '{run}', '{}', 'employee_medical', '{share}', 5000.00, 0.02, {amount}, 'medical', '2024-03-01')",
             Uuid::now_v7()
         ))
         .await;

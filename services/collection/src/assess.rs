@@ -77,9 +77,19 @@ pub async fn run(
         &[&line_s, &month.to_string()],
     )
     .await?;
+    // The run's hash joins and aggregates are over the whole month (a million persons, two
+    // million items): with the server's default 4 MB each spills to temporary files in batches.
+    // The projection's joins, planned with a policy rule estimated at one row, ran the whole
+    // join once per insurance type of the line under a nested loop (BENCHMARKS.md, 2026-12-08):
+    // nested loops are off for that one statement, and so is JIT compilation, which the
+    // disabled plans' inflated costs would otherwise ask for with full optimisation (a second
+    // per statement, whatever the number of persons).
     tx.batch_execute(
-        "drop table if exists pg_temp.expected; drop table if exists pg_temp.delta;
-         drop table if exists pg_temp.per_line",
+        "set local work_mem = '64MB';
+         drop table if exists pg_temp.expected; drop table if exists pg_temp.delta;
+         drop table if exists pg_temp.per_line;
+         set local enable_nestloop = off;
+         set local jit = off",
     )
     .await?;
     tx.execute(
@@ -153,6 +163,8 @@ pub async fn run(
         &[&region, &line_s, &month],
     )
     .await?;
+    tx.batch_execute("set local enable_nestloop to default; set local jit to default")
+        .await?;
     // The employer's share is rate × the sum of its employees' bases, rounded once: one
     // rounding item per employer and type reconciles it with the per-person items.
     tx.execute(
@@ -198,7 +210,7 @@ pub async fn run(
                  select a.payer_kind, a.payer_id, i.person_id, i.insurance_type, i.share,
                         sum(i.amount) as amount
                  from assessment_items i join assessments a using (assessment_id)
-                 where a.line = $1 and a.month = $2
+                 where a.line = $1 and a.month = $2 and i.line = $1 and i.month = $2
                  group by 1, 2, 3, 4, 5
              )
              select coalesce(e.payer_kind, b.payer_kind) as payer_kind,
@@ -311,15 +323,44 @@ pub async fn run(
     //    the join, so it cannot name a missing one; that every difference found its assessment
     //    is checked here, on the count this statement returns, instead of a foreign-key lookup
     //    per item (V8).
-    let written = tx
-        .execute(
-            "insert into assessment_items (assessment_id, run_id, person_id, insurance_type, share, base, rate, amount)
-             select a.assessment_id, $3, d.person_id, d.insurance_type, d.share, d.base, d.rate, d.amount
-             from pg_temp.delta d
-             join assessments a on a.line = $1 and a.month = $2 and a.payer_kind = d.payer_kind and a.payer_id = d.payer_id",
+    // A month's first items go into a table of their own, attached as the month's partition
+    // once they are in: its indexes are then built in one pass instead of maintained item by
+    // item (V10). Later runs of the month insert through the parent.
+    let select = "select a.assessment_id, $3, d.person_id, d.insurance_type, d.share, d.base, d.rate, d.amount, $1, $2
+                  from pg_temp.delta d
+                  join assessments a on a.line = $1 and a.month = $2 and a.payer_kind = d.payer_kind and a.payer_id = d.payer_id";
+    let partition = format!("assessment_items_{line_s}_{}", month.format("%Y_%m"));
+    let partitioned: bool = tx
+        .query_one("select to_regclass($1) is not null", &[&partition])
+        .await?
+        .get(0);
+    let written = if partitioned || assessed_before {
+        tx.execute(
+            &format!("insert into assessment_items {select}"),
             &[&line_s, &month, &run_id],
         )
+        .await?
+    } else {
+        let next = month.checked_add_months(chrono::Months::new(1)).unwrap_or(month);
+        // The check matches the partition's bounds, so that attaching it needs no scan.
+        tx.batch_execute(&format!(
+            "create table {partition} (like assessment_items including defaults including constraints,
+                 constraint {partition}_bounds check (line = '{line_s}' and month = '{month}'))"
+        ))
         .await?;
+        let n = tx
+            .execute(
+                &format!("insert into {partition} {select}"),
+                &[&line_s, &month, &run_id],
+            )
+            .await?;
+        tx.batch_execute(&format!(
+            "alter table assessment_items_{line_s} attach partition {partition}
+                 for values from ('{month}') to ('{next}')"
+        ))
+        .await?;
+        n
+    };
     if written != items as u64 {
         return Err(HandlerError::Permanent(anyhow::anyhow!(
             "assessment of {line} {month}: {} of {items} difference items found no assessment; nothing was written",

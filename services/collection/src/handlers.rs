@@ -591,12 +591,16 @@ impl CollectionHandler {
             // with `month`'s declaration, not by the month's own (long past) deadline.
             let rows = tx
                 .query(
+                    // Items are found through their month's assessments (no index reads
+                    // items by run).
                     "select a.assessment_id, a.payer_kind = 'employer'
                      from assessments a
-                     join (select assessment_id, sum(amount) as change from assessment_items
-                           where run_id = $1 group by assessment_id) i using (assessment_id)
+                     join (select i.assessment_id, sum(i.amount) as change
+                           from assessments m join assessment_items i using (assessment_id)
+                           where m.line = $2 and m.month = $3 and i.run_id = $1
+                           group by i.assessment_id) i using (assessment_id)
                      where i.change > 0 and a.paid >= a.due - i.change and a.paid > 0",
-                    &[&outcome.run_id],
+                    &[&outcome.run_id, &msg.line.as_str(), &m.first_day()],
                 )
                 .await?;
             for employer in [true, false] {
