@@ -692,7 +692,11 @@ async fn run(
     let published = loop {
         let row = db
             .query_one(
-                "select count(*) filter (where published_at is null), count(*) from outbox",
+                // Only the assessment's events are counted: seeding through the services
+                // leaves collection's own (base-determined) in the outbox too.
+                "select count(*) filter (where published_at is null),
+                        count(*) filter (where message_type = 'collection.contribution-assessed.v1')
+                 from outbox",
                 &[],
             )
             .await?;
@@ -847,7 +851,13 @@ impl Report {
             thousands(args.employers.into()),
             args.month
         );
-        let verdict = if self.wall <= TARGET { "within" } else { "**over**" };
+        // The target is for a million persons; a smaller run is only measured against it.
+        let verdict = match (self.wall <= TARGET, args.persons >= 1_000_000) {
+            (true, true) => "within",
+            (false, true) => "**over**",
+            (true, false) => "(at this size) within",
+            (false, false) => "(at this size) **over**",
+        };
         let _ = writeln!(
             s,
             "**Wall time {}** (command sent → last event confirmed by the broker), {verdict} the \
