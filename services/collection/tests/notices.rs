@@ -57,6 +57,30 @@ async fn employer_with_staff(
     (employer, ids)
 }
 
+/// A flexible worker enrolled in employee medical from `month`, once collection's projection
+/// holds `covered` coverage rows in all.
+async fn flexible_worker(
+    client: &messaging::client::CommandClient,
+    cdb: &deadpool_postgres::Object,
+    id: &str,
+    month: &str,
+    covered: i64,
+) {
+    ok(
+        client,
+        Line::Medical,
+        E,
+        "enroll-person",
+        json!({"id_number": id, "name": "灵活", "phone": "13800000000", "category": "flexible",
+               "insurance_types": ["employee_medical"], "effective_month": month}),
+    )
+    .await;
+    wait_for("projection", WAIT, || async {
+        (count(cdb, "select count(*) from coverage").await == covered).then_some(())
+    })
+    .await;
+}
+
 #[tokio::test]
 async fn wuhan_2022_is_due_within_the_month_and_the_employer_share_is_rounded_once() {
     let env = TestEnv::new();
@@ -466,19 +490,7 @@ async fn hangzhou_collects_in_the_next_month_and_moved_july_2020_for_employers()
     let cdb = env.pool("collection").await.get().await.unwrap();
     let (employer, ids) = employer_with_staff(&client, 83, 1, "2020-01").await;
     let flexible = id_number(8399);
-    ok(
-        &client,
-        Line::Medical,
-        E,
-        "enroll-person",
-        json!({"id_number": flexible, "name": "灵活", "phone": "13800000000", "category": "flexible",
-               "insurance_types": ["employee_medical"], "effective_month": "2020-01"}),
-    )
-    .await;
-    wait_for("projection", WAIT, || async {
-        (count(&cdb, "select count(*) from coverage").await == 2).then_some(())
-    })
-    .await;
+    flexible_worker(&client, &cdb, &flexible, "2020-01", 2).await;
     ok(
         &client,
         Line::Medical,
@@ -672,19 +684,7 @@ async fn hangzhou_2020_base_is_in_use_from_july_and_january_to_june_are_settled_
     let cdb = env.pool("collection").await.get().await.unwrap();
     let (employer, ids) = employer_with_staff(&client, 84, 2, "2020-01").await;
     let flexible = id_number(8499);
-    ok(
-        &client,
-        Line::Medical,
-        E,
-        "enroll-person",
-        json!({"id_number": flexible, "name": "灵活", "phone": "13800000000", "category": "flexible",
-               "insurance_types": ["employee_medical"], "effective_month": "2020-01"}),
-    )
-    .await;
-    wait_for("projection", WAIT, || async {
-        (count(&cdb, "select count(*) from coverage").await == 3).then_some(())
-    })
-    .await;
+    flexible_worker(&client, &cdb, &flexible, "2020-01", 3).await;
     let p = ok(
         &client,
         Line::Medical,
